@@ -1,0 +1,44 @@
+"""The one place that turns errors into HTTP answers."""
+
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from common.errors import ApplicationError
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    """Every error answer has one shape: {"error": {"code", "message", ...where}}."""
+    if isinstance(exc, ApplicationError):
+        return Response(
+            {"error": {"code": exc.code, "message": exc.message, **exc.extra}},
+            status=exc.http_status,
+        )
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, drf_exceptions.ValidationError):
+        field, reason = _first_validation_problem(exc.detail)
+        response.data = {
+            "error": {
+                "code": "invalid",
+                "message": f"field '{field}': {reason}",
+                "field": field,
+                "reason": reason,
+            }
+        }
+    else:
+        detail = response.data.get("detail", "") if isinstance(response.data, dict) else ""
+        code = getattr(exc, "default_code", "error")
+        response.data = {"error": {"code": code, "message": str(detail)}}
+    return response
+
+
+def _first_validation_problem(detail: object, path: str = "") -> tuple[str, str]:
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = "body" if key == "non_field_errors" else str(key)
+            return _first_validation_problem(value, f"{path}.{name}" if path else name)
+    if isinstance(detail, list) and detail:
+        return _first_validation_problem(detail[0], path)
+    return (path or "body"), str(detail)

@@ -1,0 +1,79 @@
+"""Parsing of untrusted JSON values into domain types. Pure: no I/O."""
+
+import math
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from common.errors import InvalidInput
+
+# numeric(30, 12) leaves 18 digits before the point.
+MAX_DECIMAL = Decimal("1e18")
+EARLIEST_TIMESTAMP = datetime.fromisoformat("2015-01-01T00:00:00+00:00")
+MAX_CLOCK_AHEAD = timedelta(days=1)
+
+
+def parse_decimal(
+    value: object, *, field: str, row: int | None = None, allow_negative: bool = False
+) -> Decimal:
+    """A finite decimal (non-negative unless allowed) from a JSON number or a decimal string
+    (Binance sends strings)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InvalidInput(
+            field=field,
+            row=row,
+            reason=f"must be a number or a decimal string, got {kind_of(value)}",
+        )
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInput(field=field, row=row, reason="must be finite")
+        value = repr(value)
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise InvalidInput(
+            field=field, row=row, reason=f"{value!r} is not a decimal number"
+        ) from None
+    if not number.is_finite():
+        raise InvalidInput(field=field, row=row, reason="must be finite")
+    if number < 0 and not allow_negative:
+        raise InvalidInput(field=field, row=row, reason="must not be negative")
+    if abs(number) >= MAX_DECIMAL:
+        raise InvalidInput(field=field, row=row, reason="is too large (at most 18 integer digits)")
+    return number
+
+
+def parse_timestamp(
+    value: object, *, field: str, now: datetime, row: int | None = None
+) -> datetime:
+    """An ISO-8601 timestamp with a zone (e.g. 2025-12-01T12:34:56Z), not far in the future."""
+    if not isinstance(value, str):
+        raise InvalidInput(
+            field=field, row=row, reason=f"must be an ISO-8601 string, got {kind_of(value)}"
+        )
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(
+            field=field, row=row, reason=f"{value!r} is not an ISO-8601 timestamp"
+        ) from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidInput(
+            field=field, row=row, reason=f"{value!r} has no time zone (add 'Z' or '+00:00')"
+        )
+    if moment < EARLIEST_TIMESTAMP:
+        raise InvalidInput(field=field, row=row, reason=f"{value!r} is before 2015")
+    if moment > now + MAX_CLOCK_AHEAD:
+        raise InvalidInput(field=field, row=row, reason=f"{value!r} is more than a day ahead")
+    return moment
+
+
+def kind_of(value: object) -> str:
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)

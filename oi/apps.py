@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class OiConfig(AppConfig):
+    name = "oi"
+    verbose_name = "Open interest"

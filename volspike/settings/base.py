@@ -1,0 +1,268 @@
+"""Settings shared by every environment. Every value comes from the environment; see .env.example."""
+
+from decimal import Decimal
+
+from django.core.exceptions import ImproperlyConfigured
+
+from volspike.env import BASE_DIR, env
+
+# --- Django core -------------------------------------------------------------------------
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.postgres",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "channels",
+    "common",
+    "oi",
+    "liquidity",
+    "alerts",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "volspike.urls"
+WSGI_APPLICATION = None
+ASGI_APPLICATION = "volspike.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# https://docs.djangoproject.com/en/5.2/ref/settings/#databases
+DATABASES = {
+    "default": env.db(
+        "DATABASE_URL", default="postgres://volspike:volspike@127.0.0.1:5432/volspike"
+    ),
+}
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# An ingest batch of 20,000 rows is about 3 MB of JSON.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int(
+    "DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", default=16 * 1024 * 1024
+)
+
+# --- Redis ---------------------------------------------------------------------------------
+REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+# --- Celery (https://docs.celeryq.dev/en/stable/userguide/configuration.html) -------------
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_TASK_ACKS_LATE = False
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {}  # filled below, next to each job's settings
+
+# --- Channels: the pub/sub layer has no per-channel capacity that drops messages silently ---
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL]},
+    },
+}
+
+# --- API --------------------------------------------------------------------------------------
+API_READS_REQUIRE_AUTH = env.bool("API_READS_REQUIRE_AUTH", default=False)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["common.authentication.ApiTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["common.permissions.WritesNeedTokenReadsBySetting"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "common.exceptions.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "VolSpike OI API",
+    "DESCRIPTION": "Open interest of liquid Binance USDⓈ-M perpetuals: snapshots, liquid universe, alerts.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Open interest ----------------------------------------------------------------------------
+# The largest ingest batch accepted; the hourly script sends the full universe (~650 rows).
+OI_INGEST_MAX_ROWS = env.int("OI_INGEST_MAX_ROWS", default=20_000)
+OI_SAMPLES_DEFAULT_LIMIT = 100
+OI_SAMPLES_MAX_LIMIT = 5_000
+
+# --- Liquid universe (liquidity/) ---------------------------------------------------------------
+LIQUIDITY_ENTER_QUOTE_VOLUME = Decimal(env("LIQUIDITY_ENTER_QUOTE_VOLUME", default="4000000"))
+LIQUIDITY_EXIT_QUOTE_VOLUME = Decimal(env("LIQUIDITY_EXIT_QUOTE_VOLUME", default="2000000"))
+if LIQUIDITY_ENTER_QUOTE_VOLUME < LIQUIDITY_EXIT_QUOTE_VOLUME:
+    raise ImproperlyConfigured(
+        f"LIQUIDITY_ENTER_QUOTE_VOLUME ({LIQUIDITY_ENTER_QUOTE_VOLUME}) must not be below "
+        f"LIQUIDITY_EXIT_QUOTE_VOLUME ({LIQUIDITY_EXIT_QUOTE_VOLUME})"
+    )
+LIQUIDITY_REFRESH_SEC = env.int("LIQUIDITY_REFRESH_SEC", default=300)
+LIQUIDITY_REFRESH_HISTORY_DAYS = env.int("LIQUIDITY_REFRESH_HISTORY_DAYS", default=14)
+# Where the job reads exchangeInfo: empty = this project's own proxy, in-process (same cache as
+# GET /api/binance/futures/info); a URL = that proxy over HTTP (e.g. the old binance-proxy.js).
+EXCHANGE_INFO_PROXY_URL = env("EXCHANGE_INFO_PROXY_URL", default="")
+EXCHANGE_INFO_CACHE_TTL_SEC = env.int("EXCHANGE_INFO_CACHE_TTL_SEC", default=60)
+EXCHANGE_INFO_CORS_ALLOWED_ORIGINS = env.list("EXCHANGE_INFO_CORS_ALLOWED_ORIGINS", default=["*"])
+CELERY_BEAT_SCHEDULE["liquidity-universe-refresh"] = {
+    "task": "liquidity.universe_refresh",
+    "schedule": float(LIQUIDITY_REFRESH_SEC),
+    # A run queued behind a worker outage is dropped rather than run late, twice.
+    "options": {"expires": LIQUIDITY_REFRESH_SEC * 0.9, "queue": "default"},
+}
+
+# --- Realtime poller (oi/) ------------------------------------------------------------------------
+# The interval follows design §4.2 from N and this budget (weight/min), within [MIN, MAX] seconds.
+OI_MAX_REQ_PER_MIN = env.int("OI_MAX_REQ_PER_MIN", default=2000)
+OI_MIN_INTERVAL_SEC = env.float("OI_MIN_INTERVAL_SEC", default=5.0)
+OI_MAX_INTERVAL_SEC = env.float("OI_MAX_INTERVAL_SEC", default=20.0)
+# Beat dispatches every window; each window's polls are split into shards of at most this many.
+OI_WINDOW_SEC = env.int("OI_WINDOW_SEC", default=2)
+OI_SHARD_MAX_POLLS = env.int("OI_SHARD_MAX_POLLS", default=60)
+OI_SHARD_THREADS = env.int("OI_SHARD_THREADS", default=8)
+# A poll waits at most this long for the shared budget, and is retried at most this often.
+OI_POLL_MAX_BUDGET_WAIT_SEC = env.float("OI_POLL_MAX_BUDGET_WAIT_SEC", default=2.0)
+OI_POLL_MAX_RETRIES = env.int("OI_POLL_MAX_RETRIES", default=1)
+# Ring buffers keep this much history per symbol (and expire this long after the last sample).
+OI_RING_WINDOW_SEC = env.int("OI_RING_WINDOW_SEC", default=3 * 3600)
+# A symbol failing this many polls in a row is reported by the poller API.
+OI_FAILING_AFTER = env.int("OI_FAILING_AFTER", default=3)
+# Split deployment: POST batches to a remote backend's ingest instead of this database.
+OI_REMOTE_INGEST_URL = env("OI_REMOTE_INGEST_URL", default="")
+OI_REMOTE_INGEST_TOKEN = env("OI_REMOTE_INGEST_TOKEN", default="")
+CELERY_TASK_ROUTES = {
+    "oi.poll_shard": {"queue": "oi_poll"},
+    "oi.ring_backfill": {"queue": "oi_backfill"},
+}
+CELERY_BEAT_SCHEDULE["oi-poll-dispatch"] = {
+    "task": "oi.poll_dispatch",
+    "schedule": float(OI_WINDOW_SEC),
+    "options": {"expires": OI_WINDOW_SEC * 0.9, "queue": "oi_poll"},
+}
+CELERY_BEAT_SCHEDULE["oi-snapshots-flush-pending"] = {
+    "task": "oi.snapshots_flush_pending",
+    "schedule": 30.0,
+    "options": {"expires": 25.0, "queue": "default"},
+}
+
+# --- Alerts (alerts/) ----------------------------------------------------------------------------
+# Baseline = median of the samples aged between W_LOW and W_HIGH seconds (design §5.1).
+OI_ALERT_W_LOW_SEC = env.int("OI_ALERT_W_LOW_SEC", default=1800)
+OI_ALERT_W_HIGH_SEC = env.int("OI_ALERT_W_HIGH_SEC", default=3600)
+OI_ALERT_MIN_BASELINE_SAMPLES = env.int("OI_ALERT_MIN_BASELINE_SAMPLES", default=3)
+OI_SPIKE_THRESHOLD_PCT = env.float("OI_SPIKE_THRESHOLD_PCT", default=0.05)
+OI_DUMP_THRESHOLD_PCT = env.float("OI_DUMP_THRESHOLD_PCT", default=0.05)
+OI_MIN_DELTA_CONTRACTS = env.float("OI_MIN_DELTA_CONTRACTS", default=5000)
+# Optional minimum |change| × mark price in USD; empty = no USD minimum.
+OI_MIN_DELTA_USD = env.float("OI_MIN_DELTA_USD", default=None)
+OI_ALERT_COOLDOWN_SEC = env.int("OI_ALERT_COOLDOWN_SEC", default=900)
+# Extra browser origins allowed to open the WebSocket feed (besides DJANGO_ALLOWED_HOSTS).
+WS_ALLOWED_ORIGINS = env.list("WS_ALLOWED_ORIGINS", default=[])
+# Alerts sent to a new WebSocket client so it does not start blank.
+OI_ALERT_WS_BACKLOG = env.int("OI_ALERT_WS_BACKLOG", default=20)
+# Delivery beyond the page (optional): a webhook, and a Telegram bot.
+ALERT_WEBHOOK_URL = env("ALERT_WEBHOOK_URL", default="")
+TELEGRAM_BOT_TOKEN = env("TELEGRAM_BOT_TOKEN", default="")
+TELEGRAM_CHAT_ID = env("TELEGRAM_CHAT_ID", default="")
+TELEGRAM_API_URL = env("TELEGRAM_API_URL", default="https://api.telegram.org")
+CELERY_TASK_ROUTES["alerts.*"] = {"queue": "default"}
+
+# --- Exchange (Binance USDⓈ-M futures) --------------------------------------------------------
+# Owned by the exchange layer (exchange/). Local and test settings point at the simulator.
+BINANCE_BASE_URL = env("BINANCE_BASE_URL", default="http://127.0.0.1:8090")
+# Processes leaving from the same public IP share one request budget, named by this id; a host
+# with its own egress IP gets its own id. The budget lives in REDIS_URL.
+BINANCE_EGRESS_ID = env("BINANCE_EGRESS_ID", default="default")
+# The exchange's REQUEST_WEIGHT per minute per IP until exchangeInfo reports the real one.
+BINANCE_IP_WEIGHT_LIMIT = env.int("BINANCE_IP_WEIGHT_LIMIT", default=2400)
+# Share of the exchange's limits never used (headroom for clock skew and in-flight requests).
+BINANCE_BUDGET_SAFETY_MARGIN = env.float("BINANCE_BUDGET_SAFETY_MARGIN", default=0.05)
+# Weight that may leave at once after a quiet spell; the rest is spread evenly.
+BINANCE_BUDGET_BURST = env.int("BINANCE_BUDGET_BURST", default=20)
+# Weight per minute of named consumers ("poller=2000,liquidity=150"). Consumers not listed share
+# what the listed ones leave of the IP budget (at least 5% of it).
+BINANCE_CONSUMER_BUDGETS = {
+    name: int(rate)
+    for name, rate in env.dict("BINANCE_CONSUMER_BUDGETS", default={"poller": "2000"}).items()
+}
+# Longest a call waits for budget (and between retries) before raising BudgetExhausted, seconds.
+BINANCE_MAX_BUDGET_WAIT = env.float("BINANCE_MAX_BUDGET_WAIT", default=30.0)
+# HTTP timeouts in seconds: connecting, and receiving the whole answer.
+BINANCE_CONNECT_TIMEOUT = env.float("BINANCE_CONNECT_TIMEOUT", default=3.0)
+BINANCE_READ_TIMEOUT = env.float("BINANCE_READ_TIMEOUT", default=10.0)
+# Retries of transient failures (5xx, timeouts, garbage); exponential backoff with jitter.
+BINANCE_MAX_RETRIES = env.int("BINANCE_MAX_RETRIES", default=3)
+BINANCE_RETRY_BASE_DELAY = env.float("BINANCE_RETRY_BASE_DELAY", default=0.2)
+BINANCE_RETRY_MAX_DELAY = env.float("BINANCE_RETRY_MAX_DELAY", default=5.0)
+
+# --- Logging: one line per event ------------------------------------------------------------
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"line": {"()": "common.logging.KeyValueFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "celery": {"level": "INFO"},
+    },
+}

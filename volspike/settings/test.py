@@ -1,0 +1,20 @@
+"""Test settings: real Postgres and real Redis, on a Redis database of their own."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+SECRET_KEY = env(
+    "DJANGO_SECRET_KEY", default="test-insecure-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+)
+DEBUG = False
+REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
+CELERY_BROKER_URL = REDIS_URL
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": "test"},
+    },
+}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
