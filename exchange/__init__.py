@@ -1,0 +1,1 @@
+"""Binance USDⓈ-M futures exchange layer: weights, shared-budget client and a local simulator."""

@@ -1,0 +1,425 @@
+"""One Binance request budget shared by every process and host that leaves from the same IP.
+
+The state lives in Redis and every decision is taken by one Lua script that reads the Redis
+server clock (``TIME``), so all hosts agree on time and no two processes can spend the same
+weight. Limits are GCRAs (generic cell rate algorithm): a request of weight ``w`` moves a
+"theoretical arrival time" forward by ``w`` emission intervals, which spreads requests evenly
+and allows only a small burst.
+
+Checked atomically, per request:
+
+* the shared back-off ("nobody sends before T"), set after a 429/418 or when the exchange's
+  ``X-MBX-USED-WEIGHT-1M`` shows more weight used than this limiter admitted;
+* the consumer's own weight/min (e.g. "poller" 2000; consumers without a configured budget get
+  what the configured ones leave of the IP budget);
+* the IP's weight/min, derived from the exchange's limit (2400, or what exchangeInfo reports)
+  minus a safety margin and the burst;
+* for ``/futures/data/*`` (weight 0) instead: their own 1000 requests / 5 min IP limit.
+
+Window bound: a GCRA at rate R admits at most ``R·W/60 + max(burst, weight)`` in any span of
+W seconds, so the IP rate is ``limit·(1 − margin) − burst`` and Binance's calendar-minute window
+never sees more than ``limit·(1 − margin)`` plus one large request from this limiter.
+
+Budgets are named by an egress id: workers that share an IP share one id; a host with its own
+IP gets its own.
+"""
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import redis
+
+from exchange.errors import BudgetExhausted, ExchangeUnavailable
+from exchange.weights import (
+    DEFAULT_IP_WEIGHT_LIMIT_PER_MIN,
+    FUTURES_DATA_LIMIT_REQUESTS,
+    FUTURES_DATA_LIMIT_WINDOW_SEC,
+)
+
+REASON_OK = 0
+REASON_BACKOFF = 1
+REASON_CONSUMER = 2
+REASON_IP = 3
+REASON_FUTURES_DATA = 4
+REASON_NAMES = {
+    REASON_BACKOFF: "backoff",
+    REASON_CONSUMER: "consumer",
+    REASON_IP: "ip",
+    REASON_FUTURES_DATA: "futures_data",
+}
+
+# KEYS: 1 back-off-until (µs), 2 learned IP limit, 3 IP TAT, 4 consumer TAT, 5 futures-data TAT
+# ARGV: 1 weight, 2 futures_data (0/1), 3 default IP limit/min, 4 safety margin, 5 burst,
+#       6 consumer rate/min (0 = remainder), 7 sum of configured consumer rates,
+#       8 remainder floor (fraction of the IP rate), 9 futures-data interval (µs per request),
+#       10 futures-data burst, 11 longest wait the caller accepts (µs),
+#       12 stage: "consumer" books the consumer's own rate, "ip" the IP's, "both" both at once
+# Returns {granted, wait_us, reason, ip_limit, now_us}. Granted: the request is booked and may
+# leave in wait_us. Refused (nothing booked): the earliest possible slot is wait_us away.
+ACQUIRE_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local limit = tonumber(redis.call('GET', KEYS[2]) or ARGV[3])
+local max_wait = tonumber(ARGV[11])
+
+local backoff_until = tonumber(redis.call('GET', KEYS[1]) or '0')
+if backoff_until > now then
+  return {0, backoff_until - now, 1, limit, now}
+end
+
+local levels = {}
+local function add_level(key, interval, burst, cost, reason)
+  local tat = tonumber(redis.call('GET', key) or '0')
+  if tat < now then tat = now end
+  local allow_at = tat + interval * cost - interval * math.max(burst, cost)
+  if allow_at < now then allow_at = now end
+  levels[#levels + 1] = {key, interval, cost, tat, allow_at, reason}
+end
+
+if ARGV[2] == '1' then
+  add_level(KEYS[5], tonumber(ARGV[9]), tonumber(ARGV[10]), 1, 4)
+else
+  local weight = tonumber(ARGV[1])
+  if weight <= 0 then return {1, 0, 0, limit, now} end
+  local burst = tonumber(ARGV[5])
+  local ip_rate = math.max(math.floor(limit * (1 - tonumber(ARGV[4]))) - burst, 1)
+  local consumer_rate = tonumber(ARGV[6])
+  if consumer_rate <= 0 then
+    consumer_rate = math.max(ip_rate - tonumber(ARGV[7]), math.ceil(ip_rate * tonumber(ARGV[8])))
+  end
+  if ARGV[12] ~= 'ip' then add_level(KEYS[4], 60000000 / consumer_rate, burst, weight, 2) end
+  if ARGV[12] ~= 'consumer' then add_level(KEYS[3], 60000000 / ip_rate, burst, weight, 3) end
+end
+
+local send_at, reason = now, 0
+for _, level in ipairs(levels) do
+  if level[5] > send_at then send_at, reason = level[5], level[6] end
+end
+send_at = math.ceil(send_at)
+if send_at - now > max_wait then return {0, send_at - now, reason, limit, now} end
+
+for _, level in ipairs(levels) do
+  local new_tat = math.ceil(math.max(level[4], send_at) + level[2] * level[3])
+  local ttl_ms = math.ceil((new_tat - now) / 1000) + 1000
+  redis.call('SET', level[1], string.format('%.0f', new_tat), 'PX', ttl_ms)
+end
+return {1, send_at - now, reason, limit, now}
+"""
+
+# KEYS: 1 back-off-until (µs), 2 back-off reason
+# ARGV: 1 mode ("at": absolute µs, "in": µs from now, "minute": next minute + ARGV[2] µs),
+#       2 value, 3 reason
+# Returns {until_us, now_us}; an earlier deadline never shortens a later one.
+BACKOFF_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local mode = ARGV[1]
+local value = tonumber(ARGV[2])
+local target
+if mode == 'at' then
+  target = value
+elseif mode == 'in' then
+  target = now + value
+else
+  target = (math.floor(now / 60000000) + 1) * 60000000 + value
+end
+target = math.ceil(target)
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current >= target then return {current, now} end
+if target <= now then return {0, now} end
+local ttl_ms = math.ceil((target - now) / 1000) + 1000
+redis.call('SET', KEYS[1], string.format('%.0f', target), 'PX', ttl_ms)
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ttl_ms)
+return {target, now}
+"""
+
+
+def _default_consumer_budgets() -> dict[str, int]:
+    return {"poller": 2000}
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """How the IP's request weight is shared. Rates are Binance weight per minute."""
+
+    egress_id: str = "default"
+    ip_weight_limit: int = DEFAULT_IP_WEIGHT_LIMIT_PER_MIN
+    safety_margin: float = 0.05
+    burst: int = 20
+    consumer_budgets: Mapping[str, int] = field(default_factory=_default_consumer_budgets)
+    remainder_floor: float = 0.05
+    futures_data_limit: int = FUTURES_DATA_LIMIT_REQUESTS
+    futures_data_window_s: int = FUTURES_DATA_LIMIT_WINDOW_SEC
+    futures_data_burst: int = 5
+    pause_margin_s: float = 0.25
+    default_max_wait_s: float = 30.0
+    key_prefix: str = "volspike:binance"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.safety_margin < 1:
+            raise ValueError("safety_margin must be in [0, 1)")
+        if self.burst < 1 or self.futures_data_burst < 1:
+            raise ValueError("bursts must be at least 1")
+        if any(rate <= 0 for rate in self.consumer_budgets.values()):
+            raise ValueError("consumer budgets must be positive")
+        object.__setattr__(self, "consumer_budgets", dict(self.consumer_budgets))
+
+    def ip_rate_per_min(self, ip_limit: int | None = None) -> int:
+        """The IP-level GCRA rate: the exchange limit less the safety margin and the burst."""
+        limit = ip_limit or self.ip_weight_limit
+        return max(math.floor(limit * (1 - self.safety_margin)) - self.burst, 1)
+
+    def consumer_rate_per_min(self, consumer: str, ip_limit: int | None = None) -> int:
+        if consumer in self.consumer_budgets:
+            return self.consumer_budgets[consumer]
+        ip_rate = self.ip_rate_per_min(ip_limit)
+        remainder = ip_rate - sum(self.consumer_budgets.values())
+        return max(remainder, math.ceil(ip_rate * self.remainder_floor))
+
+    def futures_data_rate(self) -> float:
+        """Requests per second allowed on /futures/data/* after the safety margin."""
+        usable = math.floor(self.futures_data_limit * (1 - self.safety_margin))
+        return max(usable - self.futures_data_burst, 1) / self.futures_data_window_s
+
+    def pause_threshold(self, ip_limit: int | None = None) -> int:
+        """Used weight above which the exchange counts more than this limiter can have admitted."""
+        limit = ip_limit or self.ip_weight_limit
+        return math.floor(limit * (1 - self.safety_margin / 2))
+
+
+@dataclass
+class BudgetStats:
+    """Per-process counters of the limiter's own work (Redis round trips) and of waiting."""
+
+    acquired: int = 0
+    redis_calls: int = 0
+    redis_seconds: float = 0.0
+    waited_seconds: float = 0.0
+    refusals: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def us_per_acquire(self) -> float:
+        """Time spent talking to Redis per admitted request, in microseconds (sleeps excluded)."""
+        return self.redis_seconds / self.acquired * 1e6 if self.acquired else 0.0
+
+    @property
+    def us_per_redis_call(self) -> float:
+        return self.redis_seconds / self.redis_calls * 1e6 if self.redis_calls else 0.0
+
+
+def _utc_from_us(epoch_us: float) -> datetime:
+    return datetime.fromtimestamp(epoch_us / 1e6, tz=UTC)
+
+
+class RequestBudget:
+    """The shared budget of one egress IP, kept in Redis. One instance per process is enough."""
+
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        config: BudgetConfig | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.redis = redis_client
+        self.config = config or BudgetConfig()
+        self._sleep = sleep
+        self._acquire_script = redis_client.register_script(ACQUIRE_LUA)
+        self._backoff_script = redis_client.register_script(BACKOFF_LUA)
+        self.ip_limit = self.config.ip_weight_limit
+        self.stats = BudgetStats()
+        base = f"{self.config.key_prefix}:{{{self.config.egress_id}}}"
+        self.keys = {
+            "backoff_until": f"{base}:backoff_until",
+            "backoff_reason": f"{base}:backoff_reason",
+            "ip_limit": f"{base}:ip_limit",
+            "ip_tat": f"{base}:tat:ip",
+            "futures_data_tat": f"{base}:tat:futures_data",
+        }
+        self._consumer_tat_prefix = f"{base}:tat:consumer:"
+
+    def _book(
+        self, weight: int, consumer: str, futures_data: bool, max_wait_us: int, stage: str = "both"
+    ) -> tuple[bool, int, int, int]:
+        cfg = self.config
+        started = time.perf_counter()
+        try:
+            answer = self._acquire_script(
+                keys=[
+                    self.keys["backoff_until"],
+                    self.keys["ip_limit"],
+                    self.keys["ip_tat"],
+                    self._consumer_tat_prefix + consumer,
+                    self.keys["futures_data_tat"],
+                ],
+                args=[
+                    weight,
+                    1 if futures_data else 0,
+                    cfg.ip_weight_limit,
+                    repr(cfg.safety_margin),
+                    cfg.burst,
+                    cfg.consumer_budgets.get(consumer, 0),
+                    sum(cfg.consumer_budgets.values()),
+                    repr(cfg.remainder_floor),
+                    repr(1e6 / cfg.futures_data_rate()),
+                    cfg.futures_data_burst,
+                    max_wait_us,
+                    stage,
+                ],
+            )
+        except redis.RedisError as exc:
+            raise ExchangeUnavailable(f"request budget store unreachable: {exc}") from exc
+        granted, wait_us, reason, ip_limit, now_us = answer
+        self.stats.redis_calls += 1
+        self.stats.redis_seconds += time.perf_counter() - started
+        self.ip_limit = int(ip_limit)
+        return bool(granted), int(wait_us), int(reason), int(now_us)
+
+    def acquire(
+        self,
+        weight: int,
+        *,
+        consumer: str = "default",
+        futures_data: bool = False,
+        max_wait: float | None = None,
+    ) -> float:
+        """Book the next slot for a request of ``weight``, sleep until it, return seconds waited.
+
+        A request first books its consumer's own slot and sleeps until it; only then does it
+        book the IP's slot. So a consumer waiting on its own (small) share never holds back the
+        others at the IP level. Within each level, slots are booked in arrival order across all
+        processes, so a heavy request is not starved by light ones. ``futures_data`` requests
+        (``/futures/data/*``) are charged one request against their own 5-minute limit instead
+        of weight. Raises ``BudgetExhausted`` at once, without booking or sleeping, when a slot
+        (or the end of a shared back-off) is further away than what is left of ``max_wait``
+        seconds (0 = fail fast; None = the configured default).
+        """
+        if weight < 0:
+            raise ValueError("weight must be >= 0")
+        budget_s = self.config.default_max_wait_s if max_wait is None else max_wait
+        deadline = time.monotonic() + budget_s
+        stages = ("both",) if futures_data else ("consumer", "ip")
+        waited = sum(
+            self._acquire_stage(weight, consumer, futures_data, stage, deadline, budget_s)
+            for stage in stages
+        )
+        self.stats.acquired += 1
+        self.stats.waited_seconds += waited
+        return waited
+
+    def _acquire_stage(
+        self,
+        weight: int,
+        consumer: str,
+        futures_data: bool,
+        stage: str,
+        deadline: float,
+        budget_s: float,
+    ) -> float:
+        waited = 0.0
+        while True:
+            remaining_us = max(int((deadline - time.monotonic()) * 1e6), 0)
+            granted, wait_us, reason, now_us = self._book(
+                weight, consumer, futures_data, remaining_us, stage
+            )
+            wait_s = wait_us / 1e6
+            name = REASON_NAMES.get(reason, "unknown")
+            if not granted and (reason != REASON_BACKOFF or wait_us > remaining_us):
+                self.stats.refusals[name] = self.stats.refusals.get(name, 0) + 1
+                raise BudgetExhausted(
+                    f"{name} limit of egress {self.config.egress_id!r} admits this "
+                    f"{consumer!r} request in {wait_s:.3f}s, over the {budget_s:.3f}s allowed",
+                    reason=name,
+                    wait_seconds=wait_s,
+                    retry_at=_utc_from_us(now_us + wait_us),
+                )
+            if wait_us:
+                self._sleep(wait_s)
+                waited += wait_s
+            if granted and (not wait_us or not self._backoff_active()):
+                return waited
+
+    def _backoff_active(self) -> bool:
+        """Whether a back-off began while this process slept towards its booked slot."""
+        started = time.perf_counter()
+        try:
+            until_raw = self.redis.get(self.keys["backoff_until"])
+        except redis.RedisError as exc:
+            raise ExchangeUnavailable(f"request budget store unreachable: {exc}") from exc
+        self.stats.redis_calls += 1
+        self.stats.redis_seconds += time.perf_counter() - started
+        return until_raw is not None and float(until_raw) / 1e6 > time.time()
+
+    def back_off(
+        self,
+        *,
+        seconds: float | None = None,
+        until: datetime | None = None,
+        reason: str = "backoff",
+    ) -> datetime | None:
+        """Stop every process on this egress until ``until`` or for ``seconds`` (Redis clock).
+
+        Returns the resulting back-off deadline (a later existing one is kept), or None when the
+        time given is already past.
+        """
+        if (seconds is None) == (until is None):
+            raise ValueError("give exactly one of seconds or until")
+        if until is not None:
+            mode, value = "at", until.timestamp() * 1e6
+        else:
+            mode, value = "in", max(float(seconds), 0.0) * 1e6  # type: ignore[arg-type]
+        return self._set_backoff(mode, value, reason)
+
+    def pause_until_next_minute(self, reason: str = "used-weight") -> datetime | None:
+        """Stop every process on this egress until the next minute boundary (Binance's window)."""
+        return self._set_backoff("minute", self.config.pause_margin_s * 1e6, reason)
+
+    def _set_backoff(self, mode: str, value: float, reason: str) -> datetime | None:
+        until_us, _now_us = self._backoff_script(
+            keys=[self.keys["backoff_until"], self.keys["backoff_reason"]],
+            args=[mode, repr(float(value)), reason],
+        )
+        return _utc_from_us(int(until_us)) if int(until_us) else None
+
+    def backoff_until(self) -> tuple[datetime, str] | None:
+        """The active shared back-off deadline and its reason, if any."""
+        until_raw, reason = self.redis.mget(self.keys["backoff_until"], self.keys["backoff_reason"])
+        if until_raw is None:
+            return None
+        until = _utc_from_us(float(until_raw))
+        if until <= datetime.now(tz=UTC):
+            return None
+        reason_text = reason.decode() if isinstance(reason, bytes) else reason
+        return until, reason_text or "backoff"
+
+    def clear_backoff(self) -> None:
+        self.redis.delete(self.keys["backoff_until"], self.keys["backoff_reason"])
+
+    def observe_used_weight(self, used_weight: int) -> bool:
+        """Compare the exchange's ``X-MBX-USED-WEIGHT-1M`` with what this limiter can admit.
+
+        This limiter alone never lets the minute counter pass ``pause_threshold``; above it some
+        other program shares the IP (or the limiter lost its state), so everyone pauses until
+        the minute resets. Returns True when it paused. Costs Redis nothing below the threshold.
+        """
+        if used_weight <= self.config.pause_threshold(self.ip_limit):
+            return False
+        self.pause_until_next_minute(reason=f"used-weight {used_weight}/{self.ip_limit}")
+        return True
+
+    def set_ip_limit(self, limit: int) -> None:
+        """Record the exchange's REQUEST_WEIGHT per minute (from exchangeInfo) for all processes."""
+        if limit <= 0:
+            raise ValueError("limit must be positive")
+        self.redis.set(self.keys["ip_limit"], int(limit), ex=86_400)
+        self.ip_limit = int(limit)
+
+    def reset(self) -> None:
+        """Forget all limiter state of this egress (tests and benchmarks)."""
+        pattern = f"{self.config.key_prefix}:{{{self.config.egress_id}}}:*"
+        keys = list(self.redis.scan_iter(match=pattern))
+        if keys:
+            self.redis.delete(*keys)

@@ -1,0 +1,33 @@
+"""Local Binance USDⓈ-M futures simulator: the exchange for the demo, the tests and the benchmarks.
+
+Run: `python -m exchange.simulator [--port 8090 --seed 1 --symbols 650 --weight-limit 2400 ...]`;
+every flag also reads a SIM_* environment variable (see .env.example or `--help`). Pure Python on
+asyncio + httptools (+ uvloop); no Django imports.
+
+Exchange endpoints (GET, answered like fapi.binance.com, weights from exchange/weights.py):
+  /fapi/v1/ping, /fapi/v1/time, /fapi/v1/exchangeInfo, /fapi/v1/ticker/24hr[?symbol],
+  /fapi/v1/openInterest?symbol, /fapi/v1/premiumIndex[?symbol], /fapi/v1/klines,
+  /futures/data/openInterestHist (own limit: 1000 requests / 5 min / IP).
+Every answer carries `x-mbx-used-weight-1m` (per socket peer IP, fixed calendar-minute window).
+Over the limit: 429 {"code":-1003,...} with Retry-After (seconds to the window end); after
+`ban_after_429s` more 429s in the window: 418 "IP(...) banned until <ms>" with Retry-After, the ban
+doubling on each offence from `ban_base_sec`. Unknown paths: 404 HTML page; "//" in a path: 403.
+
+Control API (JSON; never rate-limited, faulted or counted):
+  GET  /sim/stats[?ip=&symbols=A,B]  per-IP weight_used, futures_data_used, requests, count_429,
+                                     count_418, banned_until, endpoints; open_interest_times
+                                     {symbol: [arrival ms, ...]} (bounded by stats_keep).
+  POST /sim/reset                    clear faults, events, overrides, counters, bans, stats.
+  /sim/faults  GET: current; POST: start settings + the given keys (replaces earlier ones);
+               PATCH: merge the given keys; DELETE: no faults at all. Keys: latency_ms,
+               latency_jitter_ms, error_rate, error_status (default: random 500/502/503/504),
+               timeout_rate, truncate_rate, nonjson_rate, html_rate (shares 0..1, drawn from a
+               seeded RNG), paths [prefixes], ips [addresses], remaining (N faulted answers).
+  GET|POST /sim/settings             weight_limit, futures_data_limit, futures_data_window_sec,
+                                     ban_after_429s, ban_base_sec, ban_max_sec.
+  POST /sim/ratelimit                {"status": 429|418, "seconds": s, "ip": optional}: force 429s or
+                                     a ban for one IP (or all IPs when ip is absent).
+  GET|POST /sim/events               {"symbol", "kind": "spike"|"dump", "pct", "at"?, "duration"?}.
+  GET  /sim/symbols, GET|POST /sim/symbols/<SYM>  {"status", "quoteVolume", "delisted",
+                                     "deliveryDate", "openInterest"}.
+"""
