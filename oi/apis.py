@@ -1,0 +1,188 @@
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from common.decimals import plain_decimal
+from common.serializers import PlainDecimalField
+from common.symbols import symbol_problem
+from liquidity.selectors import liquid_symbol_list
+from oi.batches import KNOWN_SOURCES, parse_snapshot_batch
+from oi.selectors import poller_status, ring_samples_if_fresh, snapshot_list_latest
+from oi.services import snapshot_batch_ingest
+
+
+class SnapshotIngestApi(APIView):
+    """Store a batch of open-interest snapshots (design §4.4): all rows or none, idempotent."""
+
+    class InputRowSerializer(serializers.Serializer):
+        """Documents the row; validation is `oi.batches.parse_snapshot_batch` (fast on 20k rows)."""
+
+        symbol = serializers.CharField(help_text="Binance symbol, e.g. BTCUSDT")
+        openInterest = serializers.CharField(help_text="Contracts; JSON number or decimal string")
+        openInterestUsd = serializers.CharField(required=False, allow_null=True)
+        markPrice = serializers.CharField(required=False, allow_null=True)
+        source = serializers.ChoiceField(choices=KNOWN_SOURCES, required=False)
+        timestamp = serializers.DateTimeField(
+            required=False, help_text="Sample time; defaults to the batch timestamp"
+        )
+
+    class InputSerializer(serializers.Serializer):
+        data = serializers.ListField(child=serializers.DictField())
+        timestamp = serializers.DateTimeField(help_text="ISO-8601 with a zone")
+        totalSymbols = serializers.IntegerField(required=False, min_value=0)
+        source = serializers.ChoiceField(choices=KNOWN_SOURCES, required=False)
+
+    class OutputSerializer(serializers.Serializer):
+        received = serializers.IntegerField()
+        inserted = serializers.IntegerField()
+        duplicates = serializers.IntegerField()
+        partial = serializers.BooleanField(
+            help_text="totalSymbols said the universe had more symbols than the batch carries"
+        )
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    def post(self, request):
+        batch = parse_snapshot_batch(
+            request.data, now=timezone.now(), max_rows=settings.OI_INGEST_MAX_ROWS
+        )
+        result = snapshot_batch_ingest(batch=batch)
+        return Response(self.OutputSerializer(result).data)
+
+
+class SnapshotSampleListApi(APIView):
+    """Recent open-interest samples of one symbol, newest first."""
+
+    class FilterSerializer(serializers.Serializer):
+        symbol = serializers.CharField()
+        limit = serializers.IntegerField(
+            required=False,
+            min_value=1,
+            max_value=settings.OI_SAMPLES_MAX_LIMIT,
+            default=settings.OI_SAMPLES_DEFAULT_LIMIT,
+        )
+        source = serializers.ChoiceField(choices=KNOWN_SOURCES, required=False)
+
+        def validate_symbol(self, symbol: str) -> str:
+            problem = symbol_problem(symbol)
+            if problem:
+                raise serializers.ValidationError(problem)
+            return symbol
+
+    class OutputSerializer(serializers.Serializer):
+        ts = serializers.DateTimeField()
+        openInterest = PlainDecimalField(source="open_interest")
+        openInterestUsd = PlainDecimalField(source="open_interest_usd", allow_null=True)
+        markPrice = PlainDecimalField(source="mark_price", allow_null=True)
+        source = serializers.CharField()
+
+    class RingSampleSerializer(serializers.Serializer):
+        ts = serializers.DateTimeField()
+        openInterest = serializers.CharField()
+        openInterestUsd = serializers.CharField(allow_null=True)
+        markPrice = serializers.CharField(allow_null=True)
+        source = serializers.CharField()
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("symbol", str, required=True),
+            OpenApiParameter("limit", int, description="1 to 5000, default 100"),
+            OpenApiParameter("source", str, enum=list(KNOWN_SOURCES)),
+        ],
+        responses=inline_serializer(
+            "SampleList",
+            {
+                "symbol": serializers.CharField(),
+                "count": serializers.IntegerField(),
+                "servedFrom": serializers.ChoiceField(choices=["ring", "postgres"]),
+                "samples": OutputSerializer(many=True),
+            },
+        ),
+    )
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        symbol, limit = filters.validated_data["symbol"], filters.validated_data["limit"]
+        source = filters.validated_data.get("source")
+        ring = None if source == "snapshot" else ring_samples_if_fresh(symbol=symbol, limit=limit)
+        if ring is not None:
+            samples = [
+                {
+                    "ts": datetime.fromtimestamp(sample.time_ms / 1000, tz=UTC),
+                    "openInterest": plain_decimal(sample.open_interest),
+                    "openInterestUsd": None,
+                    "markPrice": None,
+                    "source": "backfill" if sample.backfilled else "realtime",
+                }
+                for sample in ring
+            ]
+            return Response(
+                {"symbol": symbol, "count": len(samples), "servedFrom": "ring", "samples":
+                 self.RingSampleSerializer(samples, many=True).data}
+            )  # fmt: skip
+        stored = list(snapshot_list_latest(symbol=symbol, limit=limit, source=source))
+        return Response(
+            {
+                "symbol": symbol,
+                "count": len(stored),
+                "servedFrom": "postgres",
+                "samples": self.OutputSerializer(stored, many=True).data,
+            }
+        )
+
+
+class PollerStatusApi(APIView):
+    """What the realtime poller is doing: N, interval, budget use, and each symbol's freshness."""
+
+    @extend_schema(
+        responses=inline_serializer(
+            "PollerStatus",
+            {
+                "nSymbols": serializers.IntegerField(),
+                "intervalSec": serializers.FloatField(allow_null=True),
+                "budgetPerMin": serializers.IntegerField(),
+                "weightLastMinute": serializers.IntegerField(),
+                "budgetUsedPct": serializers.FloatField(),
+                "dispatchedAt": serializers.DateTimeField(allow_null=True),
+                "markPricesAgeSec": serializers.FloatField(allow_null=True),
+                "counters": serializers.DictField(child=serializers.IntegerField()),
+                "failing": serializers.DictField(),
+                "staleSymbols": serializers.ListField(child=serializers.CharField()),
+                "lastSampleAgeSec": serializers.DictField(
+                    child=serializers.FloatField(allow_null=True)
+                ),
+            },
+        )
+    )
+    def get(self, request):
+        universe = [member.symbol for member in liquid_symbol_list()]
+        status = poller_status(universe=universe)
+        stale_after = 3 * (status.interval_sec or settings.OI_MAX_INTERVAL_SEC)
+        stale = sorted(
+            symbol
+            for symbol, age in status.last_sample_age_sec.items()
+            if age is None or age > stale_after
+        )
+        return Response(
+            {
+                "nSymbols": status.n_symbols,
+                "intervalSec": status.interval_sec,
+                "budgetPerMin": status.max_req_per_min,
+                "weightLastMinute": status.weight_last_minute,
+                "budgetUsedPct": round(100 * status.weight_last_minute / status.max_req_per_min, 1),
+                "dispatchedAt": (
+                    datetime.fromtimestamp(status.dispatched_at_ms / 1000, tz=UTC)
+                    if status.dispatched_at_ms
+                    else None
+                ),
+                "markPricesAgeSec": status.mark_prices_age_sec,
+                "counters": status.counters,
+                "failing": status.failing,
+                "staleSymbols": stale,
+                "lastSampleAgeSec": status.last_sample_age_sec,
+            }
+        )

@@ -1,0 +1,408 @@
+"""The realtime open-interest poller: what is due when (dispatch), and running a shard.
+
+Beat fires `poll_dispatch` every OI_WINDOW_SEC. Dispatch claims each upcoming window once in
+Redis (so a second beat started by mistake adds nothing), lists the polls due in it (each symbol
+at its own phase, see oi.schedule) and splits them into shards. A shard runs its polls at their
+due times on a small thread pool, then stores the batch: ring buffers (one Redis round trip),
+Postgres (the ingest service) or a remote backend, and the live feed.
+"""
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import lru_cache
+
+from django.conf import settings
+
+from alerts.evaluation import alerts_evaluate
+from alerts.models import AlertSource
+from common.realtime import OI_UPDATES_GROUP, broadcast
+from common.redis import get_redis
+from exchange.client import BinanceFuturesClient, OpenInterest, PremiumIndex
+from exchange.errors import BudgetExhausted, ExchangeError
+from exchange.factory import build_client
+from liquidity.selectors import liquid_symbol_list
+from liquidity.services import REDIS_UNIVERSE_KEY
+from oi.batches import SnapshotRow
+from oi.keys import (
+    BACKFILL_DONE_KEY,
+    BACKFILL_QUEUED_KEY,
+    CONSECUTIVE_FAILURES_KEY,
+    COUNTERS_KEY,
+    FUNDING_RATE_KEY,
+    LAST_FAILURE_KEY,
+    LAST_WINDOW_KEY,
+    MARK_PRICE_KEY,
+    MARK_PRICE_TIME_KEY,
+    STATUS_KEY,
+    UNIVERSE_REQUESTED_KEY,
+    WEIGHT_BUCKET_KEY,
+    WINDOW_CLAIM_KEY,
+)
+from oi.ring import RingSample, ring_append
+from oi.schedule import (
+    MARK_PRICE_JOB,
+    poll_interval_sec,
+    polls_due,
+    split_into_shards,
+    symbol_phases_ms,
+)
+from oi.snapshot_sink import snapshot_rows_deliver
+
+logger = logging.getLogger(__name__)
+
+BACKFILL_QUEUED_TTL_SEC = 120
+
+
+# Windows planned ahead by each dispatch (each claimed once), so that a dispatch running a
+# window or two late, behind busy worker processes, still plans every window in time.
+DISPATCH_LOOKAHEAD_WINDOWS = 3
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    window_start_ms: int
+    window_end_ms: int
+    polls: list[tuple[int, str]]
+    """(due time in ms, symbol or MARK_PRICE_JOB), in time order."""
+
+
+@dataclass(frozen=True)
+class DispatchPlan:
+    shards: list[ShardPlan]
+    backfill: list[str]
+    n_symbols: int
+    interval_sec: float
+
+
+def universe_symbols() -> list[str]:
+    """The liquid universe from Redis, or from Postgres (re-published) if Redis lost it."""
+    redis = get_redis()
+    symbols = redis.smembers(REDIS_UNIVERSE_KEY)
+    if symbols:
+        return sorted(symbols)
+    from_postgres = [member.symbol for member in liquid_symbol_list()]
+    if from_postgres:
+        from liquidity.services import universe_publish_to_redis
+
+        universe_publish_to_redis()
+    return sorted(from_postgres)
+
+
+def universe_refresh_requested() -> bool:
+    """True for the first caller in a minute: the universe is empty, someone should fill it."""
+    return bool(get_redis().set(UNIVERSE_REQUESTED_KEY, 1, nx=True, ex=60))
+
+
+def current_interval_sec(n_symbols: int) -> float:
+    return poll_interval_sec(
+        n_symbols=n_symbols,
+        max_weight_per_min=settings.OI_MAX_REQ_PER_MIN,
+        min_interval_sec=settings.OI_MIN_INTERVAL_SEC,
+        max_interval_sec=settings.OI_MAX_INTERVAL_SEC,
+    )
+
+
+def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
+    """Plan the next windows (each claimed once across all dispatchers) and the backfills."""
+    at_ms = at_ms or now_ms()
+    redis = get_redis()
+    symbols = universe_symbols()
+    window_ms = int(settings.OI_WINDOW_SEC * 1000)
+    current_window = at_ms // window_ms
+    interval_sec = current_interval_sec(len(symbols))
+    interval_ms = round(interval_sec * 1000)
+    _status_record(n_symbols=len(symbols), interval_sec=interval_sec, at_ms=at_ms)
+    if not symbols:
+        return DispatchPlan([], [], 0, interval_sec)
+
+    phases = symbol_phases_ms(symbols, interval_ms)
+    shards: list[ShardPlan] = []
+    for window in range(current_window + 1, current_window + 1 + DISPATCH_LOOKAHEAD_WINDOWS):
+        if not redis.set(WINDOW_CLAIM_KEY.format(window), at_ms, nx=True, ex=300):
+            continue
+        start_ms, end_ms = window * window_ms, (window + 1) * window_ms
+        due = polls_due(phases, interval_ms, start_ms, end_ms)
+        for shard in split_into_shards(due, settings.OI_SHARD_MAX_POLLS):
+            shards.append(
+                ShardPlan(start_ms, end_ms, [(poll.due_ms, poll.symbol) for poll in shard])
+            )
+    _missed_windows_check(current_window)
+    return DispatchPlan(shards, _symbols_needing_backfill(symbols), len(symbols), interval_sec)
+
+
+def _missed_windows_check(current_window: int) -> None:
+    redis = get_redis()
+    previous = redis.getset(LAST_WINDOW_KEY, current_window + DISPATCH_LOOKAHEAD_WINDOWS)
+    if previous is None:
+        return
+    missed = current_window - int(previous)
+    if missed > 0:
+        redis.hincrby(COUNTERS_KEY, "windows_missed", missed)
+        logger.warning("poll windows missed: dispatch ran late", extra={"windows": missed})
+
+
+def _status_record(*, n_symbols: int, interval_sec: float, at_ms: int) -> None:
+    get_redis().hset(
+        STATUS_KEY,
+        mapping={
+            "n_symbols": n_symbols,
+            "interval_sec": interval_sec,
+            "window_sec": settings.OI_WINDOW_SEC,
+            "max_req_per_min": settings.OI_MAX_REQ_PER_MIN,
+            "dispatched_at_ms": at_ms,
+        },
+    )
+
+
+def _symbols_needing_backfill(symbols: list[str]) -> list[str]:
+    """Symbols whose ring buffer was never backfilled (new, or expired), claimed for queuing."""
+    redis = get_redis()
+    with redis.pipeline(transaction=False) as pipe:
+        for symbol in symbols:
+            pipe.exists(BACKFILL_DONE_KEY.format(symbol))
+        done = pipe.execute()
+    candidates = [symbol for symbol, is_done in zip(symbols, done, strict=True) if not is_done]
+    if not candidates:
+        return []
+    with redis.pipeline(transaction=False) as pipe:
+        for symbol in candidates:
+            pipe.set(BACKFILL_QUEUED_KEY.format(symbol), 1, nx=True, ex=BACKFILL_QUEUED_TTL_SEC)
+        claimed = pipe.execute()
+    return [symbol for symbol, ok in zip(candidates, claimed, strict=True) if ok]
+
+
+# --- running a shard -----------------------------------------------------------------------------
+
+_thread_clients = threading.local()
+
+
+def _poller_client() -> BinanceFuturesClient:
+    client = getattr(_thread_clients, "client", None)
+    if client is None:
+        client = build_client(
+            "poller",
+            max_wait=settings.OI_POLL_MAX_BUDGET_WAIT_SEC,
+            max_retries=settings.OI_POLL_MAX_RETRIES,
+        )
+        _thread_clients.client = client
+    return client
+
+
+@lru_cache(maxsize=1)
+def _executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=settings.OI_SHARD_THREADS, thread_name_prefix="oi-poll")
+
+
+@dataclass
+class ShardOutcome:
+    samples: list[OpenInterest] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+    dropped_late: int = 0
+
+
+def poller_run_shard(plan: ShardPlan) -> ShardOutcome:
+    """Send each poll at its due time; store what came back. Late shards are dropped whole."""
+    outcome = ShardOutcome()
+    lateness_ms = now_ms() - plan.window_start_ms
+    if lateness_ms > settings.OI_WINDOW_SEC * 1000 / 2:
+        outcome.dropped_late = len(plan.polls)
+        get_redis().hincrby(COUNTERS_KEY, "polls_dropped_late", len(plan.polls))
+        logger.warning(
+            "poll shard dropped: it would run late",
+            extra={"late_ms": lateness_ms, "polls": len(plan.polls)},
+        )
+        return outcome
+
+    futures: list[tuple[str, Future]] = []
+    executor = _executor()
+    for due_ms, symbol in plan.polls:
+        delay_ms = due_ms - now_ms()
+        if delay_ms > 0:
+            time.sleep(delay_ms / 1000)
+        futures.append((symbol, executor.submit(_poll_one, symbol)))
+    wait([future for _, future in futures], timeout=settings.BINANCE_READ_TIMEOUT * 2)
+
+    weight = 0
+    for symbol, future in futures:
+        weight += 10 if symbol == MARK_PRICE_JOB else 1
+        if not future.done():
+            outcome.failures[symbol] = "TimeoutError: no answer within the shard's deadline"
+            continue
+        error = future.exception()
+        if error is not None:
+            outcome.failures[symbol] = f"{type(error).__name__}: {error}"
+        elif isinstance(result := future.result(), OpenInterest):
+            outcome.samples.append(result)
+    poll_results_store(outcome.samples, outcome.failures, weight=weight)
+    return outcome
+
+
+def _poll_one(symbol: str) -> OpenInterest | None:
+    client = _poller_client()
+    if symbol == MARK_PRICE_JOB:
+        mark_prices_store(client.premium_index())
+        return None
+    return client.open_interest(symbol)
+
+
+def mark_prices_store(indexes: list[PremiumIndex]) -> None:
+    if not indexes:
+        return
+    redis = get_redis()
+    with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(MARK_PRICE_KEY, mapping={i.symbol: str(i.mark_price) for i in indexes})
+        pipe.hset(FUNDING_RATE_KEY, mapping={i.symbol: str(i.last_funding_rate) for i in indexes})
+        pipe.set(MARK_PRICE_TIME_KEY, max(int(i.time.timestamp() * 1000) for i in indexes))
+        pipe.execute()
+
+
+def poll_results_store(
+    samples: list[OpenInterest], failures: dict[str, str], *, weight: int
+) -> None:
+    """Ring buffers, failure bookkeeping, snapshots and the live feed for one shard's batch."""
+    redis = get_redis()
+    at_ms = now_ms()
+    symbols = [sample.symbol for sample in samples]
+    marks = dict(zip(symbols, redis.hmget(MARK_PRICE_KEY, symbols), strict=True)) if symbols else {}
+    ring_append(
+        redis,
+        {s.symbol: [RingSample(int(s.time.timestamp() * 1000), s.open_interest)] for s in samples},
+        window_ms=settings.OI_RING_WINDOW_SEC * 1000,
+        now_ms=at_ms,
+    )
+    _failures_record(redis, ok_symbols=symbols, failures=failures, weight=weight, at_ms=at_ms)
+    if not samples:
+        return
+    rows = []
+    for sample in samples:
+        mark = Decimal(marks[sample.symbol]) if marks.get(sample.symbol) else None
+        rows.append(
+            SnapshotRow(
+                symbol=sample.symbol,
+                ts=sample.time,
+                open_interest=sample.open_interest,
+                open_interest_usd=sample.open_interest * mark if mark is not None else None,
+                mark_price=mark,
+                source="realtime",
+            )
+        )
+    snapshot_rows_deliver(rows)
+    _alerts_evaluate_safely(symbols, {row.symbol: row.mark_price for row in rows})
+    broadcast(
+        OI_UPDATES_GROUP,
+        {
+            "type": "oi.update",
+            "data": [
+                {
+                    "symbol": row.symbol,
+                    "openInterest": str(row.open_interest),
+                    "openInterestUsd": None
+                    if row.open_interest_usd is None
+                    else str(row.open_interest_usd),
+                    "markPrice": None if row.mark_price is None else str(row.mark_price),
+                    "timestamp": row.ts.isoformat().replace("+00:00", "Z"),
+                }
+                for row in rows
+            ],
+        },
+    )
+
+
+def _alerts_evaluate_safely(symbols: list[str], mark_prices: dict[str, Decimal | None]) -> None:
+    """Alert evaluation must never stop polling: a failure is logged with its cause."""
+    try:
+        alerts_evaluate(symbols, mark_prices=mark_prices)
+    except Exception as exc:
+        logger.exception(
+            "alert evaluation failed", extra={"cause": repr(exc), "symbols": len(symbols)}
+        )
+
+
+def _failures_record(
+    redis, *, ok_symbols: list[str], failures: dict[str, str], weight: int, at_ms: int
+) -> None:
+    second = at_ms // 1000
+    backoff_skips = 0
+    with redis.pipeline(transaction=False) as pipe:
+        pipe.incrby(WEIGHT_BUCKET_KEY.format(second), weight)
+        pipe.expire(WEIGHT_BUCKET_KEY.format(second), 180)
+        pipe.hincrby(COUNTERS_KEY, "samples_ok", len(ok_symbols))
+        if ok_symbols:
+            pipe.hdel(CONSECUTIVE_FAILURES_KEY, *ok_symbols)
+        for symbol, cause in failures.items():
+            pipe.hincrby(CONSECUTIVE_FAILURES_KEY, symbol, 1)
+            pipe.hset(LAST_FAILURE_KEY, symbol, f"{at_ms} {cause}"[:300])
+            if cause.startswith(BudgetExhausted.__name__):
+                backoff_skips += 1
+            else:
+                logger.warning(
+                    "open interest sample skipped", extra={"symbol": symbol, "cause": cause}
+                )
+        if failures:
+            pipe.hincrby(COUNTERS_KEY, "samples_failed", len(failures))
+        pipe.execute()
+    if backoff_skips:
+        logger.warning(
+            "open interest samples skipped: the shared budget holds requests back",
+            extra={
+                "samples": backoff_skips,
+                "cause": next(c for c in failures.values() if c.startswith("Budget")),
+            },
+        )
+
+
+def ring_backfill(symbols: list[str]) -> dict[str, int]:
+    """Fill ring buffers from openInterestHist (5m) so a baseline window exists at once."""
+    redis = get_redis()
+    client = _poller_client()
+    limit = min(500, settings.OI_RING_WINDOW_SEC // 300 + 1)
+    filled: dict[str, int] = {}
+    for symbol in symbols:
+        try:
+            history = client.open_interest_hist(symbol, "5m", limit=limit)
+        except ExchangeError as exc:
+            logger.warning(
+                "backfill skipped",
+                extra={"symbol": symbol, "cause": f"{type(exc).__name__}: {exc}"},
+            )
+            redis.delete(BACKFILL_QUEUED_KEY.format(symbol))
+            continue
+        ring_append(
+            redis,
+            {
+                symbol: [
+                    RingSample(
+                        int(h.timestamp.timestamp() * 1000), h.sum_open_interest, backfilled=True
+                    )
+                    for h in history
+                ]
+            },
+            window_ms=settings.OI_RING_WINDOW_SEC * 1000,
+            now_ms=now_ms(),
+            record_last_sample=False,
+        )
+        redis.set(BACKFILL_DONE_KEY.format(symbol), len(history), ex=settings.OI_RING_WINDOW_SEC)
+        filled[symbol] = len(history)
+    return filled
+
+
+def ingested_samples_process(samples: list[list]) -> None:
+    """[symbol, time_ms, open_interest, mark_price or None] rows from the ingest API."""
+    by_symbol: dict[str, list[RingSample]] = {}
+    marks: dict[str, Decimal | None] = {}
+    for symbol, time_ms, open_interest, mark_price in samples:
+        by_symbol.setdefault(symbol, []).append(RingSample(int(time_ms), Decimal(open_interest)))
+        marks[symbol] = Decimal(mark_price) if mark_price is not None else None
+    ring_append(
+        get_redis(), by_symbol, window_ms=settings.OI_RING_WINDOW_SEC * 1000, now_ms=now_ms(),
+        record_last_sample=False,
+    )  # fmt: skip
+    alerts_evaluate(list(by_symbol), mark_prices=marks, source=AlertSource.INGEST)

@@ -1,0 +1,87 @@
+"""Per-symbol open-interest ring buffers: one Redis sorted set per symbol.
+
+Score = the exchange's sample time in ms; member = "<time_ms>:<open_interest>" (with ":h" for a
+sample backfilled from openInterestHist), so equal values at different times are both kept,
+while the same sample stored twice collapses into one.
+Every append trims by age and renews a TTL, so symbols that leave the universe do not linger.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+import redis
+
+RING_KEY_PREFIX = "oi:ring:"
+LAST_SAMPLE_KEY = "oi:last_sample_ms"
+
+
+@dataclass(frozen=True, slots=True)
+class RingSample:
+    time_ms: int
+    open_interest: Decimal
+    backfilled: bool = False
+
+
+def ring_key(symbol: str) -> str:
+    return f"{RING_KEY_PREFIX}{symbol}"
+
+
+def encode_member(sample: RingSample) -> str:
+    suffix = ":h" if sample.backfilled else ""
+    return f"{sample.time_ms}:{sample.open_interest}{suffix}"
+
+
+def decode_member(member: str) -> RingSample:
+    time_ms, open_interest, *flags = member.split(":")
+    return RingSample(int(time_ms), Decimal(open_interest), backfilled=flags == ["h"])
+
+
+def ring_append(
+    client: redis.Redis,
+    samples_by_symbol: dict[str, Sequence[RingSample]],
+    *,
+    window_ms: int,
+    now_ms: int,
+    record_last_sample: bool = True,
+) -> None:
+    """Append, trim by age and renew the TTL of every symbol's buffer in one round trip."""
+    if not samples_by_symbol:
+        return
+    cutoff_ms = now_ms - window_ms
+    with client.pipeline(transaction=False) as pipe:
+        latest: dict[str, int] = {}
+        for symbol, samples in samples_by_symbol.items():
+            if not samples:
+                continue
+            key = ring_key(symbol)
+            pipe.zadd(key, {encode_member(sample): sample.time_ms for sample in samples})
+            pipe.zremrangebyscore(key, "-inf", f"({cutoff_ms}")
+            pipe.pexpire(key, window_ms)
+            latest[symbol] = max(sample.time_ms for sample in samples)
+        if record_last_sample and latest:
+            pipe.hset(LAST_SAMPLE_KEY, mapping=latest)
+        pipe.execute()
+
+
+def ring_read(
+    client: redis.Redis, symbol: str, *, since_ms: int | None = None, newest_first: bool = False,
+    limit: int | None = None,
+) -> list[RingSample]:  # fmt: skip
+    key = ring_key(symbol)
+    low = "-inf" if since_ms is None else since_ms
+    if newest_first:
+        members = client.zrevrangebyscore(key, "+inf", low, start=0 if limit else None, num=limit)
+    else:
+        members = client.zrangebyscore(key, low, "+inf", start=0 if limit else None, num=limit)
+    return [decode_member(m if isinstance(m, str) else m.decode()) for m in members]
+
+
+def last_sample_times(client: redis.Redis, symbols: Iterable[str] | None = None) -> dict[str, int]:
+    if symbols is None:
+        return {k: int(v) for k, v in client.hgetall(LAST_SAMPLE_KEY).items()}
+    symbols = list(symbols)
+    if not symbols:
+        return {}
+    values = client.hmget(LAST_SAMPLE_KEY, symbols)
+    return {s: int(v) for s, v in zip(symbols, values, strict=True) if v is not None}

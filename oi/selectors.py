@@ -1,0 +1,100 @@
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from common.redis import get_redis
+from oi.keys import (
+    CONSECUTIVE_FAILURES_KEY,
+    COUNTERS_KEY,
+    LAST_FAILURE_KEY,
+    MARK_PRICE_TIME_KEY,
+    STATUS_KEY,
+    WEIGHT_BUCKET_KEY,
+)
+from oi.models import OpenInterestSnapshot
+from oi.ring import RingSample, last_sample_times, ring_read
+
+
+def snapshot_list_latest(
+    *, symbol: str, limit: int, source: str | None = None
+) -> QuerySet[OpenInterestSnapshot]:
+    """The newest `limit` stored samples of a symbol, newest first."""
+    snapshots = OpenInterestSnapshot.objects.filter(symbol=symbol)
+    if source is not None:
+        snapshots = snapshots.filter(source=source)
+    return snapshots.order_by("-ts")[:limit]
+
+
+def ring_samples_if_fresh(*, symbol: str, limit: int) -> list[RingSample] | None:
+    """The newest `limit` ring-buffer samples when the poller sampled the symbol recently and the
+    buffer holds at least `limit` samples; None means "ask Postgres"."""
+    redis = get_redis()
+    last_ms = last_sample_times(redis, [symbol]).get(symbol)
+    if last_ms is None:
+        return None
+    status = poller_status_raw()
+    interval_sec = float(status.get("interval_sec") or settings.OI_MAX_INTERVAL_SEC)
+    if time.time() * 1000 - last_ms > 3 * interval_sec * 1000:
+        return None
+    samples = ring_read(redis, symbol, newest_first=True, limit=limit)
+    return samples if len(samples) >= limit else None
+
+
+def poller_status_raw() -> dict[str, str]:
+    return get_redis().hgetall(STATUS_KEY)
+
+
+@dataclass(frozen=True)
+class PollerStatus:
+    n_symbols: int
+    interval_sec: float | None
+    window_sec: float
+    max_req_per_min: int
+    dispatched_at_ms: int | None
+    weight_last_minute: int
+    counters: dict[str, int]
+    last_sample_age_sec: dict[str, float | None]
+    failing: dict[str, dict]
+    mark_prices_age_sec: float | None
+
+
+def poller_status(*, universe: list[str]) -> PollerStatus:
+    redis = get_redis()
+    raw = poller_status_raw()
+    now_ms = time.time() * 1000
+    this_second = int(now_ms // 1000)
+    buckets = redis.mget(
+        [WEIGHT_BUCKET_KEY.format(s) for s in range(this_second - 60, this_second)]
+    )
+    last_times = last_sample_times(redis, universe)
+    consecutive = {k: int(v) for k, v in redis.hgetall(CONSECUTIVE_FAILURES_KEY).items()}
+    failing_symbols = [s for s, n in consecutive.items() if n >= settings.OI_FAILING_AFTER]
+    last_failures = (
+        dict(zip(failing_symbols, redis.hmget(LAST_FAILURE_KEY, failing_symbols), strict=True))
+        if failing_symbols
+        else {}
+    )
+    mark_time = redis.get(MARK_PRICE_TIME_KEY)
+    return PollerStatus(
+        n_symbols=int(raw.get("n_symbols", 0)),
+        interval_sec=float(raw["interval_sec"]) if "interval_sec" in raw else None,
+        window_sec=float(raw.get("window_sec", settings.OI_WINDOW_SEC)),
+        max_req_per_min=int(raw.get("max_req_per_min", settings.OI_MAX_REQ_PER_MIN)),
+        dispatched_at_ms=int(raw["dispatched_at_ms"]) if "dispatched_at_ms" in raw else None,
+        weight_last_minute=sum(int(b) for b in buckets if b),
+        counters={k: int(v) for k, v in redis.hgetall(COUNTERS_KEY).items()},
+        last_sample_age_sec={
+            symbol: round((now_ms - last_times[symbol]) / 1000, 3) if symbol in last_times else None
+            for symbol in universe
+        },
+        failing={
+            symbol: {
+                "consecutiveFailures": consecutive[symbol],
+                "lastFailure": (last_failures.get(symbol) or "").partition(" ")[2],
+            }
+            for symbol in failing_symbols
+        },
+        mark_prices_age_sec=round((now_ms - int(mark_time)) / 1000, 3) if mark_time else None,
+    )

@@ -1,0 +1,77 @@
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import connection, transaction
+
+from oi.batches import SnapshotBatch, SnapshotRow
+
+# One statement for the whole batch: atomic by itself, and idempotent through the unique key.
+_INSERT_SNAPSHOTS_SQL = """
+INSERT INTO open_interest_snapshots
+    (symbol, ts, open_interest, open_interest_usd, mark_price, source, created_at)
+SELECT symbol, ts, open_interest, open_interest_usd, mark_price, source, now()
+FROM unnest(
+    %s::text[], %s::timestamptz[], %s::numeric[], %s::numeric[], %s::numeric[], %s::text[]
+) AS batch(symbol, ts, open_interest, open_interest_usd, mark_price, source)
+ON CONFLICT (symbol, ts, source) DO NOTHING
+"""
+
+
+@dataclass(frozen=True)
+class SnapshotIngestResult:
+    received: int
+    inserted: int
+    duplicates: int
+    partial: bool
+
+
+@transaction.atomic
+def snapshot_rows_store(*, rows: list[SnapshotRow]) -> int:
+    """Store rows all-or-nothing; rows already stored (same symbol, ts, source) are skipped.
+
+    Returns how many rows were new.
+    """
+    if not rows:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_SNAPSHOTS_SQL,
+            [
+                [row.symbol for row in rows],
+                [row.ts for row in rows],
+                [row.open_interest for row in rows],
+                [row.open_interest_usd for row in rows],
+                [row.mark_price for row in rows],
+                [row.source for row in rows],
+            ],
+        )
+        return cursor.rowcount
+
+
+def snapshot_batch_ingest(*, batch: SnapshotBatch) -> SnapshotIngestResult:
+    """Store an ingested batch; after commit, its samples feed the ring buffers and the alert
+    evaluation in a Celery task."""
+    inserted = snapshot_rows_store(rows=batch.rows)
+    if inserted:
+        from oi.tasks import ingested_samples_process_task
+
+        samples = [
+            [
+                row.symbol,
+                int(row.ts.timestamp() * 1000),
+                str(row.open_interest),
+                _text(row.mark_price),
+            ]
+            for row in batch.rows
+        ]
+        transaction.on_commit(lambda: ingested_samples_process_task.delay(samples))
+    return SnapshotIngestResult(
+        received=len(batch.rows),
+        inserted=inserted,
+        duplicates=len(batch.rows) - inserted,
+        partial=batch.is_partial,
+    )
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)

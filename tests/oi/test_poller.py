@@ -1,0 +1,186 @@
+"""The poller's pieces against the simulator, real Redis and Postgres (in this process)."""
+
+import itertools
+import time
+
+import pytest
+
+from common.decimals import plain_decimal
+from common.redis import get_redis
+from liquidity.services import REDIS_UNIVERSE_KEY
+from oi import poller
+from oi.keys import CONSECUTIVE_FAILURES_KEY, COUNTERS_KEY, MARK_PRICE_KEY
+from oi.models import OpenInterestSnapshot
+from oi.poller import ShardPlan, now_ms, poller_dispatch, poller_run_shard, ring_backfill
+from oi.ring import ring_key, ring_read
+from oi.schedule import MARK_PRICE_JOB
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def on_simulator(sim, settings, redis_client):
+    settings.BINANCE_BASE_URL = sim.base_url
+    get_redis.cache_clear()
+    poller._thread_clients.__dict__.clear()
+    yield sim
+    get_redis.cache_clear()
+
+
+def liquid_symbols(sim, n: int) -> list[str]:
+    info = sim.get("/fapi/v1/exchangeInfo").json()
+    return [
+        s["symbol"]
+        for s in info["symbols"]
+        if s["contractType"] == "PERPETUAL"
+        and s["quoteAsset"] == "USDT"
+        and s["status"] == "TRADING"
+    ][:n]
+
+
+def shard_starting_now(symbols: list[str], spacing_ms: int = 20) -> ShardPlan:
+    start = now_ms() + 50
+    polls = [(start, MARK_PRICE_JOB)] + [
+        (start + 10 + i * spacing_ms, s) for i, s in enumerate(symbols)
+    ]
+    return ShardPlan(start, start + 2_000, polls)
+
+
+def test_a_shard_samples_each_symbol_at_its_due_time_and_stores_the_batch(
+    on_simulator, redis_client
+):
+    symbols = liquid_symbols(on_simulator, 5)
+    plan = shard_starting_now(symbols, spacing_ms=100)
+
+    outcome = poller_run_shard(plan)
+
+    # every symbol was sampled, once, at (not before) its due time
+    assert sorted(s.symbol for s in outcome.samples) == sorted(symbols)
+    assert outcome.failures == {}
+    for due_ms, symbol in plan.polls[1:]:
+        (arrival_ms,) = on_simulator.oi_request_times(symbol)
+        # never early; late only by scheduling and connection set-up on a busy 2-core machine
+        assert due_ms - 5 <= arrival_ms <= due_ms + 400
+    # the mark price came from one premiumIndex call, and USD notional from it
+    assert redis_client.hlen(MARK_PRICE_KEY) > len(symbols)
+    rows = {row.symbol: row for row in OpenInterestSnapshot.objects.all()}
+    assert set(rows) == set(symbols)
+    for symbol, row in rows.items():
+        mark = on_simulator.get("/fapi/v1/premiumIndex", {"symbol": symbol}).json()["markPrice"]
+        assert row.source == "realtime"
+        assert row.mark_price is not None
+        assert abs(row.mark_price / type(row.mark_price)(mark) - 1) < 0.01
+        assert row.open_interest_usd == row.open_interest * row.mark_price
+        # and the ring buffer holds the same sample
+        (ring_sample,) = ring_read(redis_client, symbol)
+        assert ring_sample.open_interest == row.open_interest
+        assert ring_sample.time_ms == int(row.ts.timestamp() * 1000)
+
+
+def test_equal_values_at_different_times_are_both_kept_and_a_repeat_collapses(
+    on_simulator, redis_client
+):
+    from oi.ring import RingSample, ring_append
+
+    samples = [RingSample(1_000, 5), RingSample(2_000, 5), RingSample(2_000, 5)]
+    ring_append(redis_client, {"XUSDT": samples}, window_ms=10**12, now_ms=3_000)
+    assert ring_read(redis_client, "XUSDT") == [RingSample(1_000, 5), RingSample(2_000, 5)]
+
+
+def test_the_ring_is_trimmed_by_age_and_expires(on_simulator, redis_client):
+    from oi.ring import RingSample, ring_append
+
+    ring_append(redis_client, {"XUSDT": [RingSample(1_000, 1)]}, window_ms=5_000, now_ms=2_000)
+    ring_append(redis_client, {"XUSDT": [RingSample(9_000, 2)]}, window_ms=5_000, now_ms=9_000)
+    assert ring_read(redis_client, "XUSDT") == [RingSample(9_000, 2)]
+    assert 0 < redis_client.pttl(ring_key("XUSDT")) <= 5_000
+
+
+def test_a_failing_symbol_is_skipped_logged_and_reported_while_the_others_go_on(
+    on_simulator, redis_client, caplog
+):
+    good, bad = liquid_symbols(on_simulator, 2)
+    on_simulator.set_symbol(bad, delisted=True)
+
+    sample_times = set()
+    for _ in range(3):
+        outcome = poller_run_shard(shard_starting_now([good, bad]))
+        assert [s.symbol for s in outcome.samples] == [good]
+        assert outcome.failures[bad].startswith("InvalidSymbol")
+        sample_times.add(outcome.samples[0].time)
+
+    assert redis_client.hget(CONSECUTIVE_FAILURES_KEY, bad) == "3"
+    assert redis_client.hget(CONSECUTIVE_FAILURES_KEY, good) is None
+    assert any(
+        getattr(record, "symbol", None) == bad and "InvalidSymbol" in record.cause
+        for record in caplog.records
+    )
+    assert len(on_simulator.oi_request_times(good)) == 3
+    # samples with the same exchange time are the same sample: stored once
+    assert OpenInterestSnapshot.objects.filter(symbol=good).count() == len(sample_times)
+
+
+def test_exchange_faults_skip_samples_but_never_stop_the_shard(on_simulator):
+    symbols = liquid_symbols(on_simulator, 20)
+    on_simulator.set_faults(error_rate=0.3, nonjson_rate=0.2, paths=["/fapi/v1/openInterest"])
+    outcome = poller_run_shard(shard_starting_now(symbols))
+    assert len(outcome.samples) + len(outcome.failures) == len(symbols)
+    assert outcome.samples  # the healthy answers were kept
+    assert outcome.failures
+    assert OpenInterestSnapshot.objects.count() == len(outcome.samples)
+
+
+def test_a_shard_that_would_run_late_is_dropped_whole(on_simulator, redis_client):
+    symbols = liquid_symbols(on_simulator, 3)
+    start = now_ms() - 1_500  # half of the 2 s window is gone
+    outcome = poller_run_shard(ShardPlan(start, start + 2_000, [(start, s) for s in symbols]))
+    assert outcome.dropped_late == 3
+    assert outcome.samples == []
+    assert on_simulator.oi_request_times(symbols[0]) == []
+    assert redis_client.hget(COUNTERS_KEY, "polls_dropped_late") == "3"
+
+
+def test_two_dispatchers_at_the_same_moment_plan_each_window_once(on_simulator, redis_client):
+    redis_client.sadd(REDIS_UNIVERSE_KEY, *liquid_symbols(on_simulator, 30))
+    at = now_ms()
+    first = poller_dispatch(at_ms=at)
+    second = poller_dispatch(at_ms=at)
+    assert len(first.shards) >= 2
+    assert second.shards == []
+    planned = [poll for shard in first.shards for poll in shard.polls]
+    assert len(planned) == len(set(planned))
+    # and the backfill of each symbol is queued once
+    assert sorted(first.backfill) == sorted(liquid_symbols(on_simulator, 30))
+    assert second.backfill == []
+
+
+def test_backfill_gives_a_full_baseline_window_at_once(on_simulator, redis_client, settings):
+    symbol = liquid_symbols(on_simulator, 1)[0]
+    filled = ring_backfill([symbol])
+    samples = ring_read(redis_client, symbol)
+    # 3 h of 5-minute history; what was fetched beyond the ring's 3 h was trimmed
+    assert 36 <= len(samples) <= filled[symbol]
+    assert all(sample.backfilled for sample in samples)
+    oldest_age_min = (time.time() * 1000 - samples[0].time_ms) / 60_000
+    assert oldest_age_min >= 60
+    assert all(b.time_ms - a.time_ms == 300_000 for a, b in itertools.pairwise(samples))
+
+
+def test_samples_api_serves_the_ring_when_fresh_and_postgres_otherwise(on_simulator, api_client):
+    symbol = liquid_symbols(on_simulator, 1)[0]
+    ring_backfill([symbol])
+    url = "/api/market/open-interest/samples"
+
+    # only backfilled history, never polled: not fresh, so Postgres (empty)
+    assert api_client.get(url, {"symbol": symbol}).json()["servedFrom"] == "postgres"
+
+    # once polled, the ring (which also holds the backfill) answers
+    poller_run_shard(shard_starting_now([symbol]))
+    body = api_client.get(url, {"symbol": symbol, "limit": 20}).json()
+    assert body["servedFrom"] == "ring"
+    assert body["count"] == 20
+    stored = OpenInterestSnapshot.objects.get(symbol=symbol)
+    assert body["samples"][0]["openInterest"] == plain_decimal(stored.open_interest)
+
+    # asking for more than the ring holds falls back to Postgres
+    assert api_client.get(url, {"symbol": symbol, "limit": 5000}).json()["servedFrom"] == "postgres"
