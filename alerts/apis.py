@@ -1,0 +1,124 @@
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from alerts.evaluation import params_for
+from alerts.models import AlertSource
+from alerts.payloads import DIRECTIONS, parse_alert_payload
+from alerts.selectors import alert_list
+from alerts.services import AlertOutcome, alert_payload, alert_raise
+from common.symbols import symbol_problem
+
+
+class AlertIngestApi(APIView):
+    """Store an alert (design §5.3) from another producer: validated, idempotent, cooldown-aware."""
+
+    class InputSerializer(serializers.Serializer):
+        symbol = serializers.CharField()
+        direction = serializers.ChoiceField(choices=DIRECTIONS)
+        baseline = serializers.FloatField()
+        current = serializers.FloatField()
+        pctChange = serializers.FloatField(help_text="0.1 = +10%")
+        absChange = serializers.FloatField()
+        timestamp = serializers.DateTimeField()
+        source = serializers.ChoiceField(choices=AlertSource.values)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses=inline_serializer(
+            "AlertIngestResult",
+            {
+                "outcome": serializers.ChoiceField(choices=[o.value for o in AlertOutcome]),
+                "alert": serializers.DictField(allow_null=True),
+                "detail": serializers.CharField(),
+            },
+        ),
+    )
+    def post(self, request):
+        candidate = parse_alert_payload(
+            request.data, now=timezone.now(), sources=tuple(AlertSource.values)
+        )
+        raised = alert_raise(candidate, cooldown_sec=params_for(candidate.symbol).cooldown_sec)
+        details = {
+            AlertOutcome.CREATED: "stored and published",
+            AlertOutcome.DUPLICATE: "this alert was stored before; nothing changed",
+            AlertOutcome.COOLDOWN: (
+                f"{candidate.symbol} {candidate.direction} alerted within its cooldown; not stored"
+            ),
+        }
+        return Response(
+            {
+                "outcome": raised.outcome.value,
+                "alert": alert_payload(raised.alert) if raised.alert else None,
+                "detail": details[raised.outcome],
+            },
+            status=status.HTTP_201_CREATED
+            if raised.outcome == AlertOutcome.CREATED
+            else status.HTTP_200_OK,
+        )
+
+
+class AlertCursorPagination(CursorPagination):
+    ordering = ("-ts", "-id")
+    page_size = 100
+    page_size_query_param = "limit"
+    max_page_size = 500
+
+
+class AlertListApi(APIView):
+    """Alerts newest first, with cursor pagination (`next` holds the URL of the next page)."""
+
+    class FilterSerializer(serializers.Serializer):
+        symbol = serializers.CharField(
+            required=False, help_text="One symbol or a comma-separated list"
+        )
+        direction = serializers.ChoiceField(choices=DIRECTIONS, required=False)
+        since = serializers.DateTimeField(required=False)
+        after_id = serializers.IntegerField(required=False, min_value=0)
+        limit = serializers.IntegerField(required=False, min_value=1, max_value=500)
+        cursor = serializers.CharField(required=False)
+
+        def validate_symbol(self, value: str) -> list[str]:
+            symbols = [s.strip() for s in value.split(",") if s.strip()]
+            for symbol in symbols:
+                problem = symbol_problem(symbol)
+                if problem:
+                    raise serializers.ValidationError(f"{symbol!r} {problem}")
+            return symbols
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("symbol", str, description="e.g. BTCUSDT or BTCUSDT,ETHUSDT"),
+            OpenApiParameter("direction", str, enum=list(DIRECTIONS)),
+            OpenApiParameter("since", str, description="ISO-8601; alerts at or after this time"),
+            OpenApiParameter(
+                "after_id", int, description="only alerts with a larger id (catch-up)"
+            ),
+            OpenApiParameter("limit", int, description="1 to 500, default 100"),
+            OpenApiParameter("cursor", str),
+        ],
+        responses=inline_serializer(
+            "AlertPage",
+            {
+                "next": serializers.URLField(allow_null=True),
+                "previous": serializers.URLField(allow_null=True),
+                "results": serializers.ListField(child=serializers.DictField()),
+            },
+        ),
+    )
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        data = filters.validated_data
+        alerts = alert_list(
+            symbols=data.get("symbol"),
+            direction=data.get("direction"),
+            since=data.get("since"),
+            after_id=data.get("after_id"),
+        )
+        paginator = AlertCursorPagination()
+        page = paginator.paginate_queryset(alerts, request, view=self)
+        return paginator.get_paginated_response([alert_payload(alert) for alert in page])

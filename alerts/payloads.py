@@ -1,0 +1,76 @@
+"""The alert payload of design §5.3, parsed and checked. Pure: no I/O."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from common.errors import InvalidInput
+from common.parsing import kind_of, parse_decimal, parse_timestamp
+from common.symbols import symbol_problem
+
+DIRECTIONS = ("UP", "DOWN")
+ALERT_FIELDS = frozenset(
+    {"symbol", "direction", "baseline", "current", "pctChange", "absChange", "timestamp", "source"}
+)
+
+
+@dataclass(frozen=True)
+class AlertCandidate:
+    symbol: str
+    direction: str
+    baseline: Decimal
+    current: Decimal
+    pct_change: Decimal
+    abs_change: Decimal
+    ts: datetime
+    source: str
+
+
+def parse_alert_payload(
+    payload: object, *, now: datetime, sources: tuple[str, ...]
+) -> AlertCandidate:
+    if not isinstance(payload, Mapping):
+        raise InvalidInput(field="body", reason=f"must be a JSON object, got {kind_of(payload)}")
+    unknown = sorted(set(payload) - ALERT_FIELDS)
+    if unknown:
+        raise InvalidInput(field=unknown[0], reason="is not an alert field")
+    missing = sorted(ALERT_FIELDS - set(payload))
+    if missing:
+        raise InvalidInput(field=missing[0], reason="is required")
+    problem = symbol_problem(payload["symbol"])
+    if problem:
+        raise InvalidInput(field="symbol", reason=problem)
+    direction = payload["direction"]
+    if direction not in DIRECTIONS:
+        raise InvalidInput(field="direction", reason="must be UP or DOWN")
+    source = payload["source"]
+    if source not in sources:
+        raise InvalidInput(field="source", reason=f"must be one of {', '.join(sources)}")
+    baseline = parse_decimal(payload["baseline"], field="baseline")
+    current = parse_decimal(payload["current"], field="current")
+    pct_change = parse_decimal(payload["pctChange"], field="pctChange", allow_negative=True)
+    abs_change = parse_decimal(payload["absChange"], field="absChange", allow_negative=True)
+    if baseline == 0:
+        raise InvalidInput(field="baseline", reason="must be above 0")
+    sign = 1 if direction == "UP" else -1
+    if pct_change * sign <= 0:
+        raise InvalidInput(
+            field="pctChange",
+            reason=f"must be {'above' if sign > 0 else 'below'} 0 for {direction}",
+        )
+    if abs_change * sign <= 0:
+        raise InvalidInput(
+            field="absChange",
+            reason=f"must be {'above' if sign > 0 else 'below'} 0 for {direction}",
+        )
+    return AlertCandidate(
+        symbol=payload["symbol"],
+        direction=direction,
+        baseline=baseline,
+        current=current,
+        pct_change=pct_change,
+        abs_change=abs_change,
+        ts=parse_timestamp(payload["timestamp"], field="timestamp", now=now),
+        source=source,
+    )

@@ -1,0 +1,33 @@
+import random
+
+from celery import shared_task
+from celery.utils.log import get_task_logger
+
+from alerts.delivery import DeliveryError, alert_deliver
+
+logger = get_task_logger(__name__)
+
+MAX_DELIVERY_RETRIES = 6
+
+
+@shared_task(
+    name="alerts.deliver",
+    bind=True,
+    ignore_result=True,
+    max_retries=MAX_DELIVERY_RETRIES,
+    soft_time_limit=30,
+    time_limit=45,
+)
+def alert_deliver_task(self, alert_id: int, channel: str) -> None:
+    """Deliver one alert on one channel, retried with capped exponential backoff and jitter."""
+    try:
+        alert_deliver(alert_id=alert_id, channel=channel)
+    except DeliveryError as exc:
+        if self.request.retries >= MAX_DELIVERY_RETRIES:
+            logger.error(
+                "alert delivery gave up",
+                extra={"alert_id": alert_id, "channel": channel, "cause": str(exc)},
+            )
+            return
+        countdown = min(300, 5 * 2**self.request.retries) * random.uniform(0.8, 1.2)
+        raise self.retry(exc=exc, countdown=countdown) from exc

@@ -1,0 +1,127 @@
+"""An OI jump on the exchange reaches a WebSocket client, exactly once, through the real system:
+simulator → poller (real Celery worker + beat) → detection → Postgres → Channels → ASGI server."""
+
+import json
+import signal
+import time
+
+import pytest
+from websockets.sync.client import connect
+
+from alerts.models import OpenInterestAlert
+from liquidity.models import LiquidSymbol
+from oi.ring import ring_read
+
+pytestmark = pytest.mark.integration
+
+
+def wait_until(condition, timeout: float, message: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.2)
+    raise TimeoutError(message)
+
+
+def frames(ws, seconds: float) -> list[dict]:
+    received = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            received.append(json.loads(ws.recv(timeout=left)))
+        except TimeoutError:
+            break
+    return received
+
+
+def test_an_injected_oi_jump_reaches_a_websocket_client_exactly_once_even_across_a_worker_restart(
+    sim, asgi_server, celery_processes, redis_client
+):
+    # given the running system, with a contracts minimum low enough for any symbol
+    env = {"BINANCE_BASE_URL": sim.base_url, "OI_MIN_DELTA_CONTRACTS": "0"}
+    celery_processes.start_worker(queues="default,oi_backfill", **env)
+    poller = celery_processes.start_worker(queues="oi_poll", concurrency=4, **env)
+    celery_processes.start_beat(**env)
+    symbol = wait_until(
+        lambda: LiquidSymbol.objects.order_by("symbol").values_list("symbol", flat=True).first(),
+        30,
+        "the universe never filled",
+    )
+    wait_until(lambda: len(ring_read(redis_client, symbol)) > 36, 60, "no backfilled baseline")
+
+    # and a client subscribed to that symbol
+    ws_url = asgi_server.replace("http://", "ws://") + f"/ws/open-interest/?symbols={symbol}"
+    with connect(ws_url) as ws:
+        hello = json.loads(ws.recv(timeout=5))
+        assert hello == {"type": "subscribed", "symbols": [symbol]}
+
+        # when open interest jumps 20% on the exchange
+        sim.inject_event(symbol, "spike", 20)
+
+        # then one alert arrives, as the §5.3 payload
+        alert_frames = wait_until(
+            lambda: [f for f in frames(ws, 1) if f["type"] == "open_interest_alert"],
+            30,
+            "no alert reached the WebSocket client",
+        )
+        (alert,) = alert_frames
+        assert alert["data"]["symbol"] == symbol
+        assert alert["data"]["direction"] == "UP"
+        assert 0.15 < alert["data"]["pctChange"] < 0.25
+        assert alert["data"]["source"] == "oi_realtime_poller"
+
+        # when the poller worker is killed mid-run and started again while the jump persists
+        poller.process.send_signal(signal.SIGKILL)
+        poller.process.wait(10)
+        celery_processes.start_worker(queues="oi_poll", concurrency=4, **env)
+        later = frames(ws, 15)
+
+    # then no second alert for the same move: the cooldown lives in Redis
+    assert [f for f in later if f["type"] == "open_interest_alert"] == []
+    assert [f for f in later if f["type"] == "open_interest_update"]  # polling resumed
+    assert OpenInterestAlert.objects.filter(symbol=symbol).count() == 1
+
+
+def test_a_reconnecting_client_catches_up_and_bad_messages_get_error_frames(
+    asgi_server, writer_client
+):
+    # given two alerts stored while the client was away
+    base = asgi_server.replace("http://", "ws://") + "/ws/open-interest/"
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        writer_client.post(
+            "/api/open-interest-alerts/ingest",
+            {
+                "symbol": symbol, "direction": "UP", "baseline": 100, "current": 110,
+                "pctChange": 0.1, "absChange": 10, "timestamp": "2025-12-01T12:00:00Z",
+                "source": "ingest",
+            },
+            format="json",
+        )  # fmt: skip
+    first_id, second_id = OpenInterestAlert.objects.order_by("id").values_list("id", flat=True)
+
+    # a new client starts with the latest alerts; a reconnecting one gets what it missed
+    with connect(base) as ws:
+        received = frames(ws, 1.5)
+        assert [f["data"]["id"] for f in received if f["type"] == "open_interest_alert"] == [
+            first_id,
+            second_id,
+        ]
+    with connect(f"{base}?after_id={first_id}") as ws:
+        received = frames(ws, 1.5)
+        assert [f["data"]["id"] for f in received if f["type"] == "open_interest_alert"] == [
+            second_id
+        ]
+
+        # bad input gets an error frame, and the connection stays usable
+        ws.send("{not json")
+        assert json.loads(ws.recv(timeout=5))["error"] == "invalid_json"
+        ws.send(json.dumps({"action": "subscribe", "symbols": ["NOSUCHUSDT", "bad symbol"]}))
+        error = json.loads(ws.recv(timeout=5))
+        assert error["error"] == "unknown_symbols"
+        assert error["symbols"] == ["bad symbol", "NOSUCHUSDT"]
+        assert json.loads(ws.recv(timeout=5)) == {"type": "subscribed", "symbols": "*"}  # unchanged
+        ws.send(json.dumps({"action": "catch_up", "after_id": -1}))
+        assert json.loads(ws.recv(timeout=5))["error"] == "invalid_after_id"
+        ws.send(json.dumps({"action": "ping"}))
+        assert [f for f in frames(ws, 1) if f["type"] == "pong"]

@@ -1,0 +1,770 @@
+"""Spike/dump detection, baseline tracker, cooldown and overrides (pure; no database)."""
+
+import csv
+import json
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alerts.detection import (
+    BaselineTracker,
+    CooldownBook,
+    DetectionParams,
+    Direction,
+    Verdict,
+    VerdictReason,
+    accepted_samples,
+    cooldown_allows,
+    evaluate_samples,
+    resolve_params,
+)
+
+DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+MINUTE_MS = 60_000
+T_NOW = 1_764_590_400_000
+DEFAULTS = DetectionParams()
+
+
+def both(
+    samples: Sequence[tuple[int, float]],
+    params: DetectionParams = DEFAULTS,
+    mark_price: float | None = None,
+) -> Verdict:
+    """The verdict of the reference function, after checking the tracker gives the same."""
+    reference = evaluate_samples(samples, params, mark_price)
+    tracker = BaselineTracker.for_params(params)
+    for t_ms, oi in samples:
+        tracker.add(t_ms, oi)
+    assert tracker.evaluate(params, mark_price) == reference
+    return reference
+
+
+def series(baseline: float, current: float, count: int = 7) -> list[tuple[int, float]]:
+    """``count`` samples of ``baseline`` spread over ages 60..30 min, then ``current`` at T_NOW."""
+    step = 30 * MINUTE_MS // (count - 1)
+    history = [(T_NOW - 60 * MINUTE_MS + i * step, baseline) for i in range(count)]
+    return [*history, (T_NOW, current)]
+
+
+# Threshold edges
+
+
+def test_exactly_five_percent_up_with_delta_exactly_at_minimum_alerts():
+    verdict = both(series(100_000, 105_000))
+    assert verdict.reason is VerdictReason.ALERT
+    assert verdict.is_alert
+    assert verdict.direction is Direction.UP
+    assert verdict.baseline == 100_000
+    assert verdict.current == 105_000
+    assert verdict.pct_change == 0.05
+    assert verdict.abs_change == 5_000
+    assert verdict.baseline_samples == 7
+    assert verdict.t_ms == T_NOW
+
+
+@pytest.mark.parametrize("current", [104_999, 104_999.99])
+def test_just_under_five_percent_up_is_below_threshold(current):
+    verdict = both(series(100_000, current))
+    assert verdict.reason is VerdictReason.BELOW_THRESHOLD
+    assert verdict.direction is None
+    assert not verdict.is_alert
+    assert not verdict.is_blocked
+
+
+def test_five_percent_up_just_under_minimum_delta_is_reported_blocked():
+    verdict = both(series(99_980, 104_979))
+    assert verdict.pct_change == 0.05
+    assert verdict.abs_change == 4_999
+    assert verdict.reason is VerdictReason.BLOCKED_MIN_DELTA_CONTRACTS
+    assert verdict.direction is Direction.UP
+    assert verdict.is_blocked
+    assert not verdict.is_alert
+
+
+def test_exactly_five_percent_down_with_delta_exactly_at_minimum_alerts():
+    verdict = both(series(100_000, 95_000))
+    assert verdict.reason is VerdictReason.ALERT
+    assert verdict.direction is Direction.DOWN
+    assert verdict.pct_change == -0.05
+    assert verdict.abs_change == -5_000
+
+
+@pytest.mark.parametrize("current", [95_001, 95_000.01])
+def test_just_under_five_percent_down_is_below_threshold(current):
+    assert both(series(100_000, current)).reason is VerdictReason.BELOW_THRESHOLD
+
+
+def test_five_percent_down_just_under_minimum_delta_is_reported_blocked():
+    verdict = both(series(99_980, 94_981))
+    assert verdict.pct_change == -0.05
+    assert verdict.abs_change == -4_999
+    assert verdict.reason is VerdictReason.BLOCKED_MIN_DELTA_CONTRACTS
+    assert verdict.direction is Direction.DOWN
+
+
+def test_large_move_in_a_small_market_is_blocked_by_minimum_delta():
+    verdict = both(series(10_000, 14_000))
+    assert verdict.pct_change == 0.4
+    assert verdict.reason is VerdictReason.BLOCKED_MIN_DELTA_CONTRACTS
+
+
+@pytest.mark.parametrize(
+    ("current", "direction"), [(105_000, Direction.UP), (95_000, Direction.DOWN)]
+)
+def test_usd_minimum_passes_at_its_edge_and_blocks_just_above(current, direction):
+    at_edge = DetectionParams(min_delta_usd=10_000)
+    passing = both(series(100_000, current), at_edge, mark_price=2.0)
+    assert passing.reason is VerdictReason.ALERT
+    assert passing.direction is direction
+    assert passing.abs_change_usd == 10_000
+
+    above = DetectionParams(min_delta_usd=10_000.5)
+    blocked = both(series(100_000, current), above, mark_price=2.0)
+    assert blocked.reason is VerdictReason.BLOCKED_MIN_DELTA_USD
+    assert blocked.direction is direction
+    assert blocked.is_blocked
+
+
+def test_usd_minimum_is_checked_after_the_contracts_minimum():
+    params = DetectionParams(min_delta_usd=1e12)
+    assert both(series(99_980, 104_979), params, 2.0).reason is (
+        VerdictReason.BLOCKED_MIN_DELTA_CONTRACTS
+    )
+
+
+@pytest.mark.parametrize("mark_price", [None, 0, -1.0, float("nan"), float("inf")])
+def test_usd_minimum_without_a_usable_mark_price_is_reported_not_dropped(mark_price):
+    verdict = both(series(100_000, 105_000), DetectionParams(min_delta_usd=1), mark_price)
+    assert verdict.reason is VerdictReason.MISSING_MARK_PRICE
+    assert verdict.direction is Direction.UP
+    assert verdict.is_blocked
+
+
+def test_mark_price_is_ignored_without_a_usd_minimum_but_reported():
+    verdict = both(series(100_000, 105_000), DEFAULTS, Decimal("64000.5"))
+    assert verdict.reason is VerdictReason.ALERT
+    assert verdict.abs_change_usd == 5_000 * 64_000.5
+
+
+def test_minimum_delta_of_zero_leaves_only_the_percentage_rule():
+    params = DetectionParams(min_delta_contracts=0)
+    assert both(series(100, 105), params).reason is VerdictReason.ALERT
+    assert both(series(100, 95), params).reason is VerdictReason.ALERT
+
+
+# Baseline window
+
+
+def test_too_few_baseline_samples_gives_no_verdict_and_says_why():
+    samples = [(T_NOW - 40 * MINUTE_MS, 100_000), (T_NOW - 35 * MINUTE_MS, 100_000)]
+    verdict = both([*samples, (T_NOW, 200_000)])
+    assert verdict.reason is VerdictReason.INSUFFICIENT_BASELINE
+    assert verdict.baseline_samples == 2
+    assert verdict.baseline is None
+    assert verdict.pct_change is None
+    assert verdict.direction is None
+    assert both([*samples, (T_NOW, 200_000)], DetectionParams(min_baseline_samples=2)).is_alert
+
+
+def test_samples_only_younger_than_w_low_give_no_verdict():
+    samples = [(T_NOW - ms, 100_000) for ms in range(30 * MINUTE_MS - 1, 0, -10_000)]
+    verdict = both([*samples, (T_NOW, 200_000)])
+    assert len(samples) == 180
+    assert verdict.reason is VerdictReason.INSUFFICIENT_BASELINE
+    assert verdict.baseline_samples == 0
+
+
+def test_samples_only_older_than_w_high_give_no_verdict():
+    samples = [(T_NOW - 60 * MINUTE_MS - 1 - i * 10_000, 100_000) for i in range(100)]
+    verdict = both([*sorted(samples), (T_NOW, 200_000)])
+    assert verdict.reason is VerdictReason.INSUFFICIENT_BASELINE
+    assert verdict.baseline_samples == 0
+
+
+def test_baseline_window_includes_both_boundaries_and_nothing_beyond():
+    samples = [
+        (T_NOW - 60 * MINUTE_MS - 1, 1.0),
+        (T_NOW - 60 * MINUTE_MS, 100_000),
+        (T_NOW - 30 * MINUTE_MS, 100_000),
+        (T_NOW - 30 * MINUTE_MS + 1, 1.0),
+        (T_NOW, 105_000),
+    ]
+    verdict = both(samples, DetectionParams(min_baseline_samples=2))
+    assert verdict.baseline_samples == 2
+    assert verdict.baseline == 100_000
+    assert verdict.is_alert
+
+
+def test_baseline_is_the_median_and_an_even_count_averages_the_middle_pair():
+    odd = [(T_NOW - (60 - 10 * i) * MINUTE_MS, v) for i, v in enumerate([1, 900, 100_000])]
+    assert both([*odd, (T_NOW, 0)], DetectionParams(min_baseline_samples=1)).baseline == 900
+    even = [(T_NOW - (60 - 10 * i) * MINUTE_MS, v) for i, v in enumerate([7, 100_000, 1, 99_000])]
+    verdict = both([*even, (T_NOW, 104_000)])
+    assert verdict.baseline == (7 + 99_000) / 2
+    outlier = [(T_NOW - (60 - 5 * i) * MINUTE_MS, 100_000) for i in range(7)]
+    outlier[3] = (outlier[3][0], 10_000_000)
+    assert both([*outlier, (T_NOW, 105_000)]).is_alert
+
+
+def test_zero_baseline_gives_no_verdict():
+    verdict = both(series(0, 5_000))
+    assert verdict.reason is VerdictReason.ZERO_BASELINE
+    assert verdict.baseline == 0
+    assert verdict.pct_change is None
+
+
+def test_no_samples_gives_no_verdict():
+    assert evaluate_samples([], DEFAULTS).reason is VerdictReason.NO_SAMPLES
+    assert BaselineTracker().evaluate(DEFAULTS).reason is VerdictReason.NO_SAMPLES
+
+
+def test_a_gap_longer_than_w_high_empties_the_baseline():
+    before_gap = series(100_000, 100_000)
+    after_gap = [(T_NOW + 61 * MINUTE_MS, 200_000)]
+    verdict = both([*before_gap, *after_gap])
+    assert verdict.reason is VerdictReason.INSUFFICIENT_BASELINE
+    assert verdict.baseline_samples == 0
+
+
+# Duplicates and out-of-order samples
+
+
+def test_duplicate_and_older_timestamps_are_ignored():
+    tracker = BaselineTracker()
+    assert tracker.add(T_NOW, 100_000)
+    assert not tracker.add(T_NOW, 999_999)
+    assert not tracker.add(T_NOW - 1, 999_999)
+    assert tracker.latest == (T_NOW, 100_000)
+    assert len(tracker) == 1
+    samples = [*series(100_000, 105_000), (T_NOW, 1.0), (T_NOW - 5 * MINUTE_MS, 1.0)]
+    assert both(samples).current == 105_000
+    assert accepted_samples([(3, 1), (2, 2), (3, 3), (4, 4)]) == [(3, 1.0), (4, 4.0)]
+
+
+def test_decimal_values_are_taken_as_floats():
+    samples = [(t, Decimal(str(v))) for t, v in series(100_000, 105_000)]
+    assert both(samples).is_alert
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1])
+def test_non_finite_or_negative_open_interest_is_refused(bad):
+    with pytest.raises(ValueError, match="open interest must be finite"):
+        BaselineTracker().add(T_NOW, bad)
+    with pytest.raises(ValueError, match="open interest must be finite"):
+        evaluate_samples([(T_NOW, bad)], DEFAULTS)
+
+
+def test_float_timestamps_are_refused():
+    with pytest.raises(TypeError):
+        BaselineTracker().add(1.7e12, 1.0)
+
+
+def test_tracker_refuses_params_with_other_windows():
+    tracker = BaselineTracker(1800, 3600)
+    with pytest.raises(ValueError, match="windows"):
+        tracker.evaluate(DetectionParams(w_low_sec=900, w_high_sec=3600))
+
+
+def test_tracker_keeps_only_the_last_w_high_of_samples():
+    tracker = BaselineTracker()
+    for i in range(1080):
+        tracker.add(T_NOW + i * 10_000, 100_000 + i)
+    assert len(tracker) == 361
+    assert tracker.baseline_samples == 181
+    assert tracker.baseline() == 100_000 + 1079 - 270
+
+
+def test_rebuild_from_unsorted_stored_samples_matches_the_reference_on_sorted_ones():
+    rng = random.Random(7)
+    live = [(T_NOW + i * 10_000, 100_000 + rng.uniform(-3_000, 3_000)) for i in range(400)]
+    backfill = [(T_NOW - i * 5 * MINUTE_MS, 100_000.0) for i in range(1, 13)]
+    stored = live + backfill
+    rng.shuffle(stored)
+    rebuilt = BaselineTracker.from_samples(stored)
+    reference = evaluate_samples(sorted(stored), DEFAULTS)
+    assert rebuilt.evaluate(DEFAULTS) == reference
+    assert rebuilt.latest == live[-1]
+
+
+# Incremental tracker agrees with the reference function
+
+SMALL_WINDOW = DetectionParams(
+    w_low_sec=30,
+    w_high_sec=60,
+    min_baseline_samples=2,
+    min_delta_contracts=5,
+    min_delta_usd=20,
+    cooldown_sec=60,
+)
+
+
+def assert_tracker_matches_reference(
+    samples: Sequence[tuple[int, float]], params: DetectionParams, mark_price: float | None
+) -> None:
+    tracker = BaselineTracker.for_params(params)
+    for count, (t_ms, oi) in enumerate(samples, start=1):
+        tracker.add(t_ms, oi)
+        expected = evaluate_samples(samples[:count], params, mark_price)
+        assert tracker.evaluate(params, mark_price) == expected
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from([-5_000, 0, 1, 4_999, 5_000, 10_000, 15_000, 30_000, 61_000]),
+            st.one_of(
+                st.sampled_from([0, 95, 100, 105, 110, 1_000]),
+                st.floats(min_value=0, max_value=1e6, allow_nan=False),
+            ),
+        ),
+        max_size=80,
+    ),
+    mark_price=st.sampled_from([None, 0.5, 4.0]),
+)
+def test_tracker_agrees_with_reference_on_arbitrary_series(steps, mark_price):
+    t_ms = T_NOW
+    samples = []
+    for step_ms, oi in steps:
+        t_ms += step_ms
+        samples.append((t_ms, oi))
+    assert_tracker_matches_reference(samples, SMALL_WINDOW, mark_price)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_tracker_agrees_with_reference_on_long_random_walks(seed):
+    rng = random.Random(seed)
+    samples, t_ms, oi = [], T_NOW, 100_000.0
+    for _ in range(1_500):
+        t_ms += rng.choice([10_000, 10_000, 10_000, 5_000, 20_000, 0, -10_000, 40 * MINUTE_MS // 9])
+        oi = max(0.0, oi * (1 + rng.gauss(0, 0.004)) + rng.choice([0, 0, 0, 0, 0, 6_000, -6_000]))
+        samples.append((t_ms, round(oi, rng.choice([0, 3]))))
+    params = DetectionParams(min_delta_usd=1_000)
+    tracker = BaselineTracker.for_params(params)
+    reasons = Counter()
+    for count, (t, value) in enumerate(samples, start=1):
+        tracker.add(t, value)
+        verdict = tracker.evaluate(params, 0.25)
+        assert verdict == evaluate_samples(samples[:count], params, 0.25)
+        reasons[verdict.reason] += 1
+    assert reasons[VerdictReason.BELOW_THRESHOLD] > 0
+
+
+# Cooldown
+
+
+def test_cooldown_blocks_the_same_key_within_fifteen_minutes_and_allows_after():
+    last = T_NOW
+    assert cooldown_allows(None, T_NOW, 900)
+    assert not cooldown_allows(last, T_NOW, 900)
+    assert not cooldown_allows(last, T_NOW + 15 * MINUTE_MS - 1, 900)
+    assert cooldown_allows(last, T_NOW + 15 * MINUTE_MS, 900)
+    assert not cooldown_allows(last, T_NOW - MINUTE_MS, 900)
+    assert cooldown_allows(last, T_NOW, 0)
+
+
+def test_cooldown_book_keys_by_symbol_and_direction():
+    book = CooldownBook(900)
+    up = both(series(100_000, 105_000))
+    assert book.admit("BTCUSDT", up)
+    assert not book.admit("BTCUSDT", up)
+    assert book.admit("ETHUSDT", up)
+
+    later_down = both([(t + 5 * MINUTE_MS, v) for t, v in series(100_000, 95_000)])
+    assert book.admit("BTCUSDT", later_down)
+
+    up_again = [(t + 15 * MINUTE_MS - 1, v) for t, v in series(100_000, 105_000)]
+    assert not book.admit("BTCUSDT", both(up_again))
+    up_after = [(t + 15 * MINUTE_MS, v) for t, v in series(100_000, 105_000)]
+    assert book.admit("BTCUSDT", both(up_after))
+
+
+def test_cooldown_book_ignores_blocked_and_non_alert_verdicts():
+    book = CooldownBook(900)
+    blocked = both(series(99_980, 104_979))
+    assert blocked.is_blocked
+    assert not book.admit("BTCUSDT", blocked)
+    assert book.allows("BTCUSDT", Direction.UP, T_NOW)
+    assert not book.admit("BTCUSDT", both(series(100_000, 100_000)))
+    assert book.admit("BTCUSDT", both(series(100_000, 105_000)))
+
+
+def test_oi_oscillating_around_the_threshold_alerts_once_per_cooldown():
+    params = DetectionParams(min_baseline_samples=1)
+    tracker = BaselineTracker.for_params(params)
+    book = CooldownBook(params.cooldown_sec)
+    start = T_NOW - 90 * MINUTE_MS
+    for i in range(0, 60 * 6):
+        tracker.add(start + i * 10_000, 100_000)
+    emitted, raw = [], 0
+    for i in range(6 * 20):
+        t_ms = start + 60 * MINUTE_MS + i * 10_000
+        tracker.add(t_ms, 105_100 if i % 2 == 0 else 104_900)
+        verdict = tracker.evaluate(params)
+        raw += verdict.is_alert
+        if book.admit("MAVIAUSDT", verdict):
+            emitted.append(t_ms)
+    assert raw == 60
+    assert emitted == [start + 60 * MINUTE_MS, start + 75 * MINUTE_MS]
+
+
+# Parameters and overrides
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"w_low_sec": 3600, "w_high_sec": 3600}, "w_low_sec must be < w_high_sec"),
+        ({"w_low_sec": 0}, "w_low_sec must be > 0"),
+        ({"w_low_sec": 1800.5}, "w_low_sec must be an integer"),
+        ({"w_high_sec": True}, "w_high_sec must be an integer"),
+        ({"min_baseline_samples": 0}, "min_baseline_samples must be >= 1"),
+        ({"spike_threshold_pct": 0}, "spike_threshold_pct must be > 0"),
+        ({"spike_threshold_pct": float("nan")}, "spike_threshold_pct must be finite"),
+        ({"dump_threshold_pct": -0.05}, "dump_threshold_pct must be in"),
+        ({"dump_threshold_pct": 1.5}, "dump_threshold_pct must be in"),
+        ({"min_delta_contracts": -1}, "min_delta_contracts must be >= 0"),
+        ({"min_delta_contracts": "5000"}, "min_delta_contracts must be a number"),
+        ({"min_delta_usd": -1}, "min_delta_usd must be >= 0"),
+        ({"cooldown_sec": -1}, "cooldown_sec must be >= 0"),
+    ],
+)
+def test_invalid_params_are_refused_with_a_clear_message(fields, message):
+    with pytest.raises(ValueError, match=message):
+        DetectionParams(**fields)
+
+
+def test_params_normalise_numbers():
+    params = DetectionParams(spike_threshold_pct=Decimal("0.05"), w_low_sec=1800.0)
+    assert params.spike_threshold_pct == 0.05
+    assert isinstance(params.spike_threshold_pct, float)
+    assert params.w_low_sec == 1800
+    assert isinstance(params.w_low_sec, int)
+    assert params == DEFAULTS
+
+
+def test_override_wins_field_by_field_and_none_keeps_the_default():
+    resolved = resolve_params(
+        DEFAULTS,
+        {"spike_threshold_pct": Decimal("0.08"), "dump_threshold_pct": None, "min_delta_usd": 5e5},
+    )
+    assert resolved.spike_threshold_pct == 0.08
+    assert resolved.dump_threshold_pct == DEFAULTS.dump_threshold_pct
+    assert resolved.min_delta_usd == 5e5
+    assert resolved.min_delta_contracts == DEFAULTS.min_delta_contracts
+    assert resolve_params(DEFAULTS, None) is DEFAULTS
+    assert resolve_params(DEFAULTS, {}) is DEFAULTS
+    assert resolve_params(DEFAULTS, {"cooldown_sec": None}) is DEFAULTS
+
+
+def test_override_with_unknown_or_invalid_fields_is_refused():
+    with pytest.raises(ValueError, match="unknown detection parameter"):
+        resolve_params(DEFAULTS, {"spike_pct": 0.1})
+    with pytest.raises(ValueError, match="w_low_sec must be < w_high_sec"):
+        resolve_params(DEFAULTS, {"w_low_sec": 7200})
+
+
+def test_override_changes_the_verdict():
+    samples = series(100_000, 105_000)
+    strict = resolve_params(DEFAULTS, {"spike_threshold_pct": 0.06})
+    assert both(samples, strict).reason is VerdictReason.BELOW_THRESHOLD
+    assert both(samples, DEFAULTS).is_alert
+
+
+# Real Binance series (/work/shared/data; figures from its SOURCES.md)
+
+
+@dataclass(frozen=True)
+class RealSeries:
+    contracts: list[tuple[int, float]]
+    notional: list[tuple[int, float]]
+    mark_prices: list[float | None]
+
+
+def load_csv(name: str, t_col: str, oi_col: str, value_col: str) -> RealSeries:
+    """Rows with empty OI are skipped (REZUSDT row 287; ETHUSDT rows 1 and 381, each the first
+    row of a segment)."""
+    contracts, notional, prices = [], [], []
+    with (DATA_DIR / name).open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            if not row[oi_col].strip():
+                continue
+            t_ms, oi, value = int(row[t_col]), float(row[oi_col]), float(row[value_col])
+            contracts.append((t_ms, oi))
+            notional.append((t_ms, value))
+            prices.append(value / oi if oi else None)
+    return RealSeries(contracts, notional, prices)
+
+
+def naive_utc_ms(text: str) -> int:
+    """Timestamps without a zone are taken as UTC; only differences between them matter."""
+    moment = datetime.fromisoformat(text).replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def load_alts(name: str) -> dict[str, RealSeries]:
+    records = json.loads((DATA_DIR / name).read_text())
+    loaded = {}
+    for symbol, rows in records.items():
+        times = [naive_utc_ms(row["timestamp"]) for row in rows]
+        loaded[symbol] = RealSeries(
+            contracts=[
+                (t, float(row["open_interest"])) for t, row in zip(times, rows, strict=True)
+            ],
+            notional=[
+                (t, float(row["open_interest_value"])) for t, row in zip(times, rows, strict=True)
+            ],
+            mark_prices=[float(row["price"]) for row in rows],
+        )
+    return loaded
+
+
+def load_btc_10s() -> list[tuple[int, float]]:
+    with (DATA_DIR / "BTCUSDT_openInterest_10s_2024-12_anmolkhullar24.csv").open(newline="") as f:
+        return [
+            (naive_utc_ms(row["Datetime"]), float(row["Open Interest"]))
+            for row in csv.DictReader(f)
+        ]
+
+
+BTC_5M = "imsatoshi_BTCUSDT_openInterestHist_5m_2024-05-09_full.csv"
+REZ_5M = "imsatoshi_REZUSDT_5m_2024-05-09_prefix.csv"
+PEPE_5M = "imsatoshi_1000PEPEUSDT_5m_2024-05-09_prefix.csv"
+ETH_15M = "ETHUSDT_oi_15m_2026-04-13_to_05-13_abanghangpa-jimi.csv"
+ALTS_V0 = "alts_openInterest_15m_2025-07_winben000_v0a268c0.json"
+ALTS_HEAD = "alts_openInterest_15m_2025-07_winben000_HEAD.json"
+
+requires_data = pytest.mark.skipif(not DATA_DIR.is_dir(), reason=f"{DATA_DIR} not present")
+
+
+def real(name: str) -> RealSeries:
+    if name == ETH_15M:
+        return load_csv(name, "timestamp_ms", "oi", "oi_usd")
+    return load_csv(name, "timestamp", "sumOpenInterest", "sumOpenInterestValue")
+
+
+# SOURCES.md's "alert check": baseline = median of samples in [t-60 min, t-30 min] (any count
+# >= 1), alert when |OI_t / baseline - 1| >= 5%, every sample counted (no minimum delta, no
+# cooldown), run once on contracts and once on notional.
+SOURCES_CHECK = DetectionParams(min_baseline_samples=1, min_delta_contracts=0)
+
+
+@dataclass(frozen=True)
+class Replay:
+    verdicts: list[Verdict]
+    emitted: list[Verdict]
+
+    @property
+    def alerts(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.is_alert]
+
+    @property
+    def peak_pct(self) -> float:
+        """The evaluated change furthest from zero, in percent rounded to 2 places."""
+        changes = [v.pct_change for v in self.verdicts if v.pct_change is not None]
+        return round(100 * max(changes, key=abs), 2)
+
+    def times(self, verdicts: list[Verdict]) -> list[str]:
+        return [
+            datetime.fromtimestamp(v.t_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M") for v in verdicts
+        ]
+
+
+def replay(
+    samples: list[tuple[int, float]],
+    params: DetectionParams,
+    mark_prices: Sequence[float | None] | None = None,
+) -> Replay:
+    """Feed the tracker sample by sample, evaluating each, with a per-direction cooldown."""
+    tracker = BaselineTracker.for_params(params)
+    book = CooldownBook(params.cooldown_sec)
+    verdicts, emitted = [], []
+    for index, (t_ms, oi) in enumerate(samples):
+        if not tracker.add(t_ms, oi):
+            continue
+        verdict = tracker.evaluate(params, mark_prices[index] if mark_prices else None)
+        verdicts.append(verdict)
+        if book.admit("replay", verdict):
+            emitted.append(verdict)
+    return Replay(verdicts, emitted)
+
+
+@requires_data
+def test_sources_check_btc_5m_contracts_none_notional_one():
+    data = real(BTC_5M)
+    assert len(data.contracts) == 541
+    contracts = replay(data.contracts, SOURCES_CHECK)
+    assert contracts.alerts == []
+    assert contracts.peak_pct == 3.44
+    notional = replay(data.notional, SOURCES_CHECK)
+    assert notional.times(notional.alerts) == ["2024-05-10 14:55"]
+    assert round(100 * notional.alerts[0].pct_change, 2) == -5.21
+    assert notional.alerts[0].direction is Direction.DOWN
+
+
+@requires_data
+def test_sources_check_rez_contracts_none_notional_eight_consecutive():
+    data = real(REZ_5M)
+    assert len(data.contracts) == 372
+    contracts = replay(data.contracts, SOURCES_CHECK)
+    assert contracts.alerts == []
+    assert contracts.peak_pct == -3.21
+    notional = replay(data.notional, SOURCES_CHECK)
+    assert notional.times(notional.alerts) == [
+        f"2024-05-10 {hh_mm}"
+        for hh_mm in ("14:35", "14:40", "14:45", "14:50", "14:55", "15:00", "15:05", "15:10")
+    ]
+    changes = sorted(round(100 * v.pct_change, 1) for v in notional.alerts)
+    assert (changes[0], changes[-1]) == (-6.9, -5.1)
+    assert notional.times(notional.emitted) == [
+        "2024-05-10 14:35",
+        "2024-05-10 14:50",
+        "2024-05-10 15:05",
+    ]
+
+
+@requires_data
+def test_sources_check_pepe_near_miss_has_no_alerts():
+    data = real(PEPE_5M)
+    contracts = replay(data.contracts, SOURCES_CHECK)
+    notional = replay(data.notional, SOURCES_CHECK)
+    assert (contracts.alerts, notional.alerts) == ([], [])
+    assert (contracts.peak_pct, notional.peak_pct) == (2.16, 4.02)
+
+
+@requires_data
+def test_sources_check_eth_15m_contracts_none_notional_four():
+    data = real(ETH_15M)
+    assert len(data.contracts) == 879
+    contracts = replay(data.contracts, SOURCES_CHECK)
+    assert contracts.alerts == []
+    assert contracts.peak_pct == 4.71
+    step = next(v for v in contracts.verdicts if v.t_ms == naive_utc_ms("2026-04-13 23:30"))
+    assert round(100 * step.pct_change, 1) == 4.3
+    notional = replay(data.notional, SOURCES_CHECK)
+    assert notional.times(notional.alerts) == [
+        "2026-04-13 23:30",
+        "2026-04-13 23:45",
+        "2026-04-14 00:00",
+        "2026-04-14 15:15",
+    ]
+    assert [round(100 * v.pct_change, 2) for v in notional.alerts] == [6.22, 5.83, 5.31, -5.75]
+    assert all(v.baseline_samples == 3 for v in notional.alerts)
+    # 15-minute samples and a 15-minute cooldown: every alert is at the cooldown's edge.
+    assert len(notional.emitted) == 4
+
+
+@requires_data
+def test_sources_check_btc_10s_bursts_never_fill_the_baseline():
+    samples = load_btc_10s()
+    assert len(samples) == 294
+    verdicts = replay(samples, SOURCES_CHECK).verdicts
+    assert len(verdicts) == 294
+    assert {v.reason for v in verdicts} == {VerdictReason.INSUFFICIENT_BASELINE}
+
+
+@requires_data
+def test_sources_check_alts_husdt_contracts_alerts_once():
+    contract_alerts = {
+        symbol: replay(data.contracts, SOURCES_CHECK).alerts
+        for symbol, data in load_alts(ALTS_V0).items()
+    }
+    assert {s: len(a) for s, a in contract_alerts.items()} == {
+        "DMCUSDT": 0,
+        "MILKUSDT": 0,
+        "HUSDT": 1,
+        "SAHARAUSDT": 0,
+        "MAVUSDT": 0,
+    }
+    (husdt,) = contract_alerts["HUSDT"]
+    assert round(100 * husdt.pct_change, 2) == -5.40
+    assert husdt.baseline_samples == 1
+    head = load_alts(ALTS_HEAD)
+    assert all(not replay(d.contracts, SOURCES_CHECK).alerts for d in head.values())
+
+
+@requires_data
+def test_alts_notional_alerts_that_sources_does_not_list():
+    """SOURCES.md gives the alts figure for contracts only; notional finds DMCUSDT moves too."""
+    v0 = {s: len(replay(d.notional, SOURCES_CHECK).alerts) for s, d in load_alts(ALTS_V0).items()}
+    head = {
+        s: len(replay(d.notional, SOURCES_CHECK).alerts) for s, d in load_alts(ALTS_HEAD).items()
+    }
+    assert v0 == {"DMCUSDT": 2, "MILKUSDT": 0, "HUSDT": 0, "SAHARAUSDT": 0, "MAVUSDT": 0}
+    assert head == {"DMCUSDT": 1, "MILKUSDT": 0, "HUSDT": 0, "SAHARAUSDT": 0, "MAVUSDT": 0}
+
+
+DESIGN_RULE = DetectionParams()
+DESIGN_RULE_USD = DetectionParams(min_delta_usd=250_000)
+
+
+@requires_data
+@pytest.mark.parametrize("params", [DESIGN_RULE, DESIGN_RULE_USD], ids=["contracts", "usd"])
+@pytest.mark.parametrize("name", [BTC_5M, REZ_5M, PEPE_5M, ETH_15M])
+def test_design_rule_on_contracts_finds_no_alerts_in_the_5m_and_15m_series(name, params):
+    """5%, 5000 contracts, 3 baseline samples, 15 min cooldown; mark price = notional / contracts."""
+    data = real(name)
+    result = replay(data.contracts, params, data.mark_prices)
+    assert result.emitted == []
+    assert not any(v.is_blocked for v in result.verdicts)
+    evaluated = [v for v in result.verdicts if v.reason is not VerdictReason.INSUFFICIENT_BASELINE]
+    assert len(evaluated) == len(result.verdicts) - 8
+
+
+@requires_data
+@pytest.mark.parametrize("params", [DESIGN_RULE, DESIGN_RULE_USD], ids=["contracts", "usd"])
+def test_design_rule_on_alts_has_almost_no_baseline(params):
+    """~15-minute polls put at most two samples in the window, except MAVUSDT's 1-minute start."""
+    evaluated = {}
+    for name in (ALTS_V0, ALTS_HEAD):
+        for symbol, data in load_alts(name).items():
+            result = replay(data.contracts, params, data.mark_prices)
+            assert result.emitted == []
+            evaluated[(name, symbol)] = [
+                v.reason
+                for v in result.verdicts
+                if v.reason is not VerdictReason.INSUFFICIENT_BASELINE
+            ]
+    assert {key: reasons for key, reasons in evaluated.items() if reasons} == {
+        (ALTS_V0, "MAVUSDT"): [VerdictReason.BELOW_THRESHOLD]
+    }
+
+
+@requires_data
+def test_three_percent_rule_on_btc_is_held_back_by_the_contracts_minimum():
+    params = DetectionParams(spike_threshold_pct=0.03, dump_threshold_pct=0.03)
+    data = real(BTC_5M)
+    result = replay(data.contracts, params, data.mark_prices)
+    blocked = [v for v in result.verdicts if v.is_blocked]
+    assert len(blocked) == 6
+    assert {v.reason for v in blocked} == {VerdictReason.BLOCKED_MIN_DELTA_CONTRACTS}
+    assert all(abs(v.abs_change) < 5_000 for v in blocked)
+    assert result.emitted == []
+
+
+@requires_data
+def test_three_percent_rule_on_rez_with_a_usd_minimum_passing_and_blocking():
+    data = real(REZ_5M)
+    passing = DetectionParams(
+        spike_threshold_pct=0.03, dump_threshold_pct=0.03, min_delta_usd=250_000
+    )
+    result = replay(data.contracts, passing, data.mark_prices)
+    assert len(result.alerts) == 3
+    assert result.times(result.emitted) == ["2024-05-09 23:20", "2024-05-10 14:55"]
+    assert all(v.direction is Direction.DOWN for v in result.emitted)
+
+    blocking = resolve_params(passing, {"min_delta_usd": 1_000_000})
+    result = replay(data.contracts, blocking, data.mark_prices)
+    assert result.emitted == []
+    assert Counter(v.reason for v in result.verdicts if v.is_blocked) == {
+        VerdictReason.BLOCKED_MIN_DELTA_USD: 3
+    }
