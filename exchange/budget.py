@@ -24,6 +24,7 @@ Budgets are named by an egress id: workers that share an IP share one id; a host
 IP gets its own.
 """
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -238,6 +239,7 @@ class RequestBudget:
             "ip_limit": f"{base}:ip_limit",
             "ip_tat": f"{base}:tat:ip",
             "futures_data_tat": f"{base}:tat:futures_data",
+            "outcomes": f"{base}:outcomes",
         }
         self._consumer_tat_prefix = f"{base}:tat:consumer:"
 
@@ -383,6 +385,16 @@ class RequestBudget:
             args=[mode, repr(float(value)), reason],
         )
         return _utc_from_us(int(until_us)) if int(until_us) else None
+
+    def record_outcome(self, outcome: str) -> None:
+        """Count one answer (its HTTP status, or "timeout"/"connection_error") for this egress,
+        across all processes: what /metrics reports as requests sent, 429s and 418s."""
+        with contextlib.suppress(redis.RedisError):  # counting must never fail a request
+            self.redis.hincrby(self.keys["outcomes"], outcome, 1)
+
+    def outcome_counts(self) -> dict[str, int]:
+        raw = self.redis.hgetall(self.keys["outcomes"])
+        return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
 
     def backoff_until(self) -> tuple[datetime, str] | None:
         """The active shared back-off deadline and its reason, if any."""

@@ -535,9 +535,12 @@ class BinanceFuturesClient:
                 allow_redirects=False,
             )
         except requests.Timeout as exc:
+            self.budget.record_outcome("timeout")
             raise ExchangeUnavailable(f"timed out: {exc}", path=path) from exc
         except requests.RequestException as exc:
+            self.budget.record_outcome("connection_error")
             raise ExchangeUnavailable(f"connection failed: {exc}", path=path) from exc
+        self.budget.record_outcome(str(response.status_code))
         try:
             self._observe_weight(response)
             body = self._read_body(response, path)
