@@ -1,5 +1,10 @@
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -16,6 +21,7 @@ from common.symbols import symbol_problem
 class AlertIngestApi(APIView):
     """Store an alert (design §5.3) from another producer: validated, idempotent, cooldown-aware."""
 
+    @extend_schema_serializer(component_name="AlertPayload")
     class InputSerializer(serializers.Serializer):
         symbol = serializers.CharField()
         direction = serializers.ChoiceField(choices=DIRECTIONS)

@@ -1,10 +1,13 @@
+from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.health import system_health
+from common.metrics import VolspikeCollector
 
 
 class HealthApi(APIView):
@@ -32,3 +35,10 @@ class HealthApi(APIView):
             "failing": failing,
         }
         return Response(body, status=503 if failing else 200)
+
+
+def metrics_view(request) -> HttpResponse:
+    """Prometheus text exposition of the whole system's counters and gauges."""
+    registry = CollectorRegistry()
+    registry.register(VolspikeCollector())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -1,13 +1,13 @@
 from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.decimals import plain_decimal
+from common.formatting import plain_decimal
 from common.serializers import PlainDecimalField
 from liquidity.exchange_info import exchange_info_get
 from liquidity.selectors import liquid_symbol_list, membership_event_list, universe_job_status
@@ -16,6 +16,7 @@ from liquidity.selectors import liquid_symbol_list, membership_event_list, unive
 class LiquidUniverseApi(APIView):
     """The liquid universe now: members, thresholds, counts, and how fresh it is."""
 
+    @extend_schema_serializer(component_name="LiquidMember")
     class MemberSerializer(serializers.Serializer):
         symbol = serializers.CharField()
         quoteVolume24h = PlainDecimalField(source="quote_volume_24h")
@@ -25,6 +26,7 @@ class LiquidUniverseApi(APIView):
             source="missing_from_ticker_since", allow_null=True
         )
 
+    @extend_schema_serializer(component_name="MembershipEvent")
     class EventSerializer(serializers.Serializer):
         symbol = serializers.CharField()
         change = serializers.CharField()

@@ -2,16 +2,22 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.decimals import plain_decimal
+from common.formatting import plain_decimal
 from common.serializers import PlainDecimalField
 from common.symbols import symbol_problem
 from liquidity.selectors import liquid_symbol_list
 from oi.batches import KNOWN_SOURCES, parse_snapshot_batch
+from oi.screener import SCREENER_LOOKBACKS, open_interest_screener
 from oi.selectors import poller_status, ring_samples_if_fresh, snapshot_list_latest
 from oi.services import snapshot_batch_ingest
 
@@ -19,6 +25,7 @@ from oi.services import snapshot_batch_ingest
 class SnapshotIngestApi(APIView):
     """Store a batch of open-interest snapshots (design §4.4): all rows or none, idempotent."""
 
+    @extend_schema_serializer(component_name="SnapshotRow")
     class InputRowSerializer(serializers.Serializer):
         """Documents the row; validation is `oi.batches.parse_snapshot_batch` (fast on 20k rows)."""
 
@@ -31,12 +38,14 @@ class SnapshotIngestApi(APIView):
             required=False, help_text="Sample time; defaults to the batch timestamp"
         )
 
+    @extend_schema_serializer(component_name="SnapshotBatch")
     class InputSerializer(serializers.Serializer):
         data = serializers.ListField(child=serializers.DictField())
         timestamp = serializers.DateTimeField(help_text="ISO-8601 with a zone")
         totalSymbols = serializers.IntegerField(required=False, min_value=0)
         source = serializers.ChoiceField(choices=KNOWN_SOURCES, required=False)
 
+    @extend_schema_serializer(component_name="SnapshotIngestResult")
     class OutputSerializer(serializers.Serializer):
         received = serializers.IntegerField()
         inserted = serializers.IntegerField()
@@ -73,6 +82,7 @@ class SnapshotSampleListApi(APIView):
                 raise serializers.ValidationError(problem)
             return symbol
 
+    @extend_schema_serializer(component_name="StoredSample")
     class OutputSerializer(serializers.Serializer):
         ts = serializers.DateTimeField()
         openInterest = PlainDecimalField(source="open_interest")
@@ -80,6 +90,7 @@ class SnapshotSampleListApi(APIView):
         markPrice = PlainDecimalField(source="mark_price", allow_null=True)
         source = serializers.CharField()
 
+    @extend_schema_serializer(component_name="RingSample")
     class RingSampleSerializer(serializers.Serializer):
         ts = serializers.DateTimeField()
         openInterest = serializers.CharField()
@@ -184,5 +195,73 @@ class PollerStatusApi(APIView):
                 "failing": status.failing,
                 "staleSymbols": stale,
                 "lastSampleAgeSec": status.last_sample_age_sec,
+            }
+        )
+
+
+class OpenInterestScreenerApi(APIView):
+    """Every liquid symbol's latest open interest (and in USD) and its change over 5 m, 15 m and
+    1 h, from the ring buffers: one call for the whole universe."""
+
+    class RowSerializer(serializers.Serializer):
+        symbol = serializers.CharField()
+        quoteVolume24h = PlainDecimalField(source="quote_volume_24h")
+        enteredAt = serializers.DateTimeField(source="entered_at")
+        openInterest = serializers.CharField(allow_null=True, help_text="Contracts; latest sample")
+        openInterestTime = serializers.DateTimeField(allow_null=True)
+        markPrice = serializers.CharField(allow_null=True)
+        openInterestUsd = serializers.CharField(
+            allow_null=True, help_text="Latest open interest × the latest mark price"
+        )
+        pctChange5m = serializers.FloatField(
+            allow_null=True,
+            help_text="0.1 = +10%, against the newest sample at or before now - 5 min; null when "
+            "the ring buffer does not reach back that far",
+        )
+        pctChange15m = serializers.FloatField(allow_null=True)
+        pctChange1h = serializers.FloatField(allow_null=True)
+        ringSamples = serializers.IntegerField(help_text="Samples in the symbol's ring buffer")
+
+    @extend_schema(
+        responses=inline_serializer(
+            "OpenInterestScreener",
+            {
+                "asOf": serializers.DateTimeField(),
+                "count": serializers.IntegerField(),
+                "lookbacksSec": serializers.DictField(child=serializers.IntegerField()),
+                "symbols": RowSerializer(many=True),
+            },
+        )
+    )
+    def get(self, request):
+        now_ms = int(timezone.now().timestamp() * 1000)
+        rows = [
+            {
+                "symbol": row.symbol,
+                "quote_volume_24h": row.quote_volume_24h,
+                "entered_at": row.entered_at,
+                "openInterest": plain_decimal(row.latest.open_interest) if row.latest else None,
+                "openInterestTime": (
+                    datetime.fromtimestamp(row.latest.time_ms / 1000, tz=UTC)
+                    if row.latest
+                    else None
+                ),
+                "markPrice": plain_decimal(row.mark_price) if row.mark_price is not None else None,
+                "openInterestUsd": (
+                    plain_decimal(row.open_interest_usd)
+                    if row.open_interest_usd is not None
+                    else None
+                ),
+                **{f"pctChange{label}": pct for label, pct in row.pct_change.items()},
+                "ringSamples": row.ring_samples,
+            }
+            for row in open_interest_screener(now_ms=now_ms)
+        ]
+        return Response(
+            {
+                "asOf": datetime.fromtimestamp(now_ms / 1000, tz=UTC),
+                "count": len(rows),
+                "lookbacksSec": dict(SCREENER_LOOKBACKS),
+                "symbols": self.RowSerializer(rows, many=True).data,
             }
         )

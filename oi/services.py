@@ -1,9 +1,10 @@
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.db import connection, transaction
 
+from common.redis import get_redis
 from oi.batches import SnapshotBatch, SnapshotRow
+from oi.keys import SNAPSHOTS_STORED_TOTAL_KEY
 
 # One statement for the whole batch: atomic by itself, and idempotent through the unique key.
 _INSERT_SNAPSHOTS_SQL = """
@@ -45,7 +46,10 @@ def snapshot_rows_store(*, rows: list[SnapshotRow]) -> int:
                 [row.source for row in rows],
             ],
         )
-        return cursor.rowcount
+        inserted = cursor.rowcount
+    if inserted:
+        transaction.on_commit(lambda: get_redis().incrby(SNAPSHOTS_STORED_TOTAL_KEY, inserted))
+    return inserted
 
 
 def snapshot_batch_ingest(*, batch: SnapshotBatch) -> SnapshotIngestResult:
@@ -60,7 +64,7 @@ def snapshot_batch_ingest(*, batch: SnapshotBatch) -> SnapshotIngestResult:
                 row.symbol,
                 int(row.ts.timestamp() * 1000),
                 str(row.open_interest),
-                _text(row.mark_price),
+                None if row.mark_price is None else str(row.mark_price),
             ]
             for row in batch.rows
         ]
@@ -71,7 +75,3 @@ def snapshot_batch_ingest(*, batch: SnapshotBatch) -> SnapshotIngestResult:
         duplicates=len(batch.rows) - inserted,
         partial=batch.is_partial,
     )
-
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)

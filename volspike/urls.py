@@ -2,16 +2,18 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from common.apis import HealthApi
+from common.apis import HealthApi, metrics_view
 from liquidity.apis import ExchangeInfoProxyApi
 
 urlpatterns = [
     path("health", HealthApi.as_view(), name="health"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/market/open-interest/", include("oi.urls")),
     path("api/market/open-interest/", include("liquidity.urls")),
     path("api/", include("alerts.urls")),
+    path("debug/", include("dashboard.urls")),
     path("api/binance/futures/info", ExchangeInfoProxyApi.as_view(), name="binance-futures-info"),
 ]

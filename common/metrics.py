@@ -1,0 +1,96 @@
+"""Prometheus metrics, read at scrape time from Redis and Postgres, so that they count the work of
+every process (web, workers, beat) and survive restarts of any one of them."""
+
+import time
+from collections.abc import Iterator
+
+from django.db.models import Count
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from alerts.models import OpenInterestAlert
+from common.redis import get_redis
+from exchange.factory import build_budget
+from liquidity.services import REDIS_UNIVERSE_KEY
+from oi.keys import COUNTERS_KEY, SNAPSHOTS_STORED_TOTAL_KEY, STATUS_KEY, WEIGHT_BUCKET_KEY
+from oi.ring import last_sample_times
+from oi.snapshot_sink import PENDING_KEY
+
+
+class VolspikeCollector(Collector):
+    def collect(self) -> Iterator:
+        redis = get_redis()
+        budget = build_budget()
+
+        responses = CounterMetricFamily(
+            "volspike_exchange_responses",
+            "Answers from the exchange by HTTP status (or timeout, connection_error)",
+            labels=["outcome"],
+        )
+        for outcome, count in sorted(budget.outcome_counts().items()):
+            responses.add_metric([outcome], count)
+        yield responses
+        yield GaugeMetricFamily(
+            "volspike_exchange_backoff_active",
+            "1 while every process backs off after a 429/418 or a weight warning",
+            value=1 if budget.backoff_until() else 0,
+        )
+
+        universe = redis.smembers(REDIS_UNIVERSE_KEY)
+        status = redis.hgetall(STATUS_KEY)
+        counters = {k: int(v) for k, v in redis.hgetall(COUNTERS_KEY).items()}
+        yield GaugeMetricFamily(
+            "volspike_universe_symbols", "Liquid symbols polled", value=len(universe)
+        )
+        yield GaugeMetricFamily(
+            "volspike_poll_interval_seconds", "Current per-symbol poll interval",
+            value=float(status.get("interval_sec", 0)),
+        )  # fmt: skip
+        this_second = int(time.time())
+        buckets = redis.mget(
+            [WEIGHT_BUCKET_KEY.format(s) for s in range(this_second - 60, this_second)]
+        )
+        yield GaugeMetricFamily(
+            "volspike_poller_weight_last_minute",
+            "Request weight the poller used over the last 60 s",
+            value=sum(int(b) for b in buckets if b),
+        )
+        samples = CounterMetricFamily(
+            "volspike_poller_samples", "Open-interest polls by outcome", labels=["outcome"]
+        )
+        samples.add_metric(["ok"], counters.get("samples_ok", 0))
+        samples.add_metric(["failed"], counters.get("samples_failed", 0))
+        samples.add_metric(["dropped_late"], counters.get("polls_dropped_late", 0))
+        yield samples
+        yield CounterMetricFamily(
+            "volspike_poller_windows_missed", "Poll windows never dispatched (beat ran late)",
+            value=counters.get("windows_missed", 0),
+        )  # fmt: skip
+        last_times = last_sample_times(redis, universe)
+        now_ms = time.time() * 1000
+        lag = max((now_ms - t for t in last_times.values()), default=0) / 1000
+        yield GaugeMetricFamily(
+            "volspike_poll_lag_seconds",
+            "Age of the stalest liquid symbol's latest sample",
+            value=lag,
+        )
+        yield CounterMetricFamily(
+            "volspike_snapshots_stored", "Snapshot rows newly stored in Postgres",
+            value=int(redis.get(SNAPSHOTS_STORED_TOTAL_KEY) or 0),
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "volspike_snapshot_batches_parked", "Snapshot batches waiting for a delivery retry",
+            value=redis.llen(PENDING_KEY),
+        )  # fmt: skip
+
+        alerts = CounterMetricFamily(
+            "volspike_alerts", "Open-interest alerts stored", labels=["direction"]
+        )
+        by_direction = dict(
+            OpenInterestAlert.objects.values_list("direction")
+            .annotate(n=Count("id"))
+            .values_list("direction", "n")
+        )
+        for direction in ("UP", "DOWN"):
+            alerts.add_metric([direction], by_direction.get(direction, 0))
+        yield alerts
