@@ -8,6 +8,7 @@ from django.db import DatabaseError, connection, transaction
 
 from alerts.models import OpenInterestAlert
 from alerts.payloads import AlertCandidate
+from common.formatting import iso_z
 from common.realtime import OI_ALERTS_GROUP, broadcast
 from common.redis import get_redis
 
@@ -125,6 +126,6 @@ def alert_payload(alert: OpenInterestAlert) -> dict:
         "current": float(alert.current),
         "pctChange": float(alert.pct_change),
         "absChange": float(alert.abs_change),
-        "timestamp": alert.ts.isoformat().replace("+00:00", "Z"),
+        "timestamp": iso_z(alert.ts),
         "source": alert.source,
     }

@@ -2,6 +2,7 @@ import random
 
 from celery import shared_task
 from celery.utils.log import get_task_logger
+from django.conf import settings
 
 from alerts.delivery import DeliveryError, alert_deliver
 
@@ -29,5 +30,6 @@ def alert_deliver_task(self, alert_id: int, channel: str) -> None:
                 extra={"alert_id": alert_id, "channel": channel, "cause": str(exc)},
             )
             return
-        countdown = min(300, 5 * 2**self.request.retries) * random.uniform(0.8, 1.2)
+        base = settings.ALERT_DELIVERY_RETRY_BASE_SEC
+        countdown = min(300, base * 2**self.request.retries) * random.uniform(0.8, 1.2)
         raise self.retry(exc=exc, countdown=countdown) from exc

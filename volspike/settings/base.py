@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "oi",
     "liquidity",
     "alerts",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -223,6 +224,8 @@ ALERT_WEBHOOK_URL = env("ALERT_WEBHOOK_URL", default="")
 TELEGRAM_BOT_TOKEN = env("TELEGRAM_BOT_TOKEN", default="")
 TELEGRAM_CHAT_ID = env("TELEGRAM_CHAT_ID", default="")
 TELEGRAM_API_URL = env("TELEGRAM_API_URL", default="https://api.telegram.org")
+# First retry of a failed delivery after this many seconds, doubling up to 5 minutes (6 retries).
+ALERT_DELIVERY_RETRY_BASE_SEC = env.float("ALERT_DELIVERY_RETRY_BASE_SEC", default=5.0)
 CELERY_TASK_ROUTES["alerts.*"] = {"queue": "default"}
 
 # --- Exchange (Binance USDⓈ-M futures) --------------------------------------------------------

@@ -1,0 +1,135 @@
+"""Alert delivery beyond the page: a webhook and Telegram over real HTTP, retried by a real worker."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.test import override_settings
+
+from alerts.delivery import DeliveryError, alert_deliver
+from alerts.models import AlertDelivery, OpenInterestAlert
+
+ALERT = {
+    "symbol": "SOLUSDT", "direction": "UP", "baseline": 1000, "current": 1200, "pctChange": 0.2,
+    "absChange": 200, "timestamp": "2025-12-01T12:00:00Z", "source": "ingest",
+}  # fmt: skip
+
+
+class Receiver:
+    """A local HTTP endpoint that records what it is sent and answers with the given statuses."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = statuses
+        self.received: list[tuple[str, dict]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                receiver.received.append((self.path, body))
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(b'{"ok": true}')
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def receiver():
+    made: list[Receiver] = []
+
+    def make(*statuses: int) -> Receiver:
+        made.append(Receiver(list(statuses)))
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.close()
+
+
+@pytest.mark.django_db
+def test_the_webhook_gets_the_alert_payload_once(receiver, writer_client, settings, redis_client):
+    hook = receiver()
+    settings.ALERT_WEBHOOK_URL = f"{hook.url}/hooks/oi"
+    alert_id = writer_client.post("/api/open-interest-alerts/ingest", ALERT, format="json").json()[
+        "alert"
+    ]["id"]
+
+    assert alert_deliver(alert_id=alert_id, channel="webhook")
+    assert alert_deliver(
+        alert_id=alert_id, channel="webhook"
+    )  # a redelivered task sends nothing more
+
+    assert hook.received == [("/hooks/oi", {**ALERT, "id": alert_id, "baseline": 1000.0, "current": 1200.0,
+                                            "absChange": 200.0})]  # fmt: skip
+    delivery = AlertDelivery.objects.get()
+    assert (delivery.channel, delivery.delivered, delivery.attempts) == ("webhook", True, 1)
+
+
+@pytest.mark.django_db
+def test_telegram_gets_a_readable_message_with_links(
+    receiver, writer_client, settings, redis_client
+):
+    bot = receiver()
+    settings.TELEGRAM_API_URL, settings.TELEGRAM_BOT_TOKEN, settings.TELEGRAM_CHAT_ID = (
+        bot.url,
+        "123:abc",
+        "-100",
+    )
+    alert_id = writer_client.post("/api/open-interest-alerts/ingest", ALERT, format="json").json()[
+        "alert"
+    ]["id"]
+    alert_deliver(alert_id=alert_id, channel="telegram")
+    ((path, body),) = bot.received
+    assert path == "/bot123:abc/sendMessage"
+    assert body["chat_id"] == "-100"
+    assert body["text"].startswith("📈 SOLUSDT open interest spike +20.00%")
+    assert "https://www.binance.com/en/futures/SOLUSDT" in body["text"]
+    assert "https://www.tradingview.com/chart/?symbol=BINANCE:SOLUSDT.P" in body["text"]
+
+
+@pytest.mark.django_db
+def test_a_failed_delivery_is_visible_and_the_alert_is_kept(
+    receiver, writer_client, settings, redis_client
+):
+    hook = receiver(500)
+    settings.ALERT_WEBHOOK_URL = hook.url
+    alert_id = writer_client.post("/api/open-interest-alerts/ingest", ALERT, format="json").json()[
+        "alert"
+    ]["id"]
+    with pytest.raises(DeliveryError, match="HTTP 500"):
+        alert_deliver(alert_id=alert_id, channel="webhook")
+    delivery = AlertDelivery.objects.get()
+    assert (delivery.delivered, delivery.attempts) == (False, 1)
+    assert delivery.last_error.startswith("HTTP 500")
+    assert OpenInterestAlert.objects.filter(pk=alert_id).exists()
+
+
+@pytest.mark.integration
+def test_a_real_worker_retries_until_the_webhook_takes_it(
+    receiver, writer_client, celery_processes
+):
+    hook = receiver(503, 502)  # fails twice, then accepts
+    celery_processes.start_worker(ALERT_WEBHOOK_URL=hook.url, ALERT_DELIVERY_RETRY_BASE_SEC="0.3")
+    # this process queues the delivery after commit: it needs the same webhook setting
+    with override_settings(ALERT_WEBHOOK_URL=hook.url):
+        alert_id = writer_client.post(
+            "/api/open-interest-alerts/ingest", ALERT, format="json"
+        ).json()["alert"]["id"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not AlertDelivery.objects.filter(delivered=True).exists():
+        time.sleep(0.2)
+    delivery = AlertDelivery.objects.get(alert_id=alert_id)
+    assert (delivery.delivered, delivery.attempts) == (True, 3)
+    assert len(hook.received) == 3
