@@ -4,7 +4,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from common.decimals import plain_decimal
+from common.formatting import plain_decimal
 
 
 @extend_schema_field(OpenApiTypes.STR)

@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from common.errors import InvalidInput
+from common.formatting import iso_z
 from common.parsing import MAX_DECIMAL, kind_of, parse_decimal, parse_timestamp
 from common.symbols import symbol_problem
 
@@ -28,6 +29,21 @@ class SnapshotRow:
     open_interest_usd: Decimal | None
     mark_price: Decimal | None
     source: str
+
+    def as_json(self) -> dict:
+        """The row as the ingest API takes it and the live feed sends it (design §4.4)."""
+        return {
+            "symbol": self.symbol,
+            "openInterest": str(self.open_interest),
+            "openInterestUsd": _text(self.open_interest_usd),
+            "markPrice": _text(self.mark_price),
+            "source": self.source,
+            "timestamp": iso_z(self.ts),
+        }
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -300,18 +300,7 @@ def poll_results_store(
         OI_UPDATES_GROUP,
         {
             "type": "oi.update",
-            "data": [
-                {
-                    "symbol": row.symbol,
-                    "openInterest": str(row.open_interest),
-                    "openInterestUsd": None
-                    if row.open_interest_usd is None
-                    else str(row.open_interest_usd),
-                    "markPrice": None if row.mark_price is None else str(row.mark_price),
-                    "timestamp": row.ts.isoformat().replace("+00:00", "Z"),
-                }
-                for row in rows
-            ],
+            "data": [row.as_json() for row in rows],
         },
     )
 

@@ -8,13 +8,13 @@ delivery is idempotent on (symbol, ts, source), so a retry never duplicates a ro
 import json
 import logging
 import time
-from datetime import datetime
 
 import requests
 from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
+from common.formatting import iso_z
 from common.redis import get_redis
 from oi.batches import SnapshotRow, parse_snapshot_batch
 from oi.services import snapshot_rows_store
@@ -68,21 +68,9 @@ def snapshot_pending_flush(*, max_batches: int = 100) -> int:
 def snapshot_rows_payload(rows: list[SnapshotRow]) -> dict:
     """The design's §4.4 batch, with each row's own sample time."""
     return {
-        "timestamp": _iso(max(row.ts for row in rows)),
+        "timestamp": iso_z(max(row.ts for row in rows)),
         "totalSymbols": len(rows),
-        "data": [
-            {
-                "symbol": row.symbol,
-                "openInterest": str(row.open_interest),
-                "openInterestUsd": None
-                if row.open_interest_usd is None
-                else str(row.open_interest_usd),
-                "markPrice": None if row.mark_price is None else str(row.mark_price),
-                "source": row.source,
-                "timestamp": _iso(row.ts),
-            }
-            for row in rows
-        ],
+        "data": [row.as_json() for row in rows],
     }
 
 
@@ -119,7 +107,3 @@ def _post_remote(payload: dict) -> None:
                 break  # the remote refuses this batch; retrying now cannot help
         time.sleep(min(2**attempt * 0.5, 4))
     raise DeliveryFailed(f"remote ingest failed: {cause}")
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")

@@ -1,9 +1,15 @@
 from django.urls import path
 
-from oi.apis import PollerStatusApi, SnapshotIngestApi, SnapshotSampleListApi
+from oi.apis import (
+    OpenInterestScreenerApi,
+    PollerStatusApi,
+    SnapshotIngestApi,
+    SnapshotSampleListApi,
+)
 
 urlpatterns = [
     path("ingest", SnapshotIngestApi.as_view(), name="oi-snapshot-ingest"),
     path("samples", SnapshotSampleListApi.as_view(), name="oi-snapshot-samples"),
     path("poller", PollerStatusApi.as_view(), name="oi-poller-status"),
+    path("screener", OpenInterestScreenerApi.as_view(), name="oi-screener"),
 ]

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from common.decimals import plain_decimal
+from common.formatting import plain_decimal
 from common.redis import get_redis
 from liquidity.services import REDIS_UNIVERSE_KEY
 from oi import poller

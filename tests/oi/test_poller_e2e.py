@@ -8,18 +8,9 @@ import pytest
 from liquidity.models import LiquidSymbol
 from oi.models import OpenInterestSnapshot
 from oi.ring import ring_read
+from tests.fixtures.processes import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def wait_until(condition, timeout: float, message: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise TimeoutError(message)
 
 
 def test_every_liquid_symbol_is_polled_on_time_within_budget_and_follows_the_universe(

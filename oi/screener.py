@@ -1,0 +1,105 @@
+"""The open-interest screener: every liquid symbol's latest OI and its change over a few lookbacks,
+read from the ring buffers in one Redis round trip (a handful of commands per symbol, not 3 h of
+samples per symbol)."""
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from common.redis import get_redis
+from liquidity.selectors import liquid_symbol_list
+from oi.keys import MARK_PRICE_KEY
+from oi.ring import RingSample, decode_member, ring_key
+
+# (label, seconds): the change is measured against the newest sample at or before now - seconds.
+SCREENER_LOOKBACKS: tuple[tuple[str, int], ...] = (("5m", 300), ("15m", 900), ("1h", 3600))
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenerRow:
+    symbol: str
+    quote_volume_24h: Decimal
+    entered_at: datetime
+    latest: RingSample | None
+    mark_price: Decimal | None
+    open_interest_usd: Decimal | None
+    pct_change: dict[str, float | None]
+    """Fraction (0.1 = +10%) by lookback label; None when the ring does not reach that far back,
+    or holds nothing newer than that point to compare with."""
+    ring_samples: int
+
+
+def _first_sample(reply: list) -> RingSample | None:
+    """The sample of a WITHSCORES reply of at most one member."""
+    if not reply:
+        return None
+    member, _score = reply[0]
+    return decode_member(member if isinstance(member, str) else member.decode())
+
+
+def _pct_change(latest: RingSample | None, reference: RingSample | None) -> float | None:
+    if latest is None or reference is None or reference.time_ms >= latest.time_ms:
+        return None
+    if reference.open_interest == 0:
+        return None
+    return float((latest.open_interest - reference.open_interest) / reference.open_interest)
+
+
+def _decimal_or_none(raw: str | None) -> Decimal | None:
+    if raw in (None, ""):
+        return None
+    try:
+        return Decimal(raw)
+    except ArithmeticError:
+        return None
+
+
+def open_interest_screener(*, now_ms: int | None = None) -> list[ScreenerRow]:
+    """One row per liquid symbol (highest 24h volume first), from one Redis pipeline."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    members = list(liquid_symbol_list().only("symbol", "quote_volume_24h", "entered_at"))
+    if not members:
+        return []
+    symbols = [member.symbol for member in members]
+    with get_redis().pipeline(transaction=False) as pipe:
+        pipe.hmget(MARK_PRICE_KEY, symbols)
+        for symbol in symbols:
+            key = ring_key(symbol)
+            pipe.zrevrange(key, 0, 0, withscores=True)
+            for _label, seconds in SCREENER_LOOKBACKS:
+                pipe.zrevrangebyscore(
+                    key, now_ms - seconds * 1000, "-inf", start=0, num=1, withscores=True
+                )
+            pipe.zcard(key)
+        replies = pipe.execute()
+    mark_prices = replies[0]
+    per_symbol = 2 + len(SCREENER_LOOKBACKS)
+    rows = []
+    for index, member in enumerate(members):
+        reply = replies[1 + index * per_symbol : 1 + (index + 1) * per_symbol]
+        latest = _first_sample(reply[0])
+        references = [_first_sample(r) for r in reply[1:-1]]
+        mark_price = _decimal_or_none(mark_prices[index])
+        rows.append(
+            ScreenerRow(
+                symbol=member.symbol,
+                quote_volume_24h=member.quote_volume_24h,
+                entered_at=member.entered_at,
+                latest=latest,
+                mark_price=mark_price,
+                open_interest_usd=(
+                    (latest.open_interest * mark_price).quantize(Decimal("0.01"))
+                    if latest is not None and mark_price is not None
+                    else None
+                ),
+                pct_change={
+                    label: _pct_change(latest, reference)
+                    for (label, _seconds), reference in zip(
+                        SCREENER_LOOKBACKS, references, strict=True
+                    )
+                },
+                ring_samples=int(reply[-1]),
+            )
+        )
+    return rows
