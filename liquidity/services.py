@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from common.decimals import plain_decimal
+from common.formatting import plain_decimal
 from common.redis import get_redis
 from liquidity.classifier import Classification
 from liquidity.models import LiquidityMembershipEvent, LiquidSymbol, UniverseRefresh
