@@ -203,7 +203,7 @@ class OpenInterestScreenerApi(APIView):
     """Every liquid symbol's latest open interest (and in USD) and its change over 5 m, 15 m and
     1 h, from the ring buffers: one call for the whole universe."""
 
-    class RowSerializer(serializers.Serializer):
+    class ScreenerRowSerializer(serializers.Serializer):
         symbol = serializers.CharField()
         quoteVolume24h = PlainDecimalField(source="quote_volume_24h")
         enteredAt = serializers.DateTimeField(source="entered_at")
@@ -229,7 +229,7 @@ class OpenInterestScreenerApi(APIView):
                 "asOf": serializers.DateTimeField(),
                 "count": serializers.IntegerField(),
                 "lookbacksSec": serializers.DictField(child=serializers.IntegerField()),
-                "symbols": RowSerializer(many=True),
+                "symbols": ScreenerRowSerializer(many=True),
             },
         )
     )
@@ -262,6 +262,6 @@ class OpenInterestScreenerApi(APIView):
                 "asOf": datetime.fromtimestamp(now_ms / 1000, tz=UTC),
                 "count": len(rows),
                 "lookbacksSec": dict(SCREENER_LOOKBACKS),
-                "symbols": self.RowSerializer(rows, many=True).data,
+                "symbols": self.ScreenerRowSerializer(rows, many=True).data,
             }
         )

@@ -1,7 +1,6 @@
 """The debug page, used as a person would: a real headless Chromium against the running system
 (simulator → Celery poller → Redis/Postgres → ASGI server with the WebSocket feed)."""
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -12,7 +11,7 @@ import requests
 
 from liquidity.models import LiquidSymbol, UniverseRefresh
 from oi.ring import ring_read
-from tests.fixtures.processes import ARTIFACTS
+from tests.fixtures.processes import ARTIFACTS, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -31,20 +30,8 @@ CHROMIUM_ARGS = [
 SERIES_RGB = (37, 99, 235)
 
 
-def wait_until(condition, timeout: float, message: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.2)
-    raise TimeoutError(message)
-
-
-@contextmanager
-def chromium_page() -> Iterator[tuple]:
-    """A Chromium page and the list of its script errors. A missing browser fails the test (it must
-    not pass by being skipped). Playwright runs an event loop in this thread, so Django's ORM is
-    not usable inside the block: do the database work before."""
+def require_browser():
+    """Playwright's entry point; fails (never skips) when Chromium or Playwright is missing."""
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} not found: the debug-page test drives Debian's Chromium. Install it with "
@@ -54,6 +41,15 @@ def chromium_page() -> Iterator[tuple]:
         from playwright.sync_api import sync_playwright
     except ImportError:
         pytest.fail("playwright is not installed: pip install -r requirements.txt")
+    return sync_playwright
+
+
+@contextmanager
+def chromium_page() -> Iterator[tuple]:
+    """A Chromium page and the list of its script errors. A missing browser fails the test (it must
+    not pass by being skipped). Playwright runs an event loop in this thread, so Django's ORM is
+    not usable inside the block: do the database work before."""
+    sync_playwright = require_browser()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
@@ -107,8 +103,8 @@ def series_pixels(page) -> int:
     )
 
 
-def post_alert(base_url: str, api_key: str, symbol: str, pct: float) -> dict:
-    baseline, current = 100_000.0, 100_000.0 * (1 + pct)
+def post_alert(base_url: str, api_key: str, symbol: str, baseline: float, pct: float) -> dict:
+    current = round(baseline * (1 + pct), 3)
     response = requests.post(
         f"{base_url}/api/open-interest-alerts/ingest",
         headers={"Authorization": f"Token {api_key}"},
@@ -131,6 +127,7 @@ def post_alert(base_url: str, api_key: str, symbol: str, pct: float) -> dict:
 def test_the_debug_page_shows_the_universe_a_chart_and_live_alerts(
     sim, asgi_server, celery_processes, redis_client, api_key
 ):
+    require_browser()  # before starting anything
     ARTIFACTS.mkdir(exist_ok=True)
 
     # given the running system
@@ -143,6 +140,7 @@ def test_the_debug_page_shows_the_universe_a_chart_and_live_alerts(
     assert n_symbols > 10
     symbol = LiquidSymbol.objects.order_by("symbol").values_list("symbol", flat=True).first()
     wait_until(lambda: len(ring_read(redis_client, symbol)) > 36, 60, "no backfilled ring")
+    latest_oi = float(ring_read(redis_client, symbol)[-1].open_interest)
 
     with chromium_page() as (page, page_errors):
         # when a person opens the page
@@ -207,11 +205,17 @@ def test_the_debug_page_shows_the_universe_a_chart_and_live_alerts(
         assert box["width"] > 300 and box["height"] > 200
         assert series_pixels(page) > 200, "no OI line drawn on the chart"
         assert "in baseline window" in page.inner_text("#chart-info")
+
+        # and it follows the live feed: new poller samples extend the line without a refetch
+        points = int(page.get_attribute("#chart", "data-points"))
+        page.wait_for_function(
+            f"Number(document.getElementById('chart').dataset.points) > {points}", timeout=20_000
+        )
         page.fill("#filter", "")
 
         # when an alert for that symbol is raised, then it appears live, in the list and on the chart
         alerts_before = int(page.get_attribute("#chart", "data-alerts"))
-        first = post_alert(asgi_server, api_key, symbol, 0.2)
+        first = post_alert(asgi_server, api_key, symbol, latest_oi, 0.2)
         page.wait_for_selector(f"#alerts li[data-alert-id='{first['id']}']", timeout=10_000)
         item = page.inner_text(f"#alerts li[data-alert-id='{first['id']}']")
         assert symbol in item and "+20.00%" in item and "SPIKE" in item
@@ -222,7 +226,7 @@ def test_the_debug_page_shows_the_universe_a_chart_and_live_alerts(
 
         # when the feed drops and an alert is raised meanwhile, then the page catches up on reconnect
         page.evaluate("window.oiDebug.dropFeed()")
-        second = post_alert(asgi_server, api_key, symbol, -0.12)
+        second = post_alert(asgi_server, api_key, symbol, latest_oi, -0.12)
         page.wait_for_selector(f"#alerts li[data-alert-id='{second['id']}']", timeout=15_000)
         page.wait_for_function("window.oiDebug.feed.state === 'live'", timeout=10_000)
         feed_urls = page.evaluate("window.oiDebug.feed.urls")

@@ -1,0 +1,113 @@
+"""The screener API and the page's server side, without a browser."""
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+
+from liquidity.models import LiquidSymbol
+from oi.keys import MARK_PRICE_KEY
+from oi.ring import RingSample, ring_append
+
+NOW_MS = 1_764_590_400_000  # 2025-12-01T12:00:00Z
+MINUTE_MS = 60_000
+
+
+def member(symbol: str, volume: str) -> LiquidSymbol:
+    now = datetime.fromtimestamp(NOW_MS / 1000, tz=UTC)
+    return LiquidSymbol.objects.create(
+        symbol=symbol,
+        quote_volume_24h=Decimal(volume),
+        entered_at=now - timedelta(days=2),
+        last_seen_at=now,
+    )
+
+
+@pytest.fixture
+def frozen_now(monkeypatch):
+    from django.utils import timezone
+
+    fixed = datetime.fromtimestamp(NOW_MS / 1000, tz=UTC)
+    monkeypatch.setattr(timezone, "now", lambda: fixed)
+    return fixed
+
+
+@pytest.mark.django_db
+def test_the_screener_gives_every_member_its_latest_oi_and_changes(
+    api_client, redis_client, frozen_now
+):
+    # given two members: one sampled over the last 70 minutes, one never sampled
+    member("BTCUSDT", "9000000000")
+    member("ETHUSDT", "5000000000")
+    samples = [
+        RingSample(NOW_MS - 70 * MINUTE_MS, Decimal(100), backfilled=True),  # before now-1h
+        RingSample(NOW_MS - 20 * MINUTE_MS, Decimal(110)),  # at or before now-15m
+        RingSample(NOW_MS - 5 * MINUTE_MS, Decimal(120)),  # exactly now-5m
+        RingSample(NOW_MS - 10_000, Decimal(132)),  # the latest
+    ]
+    ring_append(redis_client, {"BTCUSDT": samples}, window_ms=3 * 3600 * 1000, now_ms=NOW_MS)
+    redis_client.hset(MARK_PRICE_KEY, mapping={"BTCUSDT": "97000.5"})
+
+    response = api_client.get("/api/market/open-interest/screener")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["count"] == 2
+    assert body["lookbacksSec"] == {"5m": 300, "15m": 900, "1h": 3600}
+    btc, eth = body["symbols"]  # by 24h volume, highest first
+    assert btc["symbol"] == "BTCUSDT"
+    assert btc["quoteVolume24h"] == "9000000000"
+    assert btc["openInterest"] == "132"
+    assert btc["openInterestTime"] == "2025-12-01T11:59:50Z"
+    assert btc["markPrice"] == "97000.5"
+    assert btc["openInterestUsd"] == "12804066"
+    assert btc["pctChange5m"] == pytest.approx(0.1)  # 120 → 132
+    assert btc["pctChange15m"] == pytest.approx(0.2)  # 110 → 132
+    assert btc["pctChange1h"] == pytest.approx(0.32)  # 100 → 132
+    assert btc["ringSamples"] == 4
+    assert eth == {
+        "symbol": "ETHUSDT",
+        "quoteVolume24h": "5000000000",
+        "enteredAt": "2025-11-29T12:00:00Z",
+        "openInterest": None,
+        "openInterestTime": None,
+        "markPrice": None,
+        "openInterestUsd": None,
+        "pctChange5m": None,
+        "pctChange15m": None,
+        "pctChange1h": None,
+        "ringSamples": 0,
+    }
+
+
+@pytest.mark.django_db
+def test_a_change_is_null_when_the_ring_does_not_reach_back_that_far(
+    api_client, redis_client, frozen_now
+):
+    member("BTCUSDT", "9000000000")
+    samples = [RingSample(NOW_MS - 8 * MINUTE_MS, Decimal(100)), RingSample(NOW_MS, Decimal(90))]
+    ring_append(redis_client, {"BTCUSDT": samples}, window_ms=3 * 3600 * 1000, now_ms=NOW_MS)
+
+    (row,) = api_client.get("/api/market/open-interest/screener").json()["symbols"]
+
+    assert row["pctChange5m"] == pytest.approx(-0.1)
+    assert row["pctChange15m"] is None and row["pctChange1h"] is None
+    assert row["openInterestUsd"] is None  # no mark price yet
+
+
+@pytest.mark.django_db
+def test_the_page_carries_the_alert_rule_and_only_local_assets(settings):
+    settings.OI_SPIKE_THRESHOLD_PCT = 0.07
+    response = Client().get("/debug/open-interest")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    config = json.loads(html.split('id="oi-config" type="application/json">')[1].split("<")[0])
+    assert config["alertRule"]["spikeThresholdPct"] == 0.07
+    assert config["alertRule"]["wLowSec"] == settings.OI_ALERT_W_LOW_SEC
+    assert config["urls"]["screener"] == "/api/market/open-interest/screener"
+    assert "(1 + 7%)" in html
+    assert "http://" not in html and "https://" not in html  # no CDN: works offline
+    assert Client().get("/static/dashboard/vendor/uplot/uPlot.iife.min.js").status_code == 200
