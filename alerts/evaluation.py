@@ -19,13 +19,15 @@ from alerts.models import AlertSource, AlertThresholdOverride
 from alerts.payloads import AlertCandidate
 from alerts.services import RaisedAlert, alert_raise
 from common.redis import get_redis
+from oi.keys import BACKFILL_DONE_KEY
 from oi.ring import decode_member, ring_key
 
 logger = logging.getLogger(__name__)
 
 PARAMS_CACHE_SEC = 10.0
 
-_trackers: dict[str, BaselineTracker] = {}
+# symbol -> (tracker, the symbol's backfill stamp when the tracker was built)
+_trackers: dict[str, tuple[BaselineTracker, str | None]] = {}
 _params_cache: tuple[float, DetectionParams, dict[str, dict]] | None = None
 
 
@@ -86,8 +88,8 @@ def alerts_evaluate(
     _trackers_sync(symbols, defaults)
     raised: list[RaisedAlert] = []
     for symbol in symbols:
-        tracker = _trackers.get(symbol)
-        if tracker is None or tracker.latest is None:
+        tracker = _trackers[symbol][0]
+        if tracker.latest is None:
             continue
         params = params_for(symbol)
         verdict = tracker.evaluate(params, mark_prices.get(symbol))
@@ -108,25 +110,36 @@ def alerts_evaluate(
 
 
 def _trackers_sync(symbols: list[str], params: DetectionParams) -> None:
+    """Feed each tracker the ring samples it has not seen. A tracker made before its symbol's
+    backfill landed (the backfill stamp changed) is rebuilt from the whole window instead, so
+    history written behind its latest sample is never missed."""
     redis = get_redis()
     now_ms = time.time_ns() // 1_000_000
+    stamps = redis.mget([BACKFILL_DONE_KEY.format(symbol) for symbol in symbols])
+    rebuild: set[str] = set()
     with redis.pipeline(transaction=False) as pipe:
-        for symbol in symbols:
-            tracker = _trackers.get(symbol)
-            since = (
-                f"({tracker.latest[0]}"
-                if tracker and tracker.latest
-                else now_ms - params.w_high_ms - 60_000
-            )
+        for symbol, stamp in zip(symbols, stamps, strict=True):
+            known = _trackers.get(symbol)
+            if known is None or known[1] != stamp or known[0].latest is None:
+                rebuild.add(symbol)
+                since: int | str = now_ms - params.w_high_ms - 60_000
+            else:
+                since = f"({known[0].latest[0]}"
             pipe.zrangebyscore(ring_key(symbol), since, "+inf")
         new_members = pipe.execute()
-    for symbol, members in zip(symbols, new_members, strict=True):
-        tracker = _trackers.get(symbol)
-        if tracker is None:
-            tracker = _trackers[symbol] = BaselineTracker.for_params(params)
-        for member in members:
-            sample = decode_member(member)
-            tracker.add(sample.time_ms, sample.open_interest)
+    for symbol, stamp, members in zip(symbols, stamps, new_members, strict=True):
+        samples = [decode_member(member) for member in members]
+        if symbol in rebuild:
+            tracker = BaselineTracker.from_samples(
+                [(sample.time_ms, sample.open_interest) for sample in samples],
+                w_low_sec=params.w_low_sec,
+                w_high_sec=params.w_high_sec,
+            )
+            _trackers[symbol] = (tracker, stamp)
+        else:
+            tracker = _trackers[symbol][0]
+            for sample in samples:
+                tracker.add(sample.time_ms, sample.open_interest)
 
 
 def trackers_forget(symbols: Iterable[str]) -> None:

@@ -221,28 +221,57 @@ def poller_run_shard(plan: ShardPlan) -> ShardOutcome:
         )
         return outcome
 
-    futures: list[tuple[str, Future]] = []
     executor = _executor()
+    in_flight: list[tuple[str, Future]] = []
+    flush_every_ms = settings.OI_BATCH_FLUSH_MS
+    last_flush_ms = now_ms()
     for due_ms, symbol in plan.polls:
-        delay_ms = due_ms - now_ms()
-        if delay_ms > 0:
-            time.sleep(delay_ms / 1000)
-        futures.append((symbol, executor.submit(_poll_one, symbol)))
-    wait([future for _, future in futures], timeout=settings.BINANCE_READ_TIMEOUT * 2)
+        while (delay_ms := due_ms - now_ms()) > 0:
+            # Store what has come back every OI_BATCH_FLUSH_MS, not once per window: an alert
+            # waits at most that long for its batch.
+            time.sleep(min(delay_ms, flush_every_ms) / 1000)
+            if now_ms() - last_flush_ms >= flush_every_ms:
+                in_flight = _store_completed(in_flight, outcome)
+                last_flush_ms = now_ms()
+        in_flight.append((symbol, executor.submit(_poll_one, symbol)))
+    deadline = time.monotonic() + settings.BINANCE_READ_TIMEOUT * 2
+    while in_flight and time.monotonic() < deadline:
+        wait([future for _, future in in_flight], timeout=flush_every_ms / 1000)
+        in_flight = _store_completed(in_flight, outcome)
+    for symbol, _ in in_flight:
+        outcome.failures[symbol] = "TimeoutError: no answer within the shard's deadline"
+    if in_flight:
+        _failures_record(
+            get_redis(), ok_symbols=[], failures={s: outcome.failures[s] for s, _ in in_flight},
+            weight=sum(_poll_weight(s) for s, _ in in_flight), at_ms=now_ms(),
+        )  # fmt: skip
+    return outcome
 
-    weight = 0
-    for symbol, future in futures:
-        weight += 10 if symbol == MARK_PRICE_JOB else 1
-        if not future.done():
-            outcome.failures[symbol] = "TimeoutError: no answer within the shard's deadline"
-            continue
+
+def _poll_weight(symbol: str) -> int:
+    return 10 if symbol == MARK_PRICE_JOB else 1
+
+
+def _store_completed(
+    in_flight: list[tuple[str, Future]], outcome: ShardOutcome
+) -> list[tuple[str, Future]]:
+    """Store the polls that have completed (one small batch); return those still in flight."""
+    done = [(symbol, future) for symbol, future in in_flight if future.done()]
+    if not done:
+        return in_flight
+    samples: list[OpenInterest] = []
+    failures: dict[str, str] = {}
+    for symbol, future in done:
         error = future.exception()
         if error is not None:
-            outcome.failures[symbol] = f"{type(error).__name__}: {error}"
+            failures[symbol] = f"{type(error).__name__}: {error}"
         elif isinstance(result := future.result(), OpenInterest):
-            outcome.samples.append(result)
-    poll_results_store(outcome.samples, outcome.failures, weight=weight)
-    return outcome
+            samples.append(result)
+    poll_results_store(samples, failures, weight=sum(_poll_weight(s) for s, _ in done))
+    outcome.samples.extend(samples)
+    outcome.failures.update(failures)
+    stored = {id(future) for _, future in done}
+    return [(symbol, future) for symbol, future in in_flight if id(future) not in stored]
 
 
 def _poll_one(symbol: str) -> OpenInterest | None:
@@ -378,7 +407,8 @@ def ring_backfill(symbols: list[str]) -> dict[str, int]:
             now_ms=now_ms(),
             record_last_sample=False,
         )
-        redis.set(BACKFILL_DONE_KEY.format(symbol), len(history), ex=settings.OI_RING_WINDOW_SEC)
+        # The stamp (when) tells alert trackers built earlier to re-read the whole window.
+        redis.set(BACKFILL_DONE_KEY.format(symbol), now_ms(), ex=settings.OI_RING_WINDOW_SEC)
         filled[symbol] = len(history)
     return filled
 

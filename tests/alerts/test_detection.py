@@ -543,7 +543,15 @@ ETH_15M = "ETHUSDT_oi_15m_2026-04-13_to_05-13_abanghangpa-jimi.csv"
 ALTS_V0 = "alts_openInterest_15m_2025-07_winben000_v0a268c0.json"
 ALTS_HEAD = "alts_openInterest_15m_2025-07_winben000_HEAD.json"
 
-requires_data = pytest.mark.skipif(not DATA_DIR.is_dir(), reason=f"{DATA_DIR} not present")
+# The real series live in ../shared/data beside the project (as on CI): a missing folder is a
+# failure, never a silent skip.
+requires_data = pytest.mark.usefixtures("shared_data_present")
+
+
+@pytest.fixture
+def shared_data_present() -> None:
+    if not DATA_DIR.is_dir():
+        pytest.fail(f"{DATA_DIR} is missing: these tests read the real series from ../shared/data")
 
 
 def real(name: str) -> RealSeries:

@@ -610,7 +610,7 @@ def test_stats_record_open_interest_request_times(sim: SimulatorHandle) -> None:
 def test_replay_binds_symbol_to_recorded_series() -> None:
     source = SHARED / "data" / "imsatoshi_BTCUSDT_openInterestHist_5m_2024-05-09_full.csv"
     if not source.exists():
-        pytest.skip("shared data not available")
+        pytest.fail(f"{source} is missing: this test reads real data from ../shared")
     handle = start_simulator(
         "--seed", "1", "--symbols", "30", "--replay", f"BTCUSDT={source}", "--replay-speed", "600"
     )

@@ -74,7 +74,7 @@ def test_kline_open_times_align_like_binance() -> None:
 def test_replay_csv_formats(name: str, rows: int, first: float) -> None:
     path = DATA / name
     if not path.exists():
-        pytest.skip("shared data not available")
+        pytest.fail(f"{path} is missing: this test reads real data from ../shared")
     series = load_replay_csv(str(path))
     assert len(series.times) == rows
     assert series.values[0] == pytest.approx(first)

@@ -179,6 +179,8 @@ OI_MAX_INTERVAL_SEC = env.float("OI_MAX_INTERVAL_SEC", default=20.0)
 OI_WINDOW_SEC = env.int("OI_WINDOW_SEC", default=2)
 OI_SHARD_MAX_POLLS = env.int("OI_SHARD_MAX_POLLS", default=60)
 OI_SHARD_THREADS = env.int("OI_SHARD_THREADS", default=8)
+# A shard stores and evaluates the polls that came back every this many ms (small batches).
+OI_BATCH_FLUSH_MS = env.int("OI_BATCH_FLUSH_MS", default=100)
 # A poll waits at most this long for the shared budget, and is retried at most this often.
 OI_POLL_MAX_BUDGET_WAIT_SEC = env.float("OI_POLL_MAX_BUDGET_WAIT_SEC", default=2.0)
 OI_POLL_MAX_RETRIES = env.int("OI_POLL_MAX_RETRIES", default=1)
