@@ -184,3 +184,25 @@ def test_samples_api_serves_the_ring_when_fresh_and_postgres_otherwise(on_simula
 
     # asking for more than the ring holds falls back to Postgres
     assert api_client.get(url, {"symbol": symbol, "limit": 5000}).json()["servedFrom"] == "postgres"
+
+
+def test_a_symbol_polled_before_its_backfill_still_alerts_on_the_backfilled_baseline(
+    on_simulator, redis_client, settings
+):
+    from alerts import evaluation
+    from alerts.models import OpenInterestAlert
+
+    settings.OI_MIN_DELTA_CONTRACTS = 0
+    evaluation._trackers.clear()
+    symbol = liquid_symbols(on_simulator, 1)[0]
+
+    # given a poll before the backfill landed: this process's tracker has no baseline yet
+    poller_run_shard(shard_starting_now([symbol]))
+    # when the backfill lands and then open interest jumps 20%
+    ring_backfill([symbol])
+    on_simulator.inject_event(symbol, "spike", 20)
+    time.sleep(1.1)  # the exchange's OI time moves on a 1 s grid
+    poller_run_shard(shard_starting_now([symbol]))
+
+    # then the jump alerts against the backfilled baseline
+    assert OpenInterestAlert.objects.filter(symbol=symbol, direction="UP").count() == 1
