@@ -132,3 +132,33 @@ def test_a_reconnecting_client_catches_up_and_bad_messages_get_error_frames(
         assert json.loads(ws.recv(timeout=5))["error"] == "invalid_after_id"
         ws.send(json.dumps({"action": "ping"}))
         assert [f for f in frames(ws, 1) if f["type"] == "pong"]
+
+
+def test_a_slow_client_never_holds_up_the_others(asgi_server):
+    """One client stops reading (its socket fills up); another still gets every update at once."""
+    import asyncio
+
+    from channels.layers import get_channel_layer
+
+    from common.realtime import OI_UPDATES_GROUP
+
+    updates = 2000
+    row = {"symbol": "BTCUSDT", "openInterest": "1" * 2000, "timestamp": "2025-12-01T12:00:00Z"}
+
+    async def publish() -> None:
+        layer = get_channel_layer()
+        for _ in range(updates):
+            await layer.group_send(OI_UPDATES_GROUP, {"type": "oi.update", "data": [row]})
+
+    url = asgi_server.replace("http://", "ws://") + "/ws/open-interest/"
+    with connect(url, max_queue=1) as slow, connect(url) as fast:
+        slow.recv(timeout=5)  # subscribed; then it never reads again
+        assert json.loads(fast.recv(timeout=5))["type"] == "subscribed"
+        started = time.monotonic()
+        asyncio.run(publish())
+        got = frames_until(
+            fast, lambda got: sum(f["type"] == "open_interest_update" for f in got) >= updates, 30
+        )
+        elapsed = time.monotonic() - started
+    assert sum(f["type"] == "open_interest_update" for f in got) == updates
+    assert elapsed < 30
