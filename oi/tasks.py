@@ -14,6 +14,7 @@ from oi.poller import (
     ring_backfill,
     universe_refresh_requested,
 )
+from oi.retention import snapshots_prune
 from oi.snapshot_sink import snapshot_pending_flush
 
 POLL_QUEUE = "oi_poll"
@@ -75,3 +76,9 @@ def snapshots_flush_pending_task() -> None:
 def ingested_samples_process_task(samples: list[list]) -> None:
     """Samples stored by the ingest API: into the ring buffers, then through alert evaluation."""
     ingested_samples_process(samples)
+
+
+@shared_task(name="oi.snapshots_prune", ignore_result=True, soft_time_limit=300, time_limit=330)
+def snapshots_prune_task() -> None:
+    """Hourly (beat): delete snapshots older than OI_SNAPSHOT_RETENTION_DAYS."""
+    snapshots_prune()

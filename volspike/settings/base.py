@@ -200,6 +200,14 @@ CELERY_BEAT_SCHEDULE["oi-poll-dispatch"] = {
     "schedule": float(OI_WINDOW_SEC),
     "options": {"expires": OI_WINDOW_SEC * 0.9, "queue": "oi_poll"},
 }
+# Snapshots older than this many days are deleted by an hourly job (0 keeps everything).
+OI_SNAPSHOT_RETENTION_DAYS = env.int("OI_SNAPSHOT_RETENTION_DAYS", default=30)
+if OI_SNAPSHOT_RETENTION_DAYS > 0:
+    CELERY_BEAT_SCHEDULE["oi-snapshots-prune"] = {
+        "task": "oi.snapshots_prune",
+        "schedule": 3600.0,
+        "options": {"expires": 3000.0, "queue": "default"},
+    }
 CELERY_BEAT_SCHEDULE["oi-snapshots-flush-pending"] = {
     "task": "oi.snapshots_flush_pending",
     "schedule": 30.0,

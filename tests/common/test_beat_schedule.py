@@ -1,0 +1,15 @@
+"""Every beat entry names a real task and expires before its next run (no pile-ups)."""
+
+import pytest
+from django.conf import settings
+
+from volspike.celery import app
+
+
+@pytest.mark.parametrize("name", sorted(settings.CELERY_BEAT_SCHEDULE))
+def test_beat_entries_name_registered_tasks_and_expire_within_their_period(name):
+    app.loader.import_default_modules()
+    entry = settings.CELERY_BEAT_SCHEDULE[name]
+    assert entry["task"] in app.tasks, f"{name}: no task named {entry['task']}"
+    assert 0 < entry["options"]["expires"] <= entry["schedule"]
+    assert entry["options"]["queue"] in {"default", "oi_poll"}
