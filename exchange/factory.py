@@ -36,10 +36,11 @@ def build_client(
     *,
     max_wait: float | None = None,
     max_retries: int | None = None,
+    read_timeout: float | None = None,
 ) -> BinanceFuturesClient:
     """A client for ``consumer`` ("poller", "liquidity", "hourly", ...) on the shared budget.
 
-    ``max_wait`` and ``max_retries`` override the settings for callers that must fail fast
+    ``max_wait``, ``max_retries`` and ``read_timeout`` override the settings for callers that must fail fast
     (a poll is worth nothing once its interval has passed).
     Each call returns a new client with its own HTTP session; keep one per thread and reuse it.
     """
@@ -48,7 +49,7 @@ def build_client(
         build_budget(),
         consumer=consumer,
         connect_timeout=settings.BINANCE_CONNECT_TIMEOUT,
-        read_timeout=settings.BINANCE_READ_TIMEOUT,
+        read_timeout=settings.BINANCE_READ_TIMEOUT if read_timeout is None else read_timeout,
         max_retries=settings.BINANCE_MAX_RETRIES if max_retries is None else max_retries,
         retry_base_delay=settings.BINANCE_RETRY_BASE_DELAY,
         retry_max_delay=settings.BINANCE_RETRY_MAX_DELAY,

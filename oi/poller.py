@@ -191,6 +191,7 @@ def _poller_client() -> BinanceFuturesClient:
             "poller",
             max_wait=settings.OI_POLL_MAX_BUDGET_WAIT_SEC,
             max_retries=settings.OI_POLL_MAX_RETRIES,
+            read_timeout=settings.OI_POLL_READ_TIMEOUT_SEC,
         )
         _thread_clients.client = client
     return client
@@ -234,7 +235,7 @@ def poller_run_shard(plan: ShardPlan) -> ShardOutcome:
                 in_flight = _store_completed(in_flight, outcome)
                 last_flush_ms = now_ms()
         in_flight.append((symbol, executor.submit(_poll_one, symbol)))
-    deadline = time.monotonic() + settings.BINANCE_READ_TIMEOUT * 2
+    deadline = time.monotonic() + settings.OI_POLL_READ_TIMEOUT_SEC * 2 + 1
     while in_flight and time.monotonic() < deadline:
         wait([future for _, future in in_flight], timeout=flush_every_ms / 1000)
         in_flight = _store_completed(in_flight, outcome)

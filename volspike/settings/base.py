@@ -184,6 +184,8 @@ OI_BATCH_FLUSH_MS = env.int("OI_BATCH_FLUSH_MS", default=100)
 # A poll waits at most this long for the shared budget, and is retried at most this often.
 OI_POLL_MAX_BUDGET_WAIT_SEC = env.float("OI_POLL_MAX_BUDGET_WAIT_SEC", default=2.0)
 OI_POLL_MAX_RETRIES = env.int("OI_POLL_MAX_RETRIES", default=1)
+# A poll that gets no answer within this many seconds is skipped (it would hold a shard thread).
+OI_POLL_READ_TIMEOUT_SEC = env.float("OI_POLL_READ_TIMEOUT_SEC", default=3.0)
 # Ring buffers keep this much history per symbol (and expire this long after the last sample).
 OI_RING_WINDOW_SEC = env.int("OI_RING_WINDOW_SEC", default=3 * 3600)
 # A symbol failing this many polls in a row is reported by the poller API.

@@ -1,0 +1,106 @@
+"""The running system under exchange faults: 10% 5xx, 5% timeouts, 2% garbage, then a burst of
+429s, then a 418 ban. It keeps polling the others, never provokes a ban itself, and returns to
+full rate when the ban ends. Samples lost against expected are printed and saved."""
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from liquidity.models import LiquidSymbol
+from oi.models import OpenInterestSnapshot
+from tests.fixtures.processes import ARTIFACTS, wait_until
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.reliability,
+    pytest.mark.django_db(transaction=True),
+]
+
+FAULT_SECONDS = 45
+
+
+def ip_totals(sim) -> dict[str, int]:
+    totals = {"requests": 0, "count_429": 0, "count_418": 0}
+    for ip_stats in sim.stats()["ips"].values():
+        for key in totals:
+            totals[key] += ip_stats[key]
+    return totals
+
+
+def polled_between(sim, symbols: list[str], start_ms: float, end_ms: float) -> dict[str, int]:
+    times = sim.stats(symbols=symbols)["open_interest_times"]
+    return {s: sum(start_ms <= t < end_ms for t in times.get(s, [])) for s in symbols}
+
+
+def test_faults_then_429s_then_a_ban_and_back_to_full_rate(sim, celery_processes, api_client):
+    env = {"BINANCE_BASE_URL": sim.base_url}
+    celery_processes.start_worker(queues="default,oi_backfill", **env)
+    celery_processes.start_worker(queues="oi_poll", concurrency=4, **env)
+    celery_processes.start_beat(**env)
+    wait_until(lambda: LiquidSymbol.objects.exists(), 30, "the universe never filled")
+    members = sorted(LiquidSymbol.objects.values_list("symbol", flat=True))
+    status = wait_until(
+        lambda: (body := api_client.get("/api/market/open-interest/poller").json())["nSymbols"]
+        == len(members) and body,
+        20,
+        "the poller never dispatched the whole universe",
+    )  # fmt: skip
+    interval_s = status["intervalSec"]
+    time.sleep(interval_s)
+    report: list[str] = [f"{len(members)} symbols, interval {interval_s} s"]
+
+    # 1. faults on openInterest: the others keep being polled, few samples lost beyond the faults
+    sim.set_faults(
+        error_rate=0.10, timeout_rate=0.05, nonjson_rate=0.02, paths=["/fapi/v1/openInterest"]
+    )
+    start_ms = time.time() * 1000
+    time.sleep(FAULT_SECONDS)
+    end_ms = time.time() * 1000
+    sim.clear_faults()
+    time.sleep(2)  # the last batches land
+    polled = polled_between(sim, members, start_ms, end_ms)
+    stored = OpenInterestSnapshot.objects.filter(
+        symbol__in=members, created_at__gte=_utc(start_ms), created_at__lt=_utc(end_ms + 1500)
+    ).count()
+    expected = len(members) * FAULT_SECONDS / interval_s
+    report.append(
+        f"faults {FAULT_SECONDS} s: expected ~{expected:.0f} samples, {sum(polled.values())} polls, "
+        f"{stored} stored ({stored / expected:.1%}); injected fault share 17%"
+    )
+    assert all(count >= 1 for count in polled.values()), "a symbol stopped being polled"
+    assert stored >= 0.75 * expected
+
+    # 2. a burst of 429s: everyone backs off at the first one, so the exchange never bans us
+    before = ip_totals(sim)
+    sim.force_rate_limit(status=429, seconds=5)
+    time.sleep(7)
+    after_429 = ip_totals(sim)
+    answered_429 = after_429["count_429"] - before["count_429"]
+    report.append(f"429 burst of 5 s: {answered_429} requests answered 429, 418s provoked: "
+                  f"{after_429['count_418'] - before['count_418']}")  # fmt: skip
+    assert after_429["count_418"] == before["count_418"], "our traffic got us banned"
+    assert answered_429 <= 10
+
+    # 3. a ban: nothing more is sent until it ends
+    sim.force_rate_limit(status=418, seconds=8)
+    ban_end_ms = time.time() * 1000 + 8000
+    time.sleep(10)
+    after_ban = ip_totals(sim)
+    sent_into_ban = after_ban["count_418"] - after_429["count_418"]
+    report.append(f"418 ban of 8 s: {sent_into_ban} requests sent into it")
+    assert sent_into_ban <= 10
+
+    # 4. back to full rate: every symbol polled within 1.5 intervals of the ban's end
+    time.sleep(2 * interval_s)
+    recovered = polled_between(sim, members, ban_end_ms, ban_end_ms + 1.5 * interval_s * 1000)
+    report.append(f"after the ban: {sum(1 for c in recovered.values() if c)} of {len(members)} "
+                  f"symbols polled within 1.5 intervals")  # fmt: skip
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "exchange-faults.txt").write_text("\n".join(report) + "\n")
+    print("\n".join(report))
+    assert all(recovered.values()), [s for s, c in recovered.items() if not c]
+
+
+def _utc(ms: float) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
