@@ -1,16 +1,19 @@
 """Postgres connections terminated under a running system: it recovers by itself, and no sample
 the poller fetched is lost (batches that could not be written are parked and retried)."""
 
+import subprocess
+import tempfile
 import time
 from datetime import UTC, datetime
 
 import pytest
+import redis as redis_lib
 from django.db import connection
 
 from liquidity.models import LiquidSymbol
 from oi.models import OpenInterestSnapshot
 from oi.ring import ring_read
-from tests.fixtures.processes import wait_until
+from tests.fixtures.processes import free_port, wait_until
 
 pytestmark = [
     pytest.mark.integration,
@@ -77,3 +80,71 @@ def test_terminated_postgres_connections_lose_no_fetched_sample(
 
 def _utc(ms: float) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+class DedicatedRedis:
+    """A redis-server of the test's own, so that it can be stopped and started again."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", tempfile.gettempdir()],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_until(lambda: self._answers(), 10, "redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def _answers(self) -> bool:
+        try:
+            return redis_lib.Redis.from_url(self.url).ping()
+        except redis_lib.ConnectionError:
+            return False
+
+
+def test_a_redis_restart_is_survived_and_what_was_lost_is_rebuilt(
+    sim, celery_processes, api_client
+):
+    # given the whole system on a Redis of its own
+    redis_server = DedicatedRedis()
+    redis_server.start()
+    try:
+        # supervised as in the Procfile: kombu can kill a worker while the broker is away
+        env = {"BINANCE_BASE_URL": sim.base_url, "TEST_REDIS_URL": redis_server.url}
+        celery_processes.start_worker(queues="default,oi_backfill", supervised=True, **env)
+        celery_processes.start_worker(queues="oi_poll", concurrency=4, supervised=True, **env)
+        celery_processes.start_beat(supervised=True, **env)
+        wait_until(lambda: LiquidSymbol.objects.exists(), 30, "the universe never filled")
+        members = sorted(LiquidSymbol.objects.values_list("symbol", flat=True))
+        wait_until(lambda: OpenInterestSnapshot.objects.exists(), 30, "no snapshot stored")
+
+        # when Redis goes away (losing everything it held) and comes back 3 s later
+        redis_server.stop()
+        time.sleep(3)
+        redis_server.start()
+        back_ms = time.time() * 1000
+
+        # then, by itself: every liquid symbol is polled again, the universe is back in Redis
+        # (from Postgres) and the ring buffers are rebuilt from openInterestHist
+        def polled_since_back() -> bool:
+            times = sim.stats(symbols=members)["open_interest_times"]
+            return all(any(t >= back_ms for t in times.get(s, [])) for s in members)
+
+        wait_until(polled_since_back, 60, "polling did not resume after the Redis restart")
+        client = redis_lib.Redis.from_url(redis_server.url, decode_responses=True)
+        assert client.smembers("oi:liquid_universe") == set(members)
+        wait_until(
+            lambda: all(len(ring_read(client, s)) > 30 for s in members),
+            20 + len(members) / 3,
+            "ring buffers were not rebuilt",
+        )
+    finally:
+        redis_server.stop()
