@@ -41,7 +41,7 @@ class OpenInterestFeedConsumer(AsyncWebsocketConsumer):
         else:
             await self._send_subscribed()
         after_id = query.get("after_id", [None])[0]
-        if after_id is not None and not after_id.isdigit():
+        if after_id is not None and not (after_id.isascii() and after_id.isdigit()):
             await self._send_error("invalid_after_id", "after_id must be a non-negative integer")
             after_id = None
         await self._send_alerts(after_id=int(after_id) if after_id is not None else None)
@@ -53,7 +53,7 @@ class OpenInterestFeedConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
             message = json.loads(text_data if text_data is not None else bytes_data or b"")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             await self._send_error("invalid_json", "messages must be JSON objects")
             return
         if not isinstance(message, dict):
