@@ -85,7 +85,8 @@ def test_consumer_budget_caps_one_consumer_but_not_the_others(redis_client):
     with pytest.raises(BudgetExhausted) as refused:
         budget.acquire(1, consumer="poller", max_wait=0)
     assert refused.value.reason == "consumer"
-    assert refused.value.wait_seconds == pytest.approx(1.0, abs=0.05)
+    # 60/min: the next slot is ~1 s away, less what elapsed since the burst on a busy machine
+    assert refused.value.wait_seconds == pytest.approx(1.0, abs=0.15)
     for _ in range(3):  # the IP still has room for the others, at the IP's pace
         assert budget.acquire(1, consumer="liquidity", max_wait=0.2) <= 60 / 650 + 0.01
     with pytest.raises(BudgetExhausted):

@@ -17,7 +17,7 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-FAULT_SECONDS = 45
+FAULT_SECONDS = 30
 
 
 def ip_totals(sim) -> dict[str, int]:
