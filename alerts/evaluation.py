@@ -69,11 +69,6 @@ def params_for(symbol: str) -> DetectionParams:
     return resolve_params(defaults, {k: v for k, v in override.items() if k != "symbol"})
 
 
-def params_cache_clear() -> None:
-    global _params_cache
-    _params_cache = None
-
-
 def alerts_evaluate(
     symbols: Iterable[str],
     *,
@@ -140,11 +135,6 @@ def _trackers_sync(symbols: list[str], params: DetectionParams) -> None:
             tracker = _trackers[symbol][0]
             for sample in samples:
                 tracker.add(sample.time_ms, sample.open_interest)
-
-
-def trackers_forget(symbols: Iterable[str]) -> None:
-    for symbol in symbols:
-        _trackers.pop(symbol, None)
 
 
 def _candidate(symbol: str, verdict: Verdict, source: str) -> AlertCandidate:

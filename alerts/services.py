@@ -9,7 +9,7 @@ from django.db import DatabaseError, connection, transaction
 from alerts.models import OpenInterestAlert
 from alerts.payloads import AlertCandidate
 from common.formatting import iso_z
-from common.realtime import OI_ALERTS_GROUP, broadcast
+from common.realtime import OI_ALERTS_GROUP, broadcast_on_commit
 from common.redis import get_redis
 
 logger = logging.getLogger(__name__)
@@ -100,10 +100,7 @@ def alert_store(candidate: AlertCandidate) -> OpenInterestAlert | None:
     if row is None:
         return None
     alert = OpenInterestAlert.objects.get(pk=row[0])
-    payload = alert_payload(alert)
-    transaction.on_commit(
-        lambda: broadcast(OI_ALERTS_GROUP, {"type": "oi.alert", "alert": payload})
-    )
+    broadcast_on_commit(OI_ALERTS_GROUP, {"type": "oi.alert", "alert": alert_payload(alert)})
     transaction.on_commit(lambda: _queue_delivery(alert.id))
     return alert
 

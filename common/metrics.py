@@ -1,7 +1,6 @@
 """Prometheus metrics, read at scrape time from Redis and Postgres, so that they count the work of
 every process (web, workers, beat) and survive restarts of any one of them."""
 
-import time
 from collections.abc import Iterator
 
 from django.db.models import Count
@@ -12,8 +11,8 @@ from alerts.models import OpenInterestAlert
 from common.redis import get_redis
 from exchange.factory import build_budget
 from liquidity.services import REDIS_UNIVERSE_KEY
-from oi.keys import COUNTERS_KEY, SNAPSHOTS_STORED_TOTAL_KEY, STATUS_KEY, WEIGHT_BUCKET_KEY
-from oi.ring import last_sample_times
+from oi.keys import SNAPSHOTS_STORED_TOTAL_KEY
+from oi.selectors import poller_status
 from oi.snapshot_sink import PENDING_KEY
 
 
@@ -37,23 +36,19 @@ class VolspikeCollector(Collector):
         )
 
         universe = redis.smembers(REDIS_UNIVERSE_KEY)
-        status = redis.hgetall(STATUS_KEY)
-        counters = {k: int(v) for k, v in redis.hgetall(COUNTERS_KEY).items()}
+        status = poller_status(universe=sorted(universe))
+        counters = status.counters
         yield GaugeMetricFamily(
             "volspike_universe_symbols", "Liquid symbols polled", value=len(universe)
         )
         yield GaugeMetricFamily(
             "volspike_poll_interval_seconds", "Current per-symbol poll interval",
-            value=float(status.get("interval_sec", 0)),
+            value=status.interval_sec or 0.0,
         )  # fmt: skip
-        this_second = int(time.time())
-        buckets = redis.mget(
-            [WEIGHT_BUCKET_KEY.format(s) for s in range(this_second - 60, this_second)]
-        )
         yield GaugeMetricFamily(
             "volspike_poller_weight_last_minute",
             "Request weight the poller used over the last 60 s",
-            value=sum(int(b) for b in buckets if b),
+            value=status.weight_last_minute,
         )
         samples = CounterMetricFamily(
             "volspike_poller_samples", "Open-interest polls by outcome", labels=["outcome"]
@@ -66,13 +61,11 @@ class VolspikeCollector(Collector):
             "volspike_poller_windows_missed", "Poll windows never dispatched (beat ran late)",
             value=counters.get("windows_missed", 0),
         )  # fmt: skip
-        last_times = last_sample_times(redis, universe)
-        now_ms = time.time() * 1000
-        lag = max((now_ms - t for t in last_times.values()), default=0) / 1000
+        ages = [age for age in status.last_sample_age_sec.values() if age is not None]
         yield GaugeMetricFamily(
             "volspike_poll_lag_seconds",
             "Age of the stalest liquid symbol's latest sample",
-            value=lag,
+            value=max(ages, default=0.0),
         )
         yield CounterMetricFamily(
             "volspike_snapshots_stored", "Snapshot rows newly stored in Postgres",
