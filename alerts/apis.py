@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -10,8 +11,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from alerts.evaluation import params_for
-from alerts.models import AlertSource
+from alerts.models import AlertSource, AlertThresholdOverride
 from alerts.payloads import DIRECTIONS, parse_alert_payload
 from alerts.selectors import alert_list
 from alerts.services import AlertOutcome, alert_payload, alert_raise
@@ -47,7 +47,7 @@ class AlertIngestApi(APIView):
         candidate = parse_alert_payload(
             request.data, now=timezone.now(), sources=tuple(AlertSource.values)
         )
-        raised = alert_raise(candidate, cooldown_sec=params_for(candidate.symbol).cooldown_sec)
+        raised = alert_raise(candidate, cooldown_sec=ingest_cooldown_sec(candidate.symbol))
         details = {
             AlertOutcome.CREATED: "stored and published",
             AlertOutcome.DUPLICATE: "this alert was stored before; nothing changed",
@@ -67,6 +67,17 @@ class AlertIngestApi(APIView):
         )
 
 
+def ingest_cooldown_sec(symbol: str) -> int:
+    """Ingested alerts carry no rule: the symbol's every-rule override cooldown, else
+    OI_ALERT_COOLDOWN_SEC."""
+    override = (
+        AlertThresholdOverride.objects.filter(symbol=symbol, rule__isnull=True)
+        .values_list("cooldown_sec", flat=True)
+        .first()
+    )
+    return override if override is not None else settings.OI_ALERT_COOLDOWN_SEC
+
+
 class AlertCursorPagination(CursorPagination):
     ordering = ("-ts", "-id")
     page_size = 100
@@ -82,6 +93,7 @@ class AlertListApi(APIView):
             required=False, help_text="One symbol or a comma-separated list"
         )
         direction = serializers.ChoiceField(choices=DIRECTIONS, required=False)
+        rule = serializers.CharField(required=False, max_length=64, help_text="A rule's name")
         since = serializers.DateTimeField(required=False)
         after_id = serializers.IntegerField(required=False, min_value=0)
         limit = serializers.IntegerField(required=False, min_value=1, max_value=500)
@@ -99,6 +111,7 @@ class AlertListApi(APIView):
         parameters=[
             OpenApiParameter("symbol", str, description="e.g. BTCUSDT or BTCUSDT,ETHUSDT"),
             OpenApiParameter("direction", str, enum=list(DIRECTIONS)),
+            OpenApiParameter("rule", str, description="only alerts of this rule (its name)"),
             OpenApiParameter("since", str, description="ISO-8601; alerts at or after this time"),
             OpenApiParameter(
                 "after_id", int, description="only alerts with a larger id (catch-up)"
@@ -124,6 +137,7 @@ class AlertListApi(APIView):
             direction=data.get("direction"),
             since=data.get("since"),
             after_id=data.get("after_id"),
+            rule=data.get("rule"),
         )
         paginator = AlertCursorPagination()
         page = paginator.paginate_queryset(alerts, request, view=self)

@@ -25,6 +25,14 @@ def delivery_channels() -> list[str]:
     return channels
 
 
+def alert_delivery_queue(alert_id: int) -> None:
+    """Queue a new alert's delivery on every configured channel."""
+    from alerts.tasks import alert_deliver_task
+
+    for channel in delivery_channels():
+        alert_deliver_task.delay(alert_id, channel)
+
+
 def alert_deliver(*, alert_id: int, channel: str) -> bool:
     """Send one alert on one channel once; True when it is (now or already) delivered.
     Raises DeliveryError with the cause when sending failed (the caller retries)."""

@@ -1,72 +1,113 @@
-"""Alert evaluation on new samples, in the poller's path (and for ingested samples).
+"""Runs every enabled alert rule on each batch of new samples (the I/O around alerts.rules).
 
-Each worker process keeps one `BaselineTracker` per symbol. A symbol's shards may run in
-different processes, so before evaluating, a batch reads from the ring buffers only the samples
-each tracker has not seen yet (one pipelined round trip per batch): each new sample costs
-O(log n), never a re-read of the whole window.
+Each process keeps one ``SymbolTracker`` per symbol. A symbol's shards may run in different
+processes, so before evaluating, a batch reads from the ring buffers only the samples each tracker
+has not seen yet (one pipelined round trip per batch): each new sample costs O(1) to O(log n) per
+rule window, never a re-read of the whole window.
+
+The rules' re-arm state (``alerts.rules.gate``) lives in one Redis hash shared by every process,
+changed only by compare-and-set, so two processes never both fire on one move. If Redis lost the
+hash (a restart without persistence), it is seeded again from the last 24 h of stored alerts
+before any rule may fire, so a restart does not repeat alerts.
 """
 
 import logging
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from django.conf import settings
+from django.db import DatabaseError
+from django.utils import timezone
 
-from alerts.detection import BaselineTracker, DetectionParams, Verdict, resolve_params
-from alerts.models import AlertSource, AlertThresholdOverride
+from alerts.detection import VerdictReason
+from alerts.models import AlertSource, OpenInterestAlert
 from alerts.payloads import AlertCandidate
-from alerts.services import RaisedAlert, alert_raise
+from alerts.rules import FireState, GateAction, Observation, Rule, SymbolTracker, gate
+from alerts.selectors import alert_overrides, alert_rules_enabled
+from alerts.services import RULES_VERSION_KEY, AlertOutcome, RaisedAlert, alert_store
+from common.locks import redis_lease
 from common.redis import get_redis
-from oi.keys import BACKFILL_DONE_KEY
-from oi.ring import decode_member, ring_key
+from liquidity.services import REDIS_META_KEY_PREFIX
+from oi.keys import BACKFILL_DONE_KEY, FUNDING_RATE_KEY
+from oi.ring import decode_members, ring_key
 
 logger = logging.getLogger(__name__)
 
-PARAMS_CACHE_SEC = 10.0
+RULES_CACHE_SEC = 10.0
+RULE_STATE_KEY = "oi:alert:rule_state"
+RULE_STATE_SEEDED_FIELD = "__seeded__"
+RULE_STATE_SEED_LEASE = "oi:alert:rule_state:seeding"
+SEED_LOOKBACK = timedelta(hours=24)
 
-# symbol -> (tracker, the symbol's backfill stamp when the tracker was built)
-_trackers: dict[str, tuple[BaselineTracker, str | None]] = {}
-_params_cache: tuple[float, DetectionParams, dict[str, dict]] | None = None
+# Compare-and-set of many hash fields: ARGV holds (field, expected, new) triples; '' is "absent".
+_STATE_CAS = """
+local results = {}
+for i = 1, #ARGV, 3 do
+    local current = redis.call('HGET', KEYS[1], ARGV[i]) or ''
+    if current == ARGV[i + 1] then
+        if ARGV[i + 2] == '' then
+            redis.call('HDEL', KEYS[1], ARGV[i])
+        else
+            redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+        end
+        results[#results + 1] = 1
+    else
+        results[#results + 1] = 0
+    end
+end
+return results
+"""
 
 
-def default_params() -> DetectionParams:
-    return DetectionParams(
-        w_low_sec=settings.OI_ALERT_W_LOW_SEC,
-        w_high_sec=settings.OI_ALERT_W_HIGH_SEC,
-        min_baseline_samples=settings.OI_ALERT_MIN_BASELINE_SAMPLES,
-        spike_threshold_pct=settings.OI_SPIKE_THRESHOLD_PCT,
-        dump_threshold_pct=settings.OI_DUMP_THRESHOLD_PCT,
-        min_delta_contracts=settings.OI_MIN_DELTA_CONTRACTS,
-        min_delta_usd=settings.OI_MIN_DELTA_USD,
-        cooldown_sec=settings.OI_ALERT_COOLDOWN_SEC,
-    )
+@dataclass(frozen=True)
+class _RuleSet:
+    version: bytes | str | None
+    loaded_at: float
+    rules: tuple[Rule, ...]
+    overrides: dict[str, dict[int | None, dict]]
+
+    @property
+    def window_keys(self) -> frozenset:
+        return frozenset(rule.window_key for rule in self.rules)
+
+    @property
+    def longest_window_ms(self) -> int:
+        return max((rule.window_sec for rule in self.rules), default=0) * 1000
+
+    def rules_for(self, symbol: str) -> list[Rule]:
+        """The rules that apply to ``symbol``, each with the symbol's overrides on top (the
+        every-rule override first, then the rule's own)."""
+        symbol_overrides = self.overrides.get(symbol, {})
+        rules = []
+        for rule in self.rules:
+            if not rule.applies_to(symbol):
+                continue
+            for key in (None, rule.rule_id):
+                if key in symbol_overrides:
+                    rule = rule.overridden(symbol_overrides[key])
+            rules.append(rule)
+        return rules
 
 
-def params_for(symbol: str) -> DetectionParams:
-    """Global settings with the symbol's admin overrides on top; re-read every 10 s, so edits
-    take effect without a restart."""
-    global _params_cache
+_rule_set: _RuleSet | None = None
+# symbol -> (tracker, the symbol's backfill stamp when it was built, the rule windows it serves)
+_trackers: dict[str, tuple[SymbolTracker, str | None, frozenset]] = {}
+
+
+def current_rule_set() -> _RuleSet:
+    """The enabled rules and overrides, reloaded every 10 s and at once when they change."""
+    global _rule_set
+    version = get_redis().get(RULES_VERSION_KEY)
     now = time.monotonic()
-    if _params_cache is None or now - _params_cache[0] > PARAMS_CACHE_SEC:
-        overrides = {
-            row["symbol"]: row
-            for row in AlertThresholdOverride.objects.values(
-                "symbol",
-                "spike_threshold_pct",
-                "dump_threshold_pct",
-                "min_delta_contracts",
-                "min_delta_usd",
-                "cooldown_sec",
-            )
-        }
-        _params_cache = (now, default_params(), overrides)
-    _, defaults, overrides = _params_cache
-    override = overrides.get(symbol)
-    if override is None:
-        return defaults
-    return resolve_params(defaults, {k: v for k, v in override.items() if k != "symbol"})
+    if (
+        _rule_set is None
+        or _rule_set.version != version
+        or now - _rule_set.loaded_at > RULES_CACHE_SEC
+    ):
+        _rule_set = _RuleSet(version, now, tuple(alert_rules_enabled()), alert_overrides())
+    return _rule_set
 
 
 def alerts_evaluate(
@@ -75,76 +116,230 @@ def alerts_evaluate(
     mark_prices: dict[str, Decimal | None],
     source: str = AlertSource.POLLER,
 ) -> list[RaisedAlert]:
-    """Bring each symbol's tracker up to date from its ring buffer and raise what it finds."""
+    """Bring each symbol's tracker up to date from its ring buffer, run every rule that applies
+    at its latest sample and raise what fires."""
     symbols = list(dict.fromkeys(symbols))
     if not symbols:
         return []
-    defaults = default_params()
-    _trackers_sync(symbols, defaults)
-    raised: list[RaisedAlert] = []
-    for symbol in symbols:
+    rule_set = current_rule_set()
+    if not rule_set.rules:
+        return []
+    updated = _trackers_sync(symbols, rule_set)
+    observations: list[tuple[str, Observation]] = []
+    for symbol in updated:
         tracker = _trackers[symbol][0]
-        if tracker.latest is None:
-            continue
-        params = params_for(symbol)
-        verdict = tracker.evaluate(params, mark_prices.get(symbol))
-        if verdict.is_blocked:
-            logger.info(
-                "alert blocked by a minimum",
-                extra={
-                    "symbol": symbol,
-                    "cause": verdict.reason.value,
-                    "pct_change": f"{verdict.pct_change:.4f}",
-                },
-            )
-        if verdict.is_alert:
-            raised.append(
-                alert_raise(_candidate(symbol, verdict, source), cooldown_sec=params.cooldown_sec)
-            )
-    return raised
+        for rule in rule_set.rules_for(symbol):
+            for observation in tracker.observe(rule, mark_prices.get(symbol)):
+                observations.append((symbol, observation))
+                if observation.crossed and observation.reason is not VerdictReason.ALERT:
+                    logger.info(
+                        "alert blocked by a minimum",
+                        extra={
+                            "symbol": symbol,
+                            "rule": rule.name,
+                            "direction": observation.direction.value,
+                            "cause": observation.reason.value,
+                            "pct_change": f"{observation.pct_change:.4f}",
+                        },
+                    )
+    return _gate_and_raise(observations, source)
 
 
-def _trackers_sync(symbols: list[str], params: DetectionParams) -> None:
-    """Feed each tracker the ring samples it has not seen. A tracker made before its symbol's
-    backfill landed (the backfill stamp changed) is rebuilt from the whole window instead, so
-    history written behind its latest sample is never missed."""
+def _trackers_sync(symbols: list[str], rule_set: _RuleSet) -> list[str]:
+    """Feed each tracker the ring samples it has not seen; returns the symbols that got any.
+
+    A tracker made before its symbol's backfill landed (the backfill stamp changed) or for other
+    rule windows is rebuilt from the whole window instead, so history written behind its latest
+    sample is never missed."""
     redis = get_redis()
     now_ms = time.time_ns() // 1_000_000
+    window_keys = rule_set.window_keys
     stamps = redis.mget([BACKFILL_DONE_KEY.format(symbol) for symbol in symbols])
     rebuild: set[str] = set()
     with redis.pipeline(transaction=False) as pipe:
         for symbol, stamp in zip(symbols, stamps, strict=True):
             known = _trackers.get(symbol)
-            if known is None or known[1] != stamp or known[0].latest is None:
+            if (
+                known is None
+                or known[1] != stamp
+                or known[2] != window_keys
+                or known[0].latest is None
+            ):
                 rebuild.add(symbol)
-                since: int | str = now_ms - params.w_high_ms - 60_000
+                since: int | str = now_ms - rule_set.longest_window_ms - 60_000
             else:
                 since = f"({known[0].latest[0]}"
             pipe.zrangebyscore(ring_key(symbol), since, "+inf")
         new_members = pipe.execute()
+    updated = []
     for symbol, stamp, members in zip(symbols, stamps, new_members, strict=True):
-        samples = [decode_member(member) for member in members]
+        samples = decode_members(members)
         if symbol in rebuild:
-            tracker = BaselineTracker.from_samples(
-                [(sample.time_ms, sample.open_interest) for sample in samples],
-                w_low_sec=params.w_low_sec,
-                w_high_sec=params.w_high_sec,
-            )
-            _trackers[symbol] = (tracker, stamp)
+            tracker = SymbolTracker(rule_set.rules)
+            _trackers[symbol] = (tracker, stamp, window_keys)
         else:
             tracker = _trackers[symbol][0]
-            for sample in samples:
-                tracker.add(sample.time_ms, sample.open_interest)
+        added = False
+        for sample in samples:
+            added |= tracker.add(sample.time_ms, sample.open_interest, sample.mark_price)
+        if added:
+            updated.append(symbol)
+    return updated
 
 
-def _candidate(symbol: str, verdict: Verdict, source: str) -> AlertCandidate:
+def _state_field(symbol: str, observation: Observation) -> str:
+    return f"{observation.rule.rule_id}:{symbol}:{observation.direction.value}"
+
+
+def _gate_and_raise(observations: list[tuple[str, Observation]], source: str) -> list[RaisedAlert]:
+    """Apply the re-arm gate to every observation that can change its state, claim the fires by
+    compare-and-set, then store them; a fire whose store fails is given back."""
+    candidates = [
+        (symbol, obs)
+        for symbol, obs in observations
+        if obs.crossed or obs.move <= obs.rule.threshold(obs.direction) * obs.rule.rearm_ratio
+    ]
+    if not candidates:
+        return []
+    redis = get_redis()
+    _rule_state_ensure_seeded(redis)
+    fields = [_state_field(symbol, obs) for symbol, obs in candidates]
+    raw_states = redis.hmget(RULE_STATE_KEY, fields)
+    changes: list[tuple[str, str, str]] = []
+    fires: list[tuple[str, Observation, str, str]] = []
+    for (symbol, obs), field, raw in zip(candidates, fields, raw_states, strict=True):
+        raw = raw.decode() if isinstance(raw, bytes) else (raw or "")
+        action, new_state = gate(FireState.decode(raw), obs)
+        if action is GateAction.REARM:
+            changes.append((field, raw, new_state.encode()))
+        elif action is GateAction.FIRE:
+            changes.append((field, raw, new_state.encode()))
+            fires.append((symbol, obs, raw, new_state.encode()))
+        elif action in (GateAction.HOLD_COOLDOWN, GateAction.HOLD_NOT_REARMED):
+            logger.debug(
+                "alert held",
+                extra={"symbol": symbol, "rule": obs.rule.name, "cause": action.value},
+            )
+    if not changes:
+        return []
+    claimed = dict(zip(
+        [field for field, _, _ in changes],
+        redis.eval(_STATE_CAS, 1, RULE_STATE_KEY, *[part for change in changes for part in change]),
+        strict=True,
+    ))  # fmt: skip
+    fired = [(s, obs, old, new) for s, obs, old, new in fires if claimed[_state_field(s, obs)]]
+    if not fired:
+        return []
+    context = _market_context(redis, sorted({symbol for symbol, *_ in fired}))
+    raised = []
+    for symbol, obs, old, new in fired:
+        candidate = _candidate(symbol, obs, source, context.get(symbol, {}))
+        try:
+            alert = alert_store(candidate)
+        except DatabaseError:
+            redis.eval(_STATE_CAS, 1, RULE_STATE_KEY, _state_field(symbol, obs), new, old)
+            raise
+        if alert is None:
+            raised.append(RaisedAlert(AlertOutcome.DUPLICATE, None))
+            continue
+        logger.info(
+            "open interest alert",
+            extra={
+                "symbol": alert.symbol,
+                "rule": alert.rule_name,
+                "direction": alert.direction,
+                "pct_change": f"{alert.pct_change:.4f}",
+                "alert_id": alert.id,
+            },
+        )
+        raised.append(RaisedAlert(AlertOutcome.CREATED, alert))
+    return raised
+
+
+def _rule_state_ensure_seeded(redis) -> None:
+    """After Redis lost the rule states, rebuild them from the stored alerts of the last 24 h
+    (each (rule, symbol, direction)'s latest alert, not re-armed) before any rule may fire."""
+    if redis.hexists(RULE_STATE_KEY, RULE_STATE_SEEDED_FIELD):
+        return
+    deadline = time.monotonic() + 5
+    while True:
+        with redis_lease(redis, RULE_STATE_SEED_LEASE, ttl_sec=30) as held:
+            if held:
+                if not redis.hexists(RULE_STATE_KEY, RULE_STATE_SEEDED_FIELD):
+                    _rule_state_seed(redis)
+                return
+        if redis.hexists(RULE_STATE_KEY, RULE_STATE_SEEDED_FIELD):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError("alert rule states are being seeded by another process")
+        time.sleep(0.05)
+
+
+def _rule_state_seed(redis) -> None:
+    since = timezone.now() - SEED_LOOKBACK
+    latest = (
+        OpenInterestAlert.objects.filter(ts__gte=since, rule__isnull=False)
+        .order_by("rule_id", "symbol", "direction", "-ts")
+        .distinct("rule_id", "symbol", "direction")
+        .values_list("rule_id", "symbol", "direction", "ts", "pct_change")
+    )
+    states = {
+        f"{rule_id}:{symbol}:{direction}": FireState(
+            int(ts.timestamp() * 1000), abs(float(pct_change))
+        ).encode()
+        for rule_id, symbol, direction, ts, pct_change in latest
+    }
+    states[RULE_STATE_SEEDED_FIELD] = str(int(time.time() * 1000))
+    # Only fields still absent: states written since the loss are newer than the database's.
+    with redis.pipeline(transaction=True) as pipe:
+        for field, value in states.items():
+            pipe.hsetnx(RULE_STATE_KEY, field, value)
+        pipe.execute()
+    logger.info("alert rule states seeded from stored alerts", extra={"states": len(states) - 1})
+
+
+def _market_context(redis, symbols: list[str]) -> dict[str, dict]:
+    """Funding rate and 24 h quote volume of each symbol, in one round trip."""
+    with redis.pipeline(transaction=False) as pipe:
+        pipe.hmget(FUNDING_RATE_KEY, symbols)
+        for symbol in symbols:
+            pipe.hget(f"{REDIS_META_KEY_PREFIX}{symbol}", "quote_volume_24h")
+        funding, *volumes = pipe.execute()
+    return {
+        symbol: {"funding_rate": _decimal(rate), "quote_volume_24h": _decimal(volume)}
+        for symbol, rate, volume in zip(symbols, funding, volumes, strict=True)
+    }
+
+
+def _decimal(raw) -> Decimal | None:
+    if raw is None:
+        return None
+    return Decimal(raw.decode() if isinstance(raw, bytes) else raw)
+
+
+def _dec(value: float | None) -> Decimal | None:
+    return Decimal(repr(value)) if value is not None else None
+
+
+def _candidate(symbol: str, obs: Observation, source: str, context: dict) -> AlertCandidate:
     return AlertCandidate(
         symbol=symbol,
-        direction=verdict.direction.value,
-        baseline=Decimal(repr(verdict.baseline)),
-        current=Decimal(repr(verdict.current)),
-        pct_change=Decimal(repr(verdict.pct_change)),
-        abs_change=Decimal(repr(verdict.abs_change)),
-        ts=datetime.fromtimestamp(verdict.t_ms / 1000, tz=UTC),
+        direction=obs.direction.value,
+        baseline=_dec(obs.reference),
+        current=_dec(obs.current),
+        pct_change=_dec(obs.pct_change),
+        abs_change=_dec(obs.abs_change),
+        ts=datetime.fromtimestamp(obs.t_ms / 1000, tz=UTC),
         source=source,
+        rule_id=obs.rule.rule_id,
+        rule_name=obs.rule.name,
+        window_sec=obs.rule.window_sec,
+        reference=obs.reference_kind.value,
+        threshold_pct=_dec(obs.rule.threshold(obs.direction)),
+        price_change_pct=_dec(obs.price_change_pct),
+        mark_price=_dec(obs.price_now),
+        funding_rate=context.get("funding_rate"),
+        oi_usd_before=_dec(obs.oi_usd_before),
+        oi_usd_after=_dec(obs.oi_usd_after),
+        quote_volume_24h=context.get("quote_volume_24h"),
     )

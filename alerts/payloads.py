@@ -25,6 +25,18 @@ class AlertCandidate:
     abs_change: Decimal
     ts: datetime
     source: str
+    # Context (issue 9): set by the rules engine, empty for alerts from other producers.
+    rule_id: int | None = None
+    rule_name: str = ""
+    window_sec: int | None = None
+    reference: str = ""
+    threshold_pct: Decimal | None = None
+    price_change_pct: Decimal | None = None
+    mark_price: Decimal | None = None
+    funding_rate: Decimal | None = None
+    oi_usd_before: Decimal | None = None
+    oi_usd_after: Decimal | None = None
+    quote_volume_24h: Decimal | None = None
 
 
 def parse_alert_payload(

@@ -1,13 +1,16 @@
-"""Raising and storing open-interest alerts: one path for the poller and the ingest API."""
+"""Raising and storing open-interest alerts (one store for the rules engine and the ingest API),
+and the alert rules' own writes."""
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 
+from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
-from alerts.models import OpenInterestAlert
+from alerts.models import AlertRule, OpenInterestAlert
 from alerts.payloads import AlertCandidate
+from alerts.rules import default_rule_specs
 from common.formatting import iso_z
 from common.realtime import OI_ALERTS_GROUP, broadcast_on_commit
 from common.redis import get_redis
@@ -18,11 +21,20 @@ COOLDOWN_KEY = "oi:alert:cooldown:{}:{}"
 
 _INSERT_ALERT_SQL = """
 INSERT INTO open_interest_alerts
-    (symbol, direction, baseline, current, pct_change, abs_change, source, ts, created_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now())
-ON CONFLICT (symbol, direction, ts, source) DO NOTHING
+    (symbol, direction, baseline, current, pct_change, abs_change, source, ts, created_at,
+     rule_id, rule_name, window_sec, reference, threshold_pct, price_change_pct, mark_price,
+     funding_rate, oi_usd_before, oi_usd_after, quote_volume_24h, alerts_24h)
+VALUES (%(symbol)s, %(direction)s, %(baseline)s, %(current)s, %(pct_change)s, %(abs_change)s,
+        %(source)s, %(ts)s, now(), %(rule_id)s, %(rule_name)s, %(window_sec)s, %(reference)s,
+        %(threshold_pct)s, %(price_change_pct)s, %(mark_price)s, %(funding_rate)s,
+        %(oi_usd_before)s, %(oi_usd_after)s, %(quote_volume_24h)s,
+        1 + (SELECT count(*) FROM open_interest_alerts
+             WHERE symbol = %(symbol)s AND ts > %(ts)s - interval '24 hours' AND ts <= %(ts)s))
+ON CONFLICT (symbol, direction, ts, source, rule_name) DO NOTHING
 RETURNING id
 """
+
+RULES_VERSION_KEY = "oi:alert_rules:version"
 
 
 class AlertOutcome(StrEnum):
@@ -38,8 +50,8 @@ class RaisedAlert:
 
 
 def alert_raise(candidate: AlertCandidate, *, cooldown_sec: int) -> RaisedAlert:
-    """Store `candidate` unless the same alert exists (idempotent) or its (symbol, direction) is
-    cooling down. The cooldown lives in Redis, so it holds across workers and restarts; it is
+    """Store an alert from another producer (the ingest API) unless the same alert exists
+    (idempotent) or its (symbol, direction) is cooling down. The cooldown lives in Redis, so it holds across workers and restarts; it is
     claimed before storing and given back if storing fails, so no alert is lost to it."""
     existing = OpenInterestAlert.objects.filter(
         symbol=candidate.symbol,
@@ -83,19 +95,7 @@ def alert_store(candidate: AlertCandidate) -> OpenInterestAlert | None:
     """Insert the alert (None when it exists already); after commit, publish it and queue its
     delivery beyond the page."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            _INSERT_ALERT_SQL,
-            [
-                candidate.symbol,
-                candidate.direction,
-                candidate.baseline,
-                candidate.current,
-                candidate.pct_change,
-                candidate.abs_change,
-                candidate.source,
-                candidate.ts,
-            ],
-        )
+        cursor.execute(_INSERT_ALERT_SQL, asdict(candidate))
         row = cursor.fetchone()
     if row is None:
         return None
@@ -106,15 +106,14 @@ def alert_store(candidate: AlertCandidate) -> OpenInterestAlert | None:
 
 
 def _queue_delivery(alert_id: int) -> None:
-    from alerts.delivery import delivery_channels
-    from alerts.tasks import alert_deliver_task
+    from alerts.delivery import alert_delivery_queue
 
-    for channel in delivery_channels():
-        alert_deliver_task.delay(alert_id, channel)
+    alert_delivery_queue(alert_id)
 
 
 def alert_payload(alert: OpenInterestAlert) -> dict:
-    """The design's §5.3 alert payload, plus the alert's id (for catching up after a reconnect)."""
+    """The design's §5.3 alert payload, plus the alert's id (for catching up after a reconnect),
+    the rule that fired, its market context and links. Fields that are not known are null."""
     return {
         "id": alert.id,
         "symbol": alert.symbol,
@@ -125,4 +124,55 @@ def alert_payload(alert: OpenInterestAlert) -> dict:
         "absChange": float(alert.abs_change),
         "timestamp": iso_z(alert.ts),
         "source": alert.source,
+        "rule": alert.rule_name or None,
+        "windowSec": alert.window_sec,
+        "reference": alert.reference or None,
+        "thresholdPct": _float_or_none(alert.threshold_pct),
+        "priceChangePct": _float_or_none(alert.price_change_pct),
+        "markPrice": _float_or_none(alert.mark_price),
+        "fundingRate": _float_or_none(alert.funding_rate),
+        "oiUsdBefore": _float_or_none(alert.oi_usd_before),
+        "oiUsdAfter": _float_or_none(alert.oi_usd_after),
+        "quoteVolume24h": _float_or_none(alert.quote_volume_24h),
+        "alerts24h": alert.alerts_24h,
+        "links": symbol_links(alert.symbol),
     }
+
+
+def symbol_links(symbol: str) -> dict[str, str]:
+    return {
+        "binance": f"https://www.binance.com/en/futures/{symbol}",
+        "tradingview": f"https://www.tradingview.com/chart/?symbol=BINANCE:{symbol}.P",
+    }
+
+
+def _float_or_none(value) -> float | None:
+    return float(value) if value is not None else None
+
+
+def alert_rules_changed() -> None:
+    """Tell every process's rules engine to reload the rules now (it also does every 10 s)."""
+    transaction.on_commit(lambda: get_redis().incr(RULES_VERSION_KEY))
+
+
+def alert_rules_install_defaults(*, rule_model=None) -> int:
+    """Create the default rules that do not exist yet (by name); returns how many were made.
+
+    The design rule takes its values from the OI_* settings; the others are the VolSpike
+    production windows. ``rule_model`` lets a migration pass its historical model."""
+    model = rule_model or AlertRule
+    specs = default_rule_specs(
+        design_w_low_sec=settings.OI_ALERT_W_LOW_SEC,
+        design_w_high_sec=settings.OI_ALERT_W_HIGH_SEC,
+        design_spike_pct=settings.OI_SPIKE_THRESHOLD_PCT,
+        design_dump_pct=settings.OI_DUMP_THRESHOLD_PCT,
+        design_min_samples=settings.OI_ALERT_MIN_BASELINE_SAMPLES,
+        design_min_delta_contracts=settings.OI_MIN_DELTA_CONTRACTS or None,
+        design_min_delta_usd=settings.OI_MIN_DELTA_USD,
+        design_cooldown_sec=settings.OI_ALERT_COOLDOWN_SEC,
+    )
+    created = 0
+    for spec in specs:
+        _, made = model.objects.get_or_create(name=spec["name"], defaults=spec)
+        created += made
+    return created

@@ -301,10 +301,18 @@ def poll_results_store(
     redis = get_redis()
     at_ms = now_ms()
     symbols = [sample.symbol for sample in samples]
-    marks = dict(zip(symbols, redis.hmget(MARK_PRICE_KEY, symbols), strict=True)) if symbols else {}
+    raw_marks = redis.hmget(MARK_PRICE_KEY, symbols) if symbols else []
+    marks = {s: Decimal(m) for s, m in zip(symbols, raw_marks, strict=True) if m}
     ring_append(
         redis,
-        {s.symbol: [RingSample(int(s.time.timestamp() * 1000), s.open_interest)] for s in samples},
+        {
+            s.symbol: [
+                RingSample(
+                    int(s.time.timestamp() * 1000), s.open_interest, mark_price=marks.get(s.symbol)
+                )
+            ]
+            for s in samples
+        },
         window_ms=settings.OI_RING_WINDOW_SEC * 1000,
         now_ms=at_ms,
     )
@@ -313,7 +321,7 @@ def poll_results_store(
         return
     rows = []
     for sample in samples:
-        mark = Decimal(marks[sample.symbol]) if marks.get(sample.symbol) else None
+        mark = marks.get(sample.symbol)
         rows.append(
             SnapshotRow(
                 symbol=sample.symbol,
@@ -399,7 +407,10 @@ def ring_backfill(symbols: list[str]) -> dict[str, int]:
             {
                 symbol: [
                     RingSample(
-                        int(h.timestamp.timestamp() * 1000), h.sum_open_interest, backfilled=True
+                        int(h.timestamp.timestamp() * 1000),
+                        h.sum_open_interest,
+                        backfilled=True,
+                        mark_price=_price_of(h.sum_open_interest_value, h.sum_open_interest),
                     )
                     for h in history
                 ]
@@ -419,10 +430,20 @@ def ingested_samples_process(samples: list[list]) -> None:
     by_symbol: dict[str, list[RingSample]] = {}
     marks: dict[str, Decimal | None] = {}
     for symbol, time_ms, open_interest, mark_price in samples:
-        by_symbol.setdefault(symbol, []).append(RingSample(int(time_ms), Decimal(open_interest)))
-        marks[symbol] = Decimal(mark_price) if mark_price is not None else None
+        mark = Decimal(mark_price) if mark_price is not None else None
+        by_symbol.setdefault(symbol, []).append(
+            RingSample(int(time_ms), Decimal(open_interest), mark_price=mark)
+        )
+        marks[symbol] = mark
     ring_append(
         get_redis(), by_symbol, window_ms=settings.OI_RING_WINDOW_SEC * 1000, now_ms=now_ms(),
         record_last_sample=False,
     )  # fmt: skip
     alerts_evaluate(list(by_symbol), mark_prices=marks, source=AlertSource.INGEST)
+
+
+def _price_of(value_usd: Decimal, open_interest: Decimal) -> Decimal | None:
+    """The price implied by openInterestHist's value and amount (None when OI is 0)."""
+    if not open_interest:
+        return None
+    return (value_usd / open_interest).quantize(Decimal("1e-8"))

@@ -1,8 +1,9 @@
 """Per-symbol open-interest ring buffers: one Redis sorted set per symbol.
 
-Score = the exchange's sample time in ms; member = "<time_ms>:<open_interest>" (with ":h" for a
-sample backfilled from openInterestHist), so equal values at different times are both kept,
-while the same sample stored twice collapses into one.
+Score = the exchange's sample time in ms; member = "<time_ms>:<open_interest>", then ":p<price>"
+when the mark price at the sample is known and ":h" for a sample backfilled from
+openInterestHist. Equal values at different times are both kept, while the same sample stored
+twice collapses into one (readers also keep only the first member of a time).
 Every append trims by age and renews a TTL, so symbols that leave the universe do not linger.
 """
 
@@ -21,6 +22,7 @@ class RingSample:
     time_ms: int
     open_interest: Decimal
     backfilled: bool = False
+    mark_price: Decimal | None = None
 
 
 def ring_key(symbol: str) -> str:
@@ -28,13 +30,27 @@ def ring_key(symbol: str) -> str:
 
 
 def encode_member(sample: RingSample) -> str:
+    price = f":p{sample.mark_price}" if sample.mark_price is not None else ""
     suffix = ":h" if sample.backfilled else ""
-    return f"{sample.time_ms}:{sample.open_interest}{suffix}"
+    return f"{sample.time_ms}:{sample.open_interest}{price}{suffix}"
 
 
 def decode_member(member: str) -> RingSample:
     time_ms, open_interest, *flags = member.split(":")
-    return RingSample(int(time_ms), Decimal(open_interest), backfilled=flags == ["h"])
+    mark_price = next((Decimal(flag[1:]) for flag in flags if flag.startswith("p")), None)
+    return RingSample(
+        int(time_ms), Decimal(open_interest), backfilled="h" in flags, mark_price=mark_price
+    )
+
+
+def decode_members(members: Iterable[str | bytes]) -> list[RingSample]:
+    """Members in score order, decoded; of several members with one time only the first."""
+    samples: list[RingSample] = []
+    for member in members:
+        sample = decode_member(member if isinstance(member, str) else member.decode())
+        if not samples or sample.time_ms != samples[-1].time_ms:
+            samples.append(sample)
+    return samples
 
 
 def ring_append(
@@ -74,7 +90,7 @@ def ring_read(
         members = client.zrevrangebyscore(key, "+inf", low, start=0 if limit else None, num=limit)
     else:
         members = client.zrangebyscore(key, low, "+inf", start=0 if limit else None, num=limit)
-    return [decode_member(m if isinstance(m, str) else m.decode()) for m in members]
+    return decode_members(members)
 
 
 def last_sample_times(client: redis.Redis, symbols: Iterable[str] | None = None) -> dict[str, int]:

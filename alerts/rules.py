@@ -1,0 +1,505 @@
+"""Alert rules as data, evaluated incrementally per symbol, and their re-arm logic. Pure: stdlib
+and sortedcontainers only, no I/O.
+
+Two kinds of rule:
+
+* ``window_change`` ("X% within W"): the latest sample against the *extreme* of the samples of
+  the last W (ages 0..W, both ends inclusive): the lowest for a spike, the highest for a dump.
+  The extreme, not the window's first sample, because "OI rose 3% within 5 minutes" means that
+  somewhere in those 5 minutes OI stood 3% lower than now: a rise that started after a dip, or
+  mid-window, is caught as soon as it completes, and the rule never misses a move that a
+  start-of-window reference would catch (the minimum is never above the first sample). Kept with
+  monotonic deques, so each new sample costs O(1) amortised, never a re-read of the window.
+* ``median_baseline``: the design's rule, against the median of the samples aged
+  ``baseline_from_sec``..``window_sec`` (``alerts.detection.BaselineTracker``).
+
+No verdict until the rule's window is covered: a ``window_change`` tracker must hold a sample at
+least W old (backfilled history counts); a ``median_baseline`` one needs ``min_samples`` in its
+baseline window.
+
+Re-arm (``gate``): after a rule fires for a (symbol, direction) it is disarmed. It re-arms once
+the move falls back to ``rearm_ratio`` × threshold (0.5 by default: half of it, so a value
+oscillating just around the threshold alerts once, not on every crossing). It fires again when it
+is armed, or, without re-arming, when the move has grown by ``step_pct`` beyond the move it last
+fired at; and in both cases only once ``cooldown_sec`` has passed since it last fired. A move
+held back by a minimum-delta filter is not an alert and leaves the state untouched.
+"""
+
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from alerts.detection import BaselineTracker, Direction, Number, VerdictReason
+
+PriceSample = tuple[int, float, float | None]  # (t_ms, open interest, mark price or None)
+
+
+class RuleKind(StrEnum):
+    WINDOW_CHANGE = "window_change"
+    MEDIAN_BASELINE = "median_baseline"
+
+
+class Reference(StrEnum):
+    WINDOW_LOW = "window_low"
+    WINDOW_HIGH = "window_high"
+    MEDIAN = "median"
+
+
+class Scope(StrEnum):
+    ALL = "all"
+    ONLY = "only"
+    EXCEPT = "except"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One rule with its thresholds as fractions (0.03 = 3%) and times in seconds.
+
+    ``up_threshold`` and ``down_threshold`` are the rule's threshold, each possibly overridden
+    per symbol (an override's spike/dump thresholds)."""
+
+    rule_id: int
+    name: str
+    kind: RuleKind
+    window_sec: int
+    up_threshold: float
+    down_threshold: float
+    directions: tuple[Direction, ...] = (Direction.UP, Direction.DOWN)
+    baseline_from_sec: int | None = None
+    min_delta_contracts: float | None = None
+    min_delta_usd: float | None = None
+    cooldown_sec: int = 900
+    rearm_ratio: float = 0.5
+    step_pct: float | None = None
+    min_samples: int = 3
+    scope: Scope = Scope.ALL
+    symbols: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if self.window_sec <= 0:
+            raise ValueError(f"window_sec must be > 0, got {self.window_sec}")
+        for name in ("up_threshold", "down_threshold"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be > 0, got {value}")
+        if self.down_threshold > 1:
+            raise ValueError(f"down_threshold must be <= 1, got {self.down_threshold}")
+        if not 0 <= self.rearm_ratio < 1:
+            raise ValueError(f"rearm_ratio must be in [0, 1), got {self.rearm_ratio}")
+        if self.step_pct is not None and not self.step_pct > 0:
+            raise ValueError(f"step_pct must be > 0 or None, got {self.step_pct}")
+        if self.cooldown_sec < 0:
+            raise ValueError(f"cooldown_sec must be >= 0, got {self.cooldown_sec}")
+        if self.kind is RuleKind.MEDIAN_BASELINE:
+            if self.baseline_from_sec is None or not 0 < self.baseline_from_sec < self.window_sec:
+                raise ValueError("a median_baseline rule needs 0 < baseline_from_sec < window_sec")
+            if self.min_samples < 1:
+                raise ValueError(f"min_samples must be >= 1, got {self.min_samples}")
+        elif self.baseline_from_sec is not None:
+            raise ValueError("baseline_from_sec belongs to median_baseline rules only")
+        if not self.directions:
+            raise ValueError("a rule needs at least one direction")
+
+    @property
+    def window_key(self) -> tuple[RuleKind, int, int | None]:
+        """Rules with the same key share one tracker per symbol."""
+        return (self.kind, self.window_sec, self.baseline_from_sec)
+
+    def applies_to(self, symbol: str) -> bool:
+        if self.scope is Scope.ONLY:
+            return symbol in self.symbols
+        if self.scope is Scope.EXCEPT:
+            return symbol not in self.symbols
+        return True
+
+    def threshold(self, direction: Direction) -> float:
+        return self.up_threshold if direction is Direction.UP else self.down_threshold
+
+    def overridden(self, override: Mapping[str, object]) -> "Rule":
+        """This rule with a symbol's override on top; fields that are None keep the rule's."""
+        mapping = {
+            "spike_threshold_pct": "up_threshold",
+            "dump_threshold_pct": "down_threshold",
+            "min_delta_contracts": "min_delta_contracts",
+            "min_delta_usd": "min_delta_usd",
+            "cooldown_sec": "cooldown_sec",
+        }
+        changes = {}
+        for source, target in mapping.items():
+            value = override.get(source)
+            if value is not None:
+                changes[target] = int(value) if target == "cooldown_sec" else float(value)
+        return replace(self, **changes) if changes else self
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One rule, one direction, at a symbol's latest sample.
+
+    ``move`` is the change in the rule's direction as a positive-is-further fraction: for UP
+    ``(current - reference) / reference``, for DOWN ``(reference - current) / reference``.
+    ``reason`` is ALERT, BELOW_THRESHOLD or one of the blocked reasons."""
+
+    rule: Rule
+    direction: Direction
+    reason: VerdictReason
+    t_ms: int
+    current: float
+    reference: float
+    reference_kind: Reference
+    move: float
+    abs_change: float
+    abs_change_usd: float | None
+    price_now: float | None
+    price_reference: float | None
+    price_window_start: float | None
+
+    @property
+    def crossed(self) -> bool:
+        return self.reason is not VerdictReason.BELOW_THRESHOLD
+
+    @property
+    def pct_change(self) -> float:
+        """Signed change against the reference (negative for a dump)."""
+        return (self.current - self.reference) / self.reference
+
+    @property
+    def price_change_pct(self) -> float | None:
+        if self.price_now is None or not self.price_window_start:
+            return None
+        return (self.price_now - self.price_window_start) / self.price_window_start
+
+    @property
+    def oi_usd_before(self) -> float | None:
+        price = self.price_reference if self.price_reference is not None else self.price_now
+        return self.reference * price if price is not None else None
+
+    @property
+    def oi_usd_after(self) -> float | None:
+        return self.current * self.price_now if self.price_now is not None else None
+
+
+class WindowExtremes:
+    """The lowest and highest samples of the last ``window_sec`` and its oldest sample, kept in
+    monotonic deques (O(1) amortised per sample)."""
+
+    __slots__ = ("_first_t", "_highs", "_in_window", "_lows", "_window_ms")
+
+    def __init__(self, window_sec: int) -> None:
+        self._window_ms = window_sec * 1000
+        self._lows: deque[PriceSample] = deque()  # values increasing
+        self._highs: deque[PriceSample] = deque()  # values decreasing
+        self._in_window: deque[PriceSample] = deque()
+        self._first_t: int | None = None
+
+    def add(self, sample: PriceSample) -> None:
+        t_now, value, _ = sample
+        if self._first_t is None:
+            self._first_t = t_now
+        while self._lows and self._lows[-1][1] >= value:
+            self._lows.pop()
+        self._lows.append(sample)
+        while self._highs and self._highs[-1][1] <= value:
+            self._highs.pop()
+        self._highs.append(sample)
+        self._in_window.append(sample)
+        cutoff = t_now - self._window_ms
+        for queue in (self._lows, self._highs, self._in_window):
+            while queue[0][0] < cutoff:
+                queue.popleft()
+
+    def covered(self, t_now: int) -> bool:
+        return self._first_t is not None and self._first_t <= t_now - self._window_ms
+
+    @property
+    def low(self) -> PriceSample:
+        return self._lows[0]
+
+    @property
+    def high(self) -> PriceSample:
+        return self._highs[0]
+
+    @property
+    def oldest(self) -> PriceSample:
+        return self._in_window[0]
+
+    def __len__(self) -> int:
+        return len(self._in_window)
+
+
+class _MedianWindow:
+    """A BaselineTracker plus the prices it needs for context (the oldest in-window price)."""
+
+    __slots__ = ("_prices", "_window_ms", "tracker")
+
+    def __init__(self, baseline_from_sec: int, window_sec: int) -> None:
+        self.tracker = BaselineTracker(baseline_from_sec, window_sec)
+        self._window_ms = window_sec * 1000
+        self._prices: deque[tuple[int, float | None]] = deque()
+
+    def add(self, sample: PriceSample) -> None:
+        t_now, value, price = sample
+        self.tracker.add(t_now, value)
+        self._prices.append((t_now, price))
+        cutoff = t_now - self._window_ms
+        while self._prices[0][0] < cutoff:
+            self._prices.popleft()
+
+    @property
+    def oldest_price(self) -> float | None:
+        return self._prices[0][1]
+
+
+class SymbolTracker:
+    """Everything one symbol needs to evaluate a set of rules at its latest sample."""
+
+    __slots__ = ("_latest", "_windows")
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self._windows: dict[tuple[RuleKind, int, int | None], WindowExtremes | _MedianWindow] = {}
+        for rule in rules:
+            if rule.window_key in self._windows:
+                continue
+            if rule.kind is RuleKind.WINDOW_CHANGE:
+                self._windows[rule.window_key] = WindowExtremes(rule.window_sec)
+            else:
+                self._windows[rule.window_key] = _MedianWindow(
+                    rule.baseline_from_sec, rule.window_sec
+                )
+        self._latest: PriceSample | None = None
+
+    @property
+    def latest(self) -> PriceSample | None:
+        return self._latest
+
+    def add(self, t_ms: int, oi: Number, price: Number | None = None) -> bool:
+        """Take a sample; False (and no change) unless it is newer than the latest one."""
+        value = float(oi) + 0.0
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"open interest must be finite and >= 0, got {oi!r} at t_ms={t_ms}")
+        if self._latest is not None and t_ms <= self._latest[0]:
+            return False
+        usable_price = _usable_price(price)
+        sample = (int(t_ms), value, usable_price)
+        self._latest = sample
+        for window in self._windows.values():
+            window.add(sample)
+        return True
+
+    def observe(self, rule: Rule, mark_price: Number | None = None) -> list[Observation]:
+        """Observations of ``rule`` at the latest sample, one per direction; none when the
+        rule's window is not yet covered or the reference is 0."""
+        if self._latest is None:
+            return []
+        t_now, current, sample_price = self._latest
+        price_now = _usable_price(mark_price)
+        if price_now is None:
+            price_now = sample_price
+        window = self._windows[rule.window_key]
+        observations = []
+        if isinstance(window, WindowExtremes):
+            if not window.covered(t_now):
+                return []
+            start_price = window.oldest[2]
+            for direction in rule.directions:
+                _, reference, ref_price = window.low if direction is Direction.UP else window.high
+                kind = Reference.WINDOW_LOW if direction is Direction.UP else Reference.WINDOW_HIGH
+                observation = _observe(
+                    rule, direction, t_now, current, reference, kind, price_now, ref_price,
+                    start_price,
+                )  # fmt: skip
+                if observation is not None:
+                    observations.append(observation)
+            return observations
+        baseline = window.tracker.baseline()
+        if baseline is None or window.tracker.baseline_samples < rule.min_samples:
+            return []
+        for direction in rule.directions:
+            observation = _observe(
+                rule, direction, t_now, current, baseline, Reference.MEDIAN, price_now, None,
+                window.oldest_price,
+            )  # fmt: skip
+            if observation is not None:
+                observations.append(observation)
+        return observations
+
+
+def _observe(
+    rule: Rule,
+    direction: Direction,
+    t_now: int,
+    current: float,
+    reference: float,
+    reference_kind: Reference,
+    price_now: float | None,
+    price_reference: float | None,
+    price_window_start: float | None,
+) -> Observation | None:
+    if reference == 0:
+        return None
+    abs_change = current - reference
+    move = abs_change / reference if direction is Direction.UP else -abs_change / reference
+    abs_change_usd = abs(abs_change) * price_now if price_now is not None else None
+    if move < rule.threshold(direction):
+        reason = VerdictReason.BELOW_THRESHOLD
+    elif rule.min_delta_contracts is not None and abs(abs_change) < rule.min_delta_contracts:
+        reason = VerdictReason.BLOCKED_MIN_DELTA_CONTRACTS
+    elif rule.min_delta_usd is not None and abs_change_usd is None:
+        reason = VerdictReason.MISSING_MARK_PRICE
+    elif rule.min_delta_usd is not None and abs_change_usd < rule.min_delta_usd:
+        reason = VerdictReason.BLOCKED_MIN_DELTA_USD
+    else:
+        reason = VerdictReason.ALERT
+    return Observation(
+        rule=rule,
+        direction=direction,
+        reason=reason,
+        t_ms=t_now,
+        current=current,
+        reference=reference,
+        reference_kind=reference_kind,
+        move=move,
+        abs_change=abs_change,
+        abs_change_usd=abs_change_usd,
+        price_now=price_now,
+        price_reference=price_reference,
+        price_window_start=price_window_start,
+    )
+
+
+def _usable_price(price: Number | None) -> float | None:
+    if price is None or isinstance(price, bool):
+        return None
+    value = float(price)
+    return value if math.isfinite(value) and value > 0 else None
+
+
+# Re-arm and cooldown
+
+
+@dataclass(frozen=True, slots=True)
+class FireState:
+    """A (rule, symbol, direction)'s memory: when it last fired, at what move, and whether it
+    has re-armed since."""
+
+    fired_ms: int
+    move: float
+    armed: bool = False
+
+    def encode(self) -> str:
+        return f"{self.fired_ms}:{self.move!r}:{int(self.armed)}"
+
+    @classmethod
+    def decode(cls, raw: str | None) -> "FireState | None":
+        if not raw:
+            return None
+        fired_ms, move, armed = raw.split(":")
+        return cls(int(fired_ms), float(move), armed == "1")
+
+
+class GateAction(StrEnum):
+    FIRE = "fire"
+    REARM = "rearm"
+    HOLD_COOLDOWN = "hold_cooldown"
+    HOLD_NOT_REARMED = "hold_not_rearmed"
+    BLOCKED = "blocked"
+    NONE = "none"
+
+
+def gate(state: FireState | None, observation: Observation) -> tuple[GateAction, FireState | None]:
+    """What the observation does given the state, and the state after it."""
+    rule = observation.rule
+    threshold = rule.threshold(observation.direction)
+    if not observation.crossed:
+        if (
+            state is not None
+            and not state.armed
+            and observation.move <= threshold * rule.rearm_ratio
+        ):
+            return GateAction.REARM, replace(state, armed=True)
+        return GateAction.NONE, state
+    if observation.reason is not VerdictReason.ALERT:
+        return GateAction.BLOCKED, state
+    fired = FireState(observation.t_ms, observation.move)
+    if state is None:
+        return GateAction.FIRE, fired
+    if observation.t_ms - state.fired_ms < rule.cooldown_sec * 1000:
+        return GateAction.HOLD_COOLDOWN, state
+    if state.armed:
+        return GateAction.FIRE, fired
+    if rule.step_pct is not None and observation.move >= state.move + rule.step_pct:
+        return GateAction.FIRE, fired
+    return GateAction.HOLD_NOT_REARMED, state
+
+
+class RuleBook:
+    """In-memory gate states for replays and tests (the service keeps them in Redis)."""
+
+    __slots__ = ("_states",)
+
+    def __init__(self) -> None:
+        self._states: dict[tuple[int, str, Direction], FireState] = {}
+
+    def apply(self, symbol: str, observation: Observation) -> GateAction:
+        key = (observation.rule.rule_id, symbol, observation.direction)
+        action, state = gate(self._states.get(key), observation)
+        if state is not None:
+            self._states[key] = state
+        return action
+
+
+def default_rule_specs(
+    *,
+    design_w_low_sec: int = 1800,
+    design_w_high_sec: int = 3600,
+    design_spike_pct: float = 0.05,
+    design_dump_pct: float = 0.05,
+    design_min_samples: int = 3,
+    design_min_delta_contracts: float | None = 5000.0,
+    design_min_delta_usd: float | None = None,
+    design_cooldown_sec: int = 900,
+) -> list[dict]:
+    """The default rule set as model field values: the design's rule and the VolSpike production
+    windows (5 m at 3%, 15 m at 7%, 1 h at 12%, both directions). Each fires again without
+    re-arming only once its move has doubled (step = threshold)."""
+    windows = [
+        ("oi-5m-3pct", 300, "0.03", 300),
+        ("oi-15m-7pct", 900, "0.07", 900),
+        ("oi-1h-12pct", 3600, "0.12", 1800),
+    ]
+    specs = [
+        {
+            "name": "design-median-30-60m-5pct",
+            "kind": RuleKind.MEDIAN_BASELINE.value,
+            "window_sec": design_w_high_sec,
+            "baseline_from_sec": design_w_low_sec,
+            "threshold_pct": str(design_spike_pct),
+            "dump_threshold_pct": None
+            if design_dump_pct == design_spike_pct
+            else str(design_dump_pct),
+            "step_pct": str(design_spike_pct),
+            "min_delta_contracts": design_min_delta_contracts,
+            "min_delta_usd": design_min_delta_usd,
+            "cooldown_sec": design_cooldown_sec,
+            "min_samples": design_min_samples,
+        }
+    ]
+    for name, window_sec, threshold, cooldown_sec in windows:
+        specs.append(
+            {
+                "name": name,
+                "kind": RuleKind.WINDOW_CHANGE.value,
+                "window_sec": window_sec,
+                "baseline_from_sec": None,
+                "threshold_pct": threshold,
+                "dump_threshold_pct": None,
+                "step_pct": threshold,
+                "min_delta_contracts": None,
+                "min_delta_usd": None,
+                "cooldown_sec": cooldown_sec,
+                "min_samples": 3,
+            }
+        )
+    return specs
