@@ -1,6 +1,78 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from alerts.models import AlertDelivery, AlertThresholdOverride, OpenInterestAlert
+from alerts.models import AlertDelivery, AlertRule, AlertThresholdOverride, OpenInterestAlert
+from alerts.services import alert_rules_changed
+
+
+class RulesChangedMixin:
+    """Every save or delete reaches the running rules engine at once."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        alert_rules_changed()
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        alert_rules_changed()
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
+        alert_rules_changed()
+
+
+class AlertThresholdOverrideInline(admin.TabularInline):
+    model = AlertThresholdOverride
+    extra = 0
+    fields = (
+        "symbol", "spike_threshold_pct", "dump_threshold_pct", "min_delta_contracts",
+        "min_delta_usd", "cooldown_sec",
+    )  # fmt: skip
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(RulesChangedMixin, admin.ModelAdmin):
+    list_display = (
+        "name", "enabled", "kind", "window_sec", "baseline_from_sec", "direction",
+        "threshold_pct", "dump_threshold_pct", "min_delta_contracts", "min_delta_usd",
+        "cooldown_sec", "rearm_ratio", "step_pct", "scope", "updated_at",
+    )  # fmt: skip
+    list_editable = ("enabled",)
+    list_filter = ("enabled", "kind", "direction", "scope")
+    search_fields = ("name",)
+    inlines = [AlertThresholdOverrideInline]
+    actions = ["send_test_alert"]
+    fieldsets = (
+        (None, {"fields": ("name", "enabled", "kind", "direction")}),
+        ("Window and threshold", {
+            "fields": ("window_sec", "baseline_from_sec", "threshold_pct", "dump_threshold_pct",
+                       "min_samples"),
+        }),
+        ("Filters", {"fields": ("min_delta_contracts", "min_delta_usd", "scope", "symbols")}),
+        ("Repeats", {"fields": ("cooldown_sec", "rearm_ratio", "step_pct")}),
+    )  # fmt: skip
+
+    def save_formset(self, request, form, formset, change):
+        super().save_formset(request, form, formset, change)
+        alert_rules_changed()
+
+    @admin.action(description="Send a test alert on every delivery channel")
+    def send_test_alert(self, request, queryset):
+        from alerts.delivery import alert_send_test
+
+        results = alert_send_test()
+        if not results:
+            self.message_user(
+                request,
+                "No delivery channel is configured (ALERT_WEBHOOK_URL, TELEGRAM_BOT_TOKEN and "
+                "TELEGRAM_CHAT_ID).",
+                messages.WARNING,
+            )
+        for channel, ok, detail in results:
+            self.message_user(
+                request,
+                f"{channel}: {'sent' if ok else 'failed'}{': ' + detail if detail else ''}",
+                messages.SUCCESS if ok else messages.ERROR,
+            )
 
 
 class AlertDeliveryInline(admin.TabularInline):
@@ -13,16 +85,10 @@ class AlertDeliveryInline(admin.TabularInline):
 @admin.register(OpenInterestAlert)
 class OpenInterestAlertAdmin(admin.ModelAdmin):
     list_display = (
-        "ts",
-        "symbol",
-        "direction",
-        "pct_change",
-        "abs_change",
-        "baseline",
-        "current",
-        "source",
-    )
-    list_filter = ("direction", "source", ("ts", admin.DateFieldListFilter))
+        "ts", "symbol", "direction", "rule_name", "pct_change", "abs_change", "baseline",
+        "current", "price_change_pct", "funding_rate", "alerts_24h", "source",
+    )  # fmt: skip
+    list_filter = ("direction", "source", "rule_name", ("ts", admin.DateFieldListFilter))
     search_fields = ("symbol",)
     date_hierarchy = "ts"
     ordering = ("-ts",)
@@ -31,12 +97,13 @@ class OpenInterestAlertAdmin(admin.ModelAdmin):
 
 
 @admin.register(AlertThresholdOverride)
-class AlertThresholdOverrideAdmin(admin.ModelAdmin):
+class AlertThresholdOverrideAdmin(RulesChangedMixin, admin.ModelAdmin):
     list_display = (
-        "symbol", "spike_threshold_pct", "dump_threshold_pct", "min_delta_contracts",
+        "symbol", "rule", "spike_threshold_pct", "dump_threshold_pct", "min_delta_contracts",
         "min_delta_usd", "cooldown_sec", "updated_at",
     )  # fmt: skip
     search_fields = ("symbol",)
+    list_filter = ("rule",)
 
 
 @admin.register(AlertDelivery)

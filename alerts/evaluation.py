@@ -40,6 +40,9 @@ RULE_STATE_KEY = "oi:alert:rule_state"
 RULE_STATE_SEEDED_FIELD = "__seeded__"
 RULE_STATE_SEED_LEASE = "oi:alert:rule_state:seeding"
 SEED_LOOKBACK = timedelta(hours=24)
+# A rebuilt tracker reads this much more than its longest window, so it holds a sample older than
+# the window (its coverage) even where the ring holds 5-minute backfilled history.
+COVERAGE_MARGIN_MS = 10 * 60_000
 
 # Compare-and-set of many hash fields: ARGV holds (field, expected, new) triples; '' is "absent".
 _STATE_CAS = """
@@ -94,6 +97,13 @@ class _RuleSet:
 _rule_set: _RuleSet | None = None
 # symbol -> (tracker, the symbol's backfill stamp when it was built, the rule windows it serves)
 _trackers: dict[str, tuple[SymbolTracker, str | None, frozenset]] = {}
+
+
+def engine_reset() -> None:
+    """Forget this process's rules and trackers (tests; a worker never needs to)."""
+    global _rule_set
+    _rule_set = None
+    _trackers.clear()
 
 
 def current_rule_set() -> _RuleSet:
@@ -166,7 +176,7 @@ def _trackers_sync(symbols: list[str], rule_set: _RuleSet) -> list[str]:
                 or known[0].latest is None
             ):
                 rebuild.add(symbol)
-                since: int | str = now_ms - rule_set.longest_window_ms - 60_000
+                since: int | str = now_ms - rule_set.longest_window_ms - COVERAGE_MARGIN_MS
             else:
                 since = f"({known[0].latest[0]}"
             pipe.zrangebyscore(ring_key(symbol), since, "+inf")

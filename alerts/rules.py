@@ -183,21 +183,31 @@ class Observation:
 
 class WindowExtremes:
     """The lowest and highest samples of the last ``window_sec`` and its oldest sample, kept in
-    monotonic deques (O(1) amortised per sample)."""
+    monotonic deques (O(1) amortised per sample), and whether samples cover the window.
 
-    __slots__ = ("_first_t", "_highs", "_in_window", "_lows", "_window_ms")
+    Covered: a sample at or before the window's start exists (the last one to leave the window)
+    and no two neighbouring samples from it to now lie further apart than ``max_gap_ms``
+    (a quarter of the window, at least 5.5 min so 5-minute backfilled history counts). After a
+    hole in the data there is no verdict until the window has moved past it."""
+
+    __slots__ = ("_anchor_t", "_gaps", "_highs", "_in_window", "_lows", "_max_gap_ms", "_window_ms")
 
     def __init__(self, window_sec: int) -> None:
         self._window_ms = window_sec * 1000
+        self._max_gap_ms = max(self._window_ms // 4, 330_000)
         self._lows: deque[PriceSample] = deque()  # values increasing
         self._highs: deque[PriceSample] = deque()  # values decreasing
         self._in_window: deque[PriceSample] = deque()
-        self._first_t: int | None = None
+        self._gaps: deque[tuple[int, int]] = deque()  # (t, gap to the previous sample), decreasing
+        self._anchor_t: int | None = None
 
     def add(self, sample: PriceSample) -> None:
         t_now, value, _ = sample
-        if self._first_t is None:
-            self._first_t = t_now
+        if self._in_window:
+            gap = t_now - self._in_window[-1][0]
+            while self._gaps and self._gaps[-1][1] <= gap:
+                self._gaps.pop()
+            self._gaps.append((t_now, gap))
         while self._lows and self._lows[-1][1] >= value:
             self._lows.pop()
         self._lows.append(sample)
@@ -206,12 +216,21 @@ class WindowExtremes:
         self._highs.append(sample)
         self._in_window.append(sample)
         cutoff = t_now - self._window_ms
-        for queue in (self._lows, self._highs, self._in_window):
+        while self._in_window[0][0] < cutoff:
+            self._anchor_t = self._in_window.popleft()[0]
+        for queue in (self._lows, self._highs):
             while queue[0][0] < cutoff:
                 queue.popleft()
+        # a gap counts while its earlier end is the anchor or inside the window
+        while self._gaps and self._anchor_t is not None and self._gaps[0][0] <= self._anchor_t:
+            self._gaps.popleft()
 
     def covered(self, t_now: int) -> bool:
-        return self._first_t is not None and self._first_t <= t_now - self._window_ms
+        if not self._in_window:
+            return False
+        if self._anchor_t is None and self._in_window[0][0] > t_now - self._window_ms:
+            return False
+        return not self._gaps or self._gaps[0][1] <= self._max_gap_ms
 
     @property
     def low(self) -> PriceSample:
@@ -448,6 +467,44 @@ class RuleBook:
         if state is not None:
             self._states[key] = state
         return action
+
+
+DIRECTIONS_OF = {
+    "UP": (Direction.UP,),
+    "DOWN": (Direction.DOWN,),
+    "BOTH": (Direction.UP, Direction.DOWN),
+}
+
+
+def rule_from_fields(rule_id: int, fields: Mapping[str, object]) -> Rule:
+    """The rule described by a stored rule's field values (as ``default_rule_specs`` gives them
+    or the model holds them); a field left out takes the model's default."""
+
+    def number(name: str) -> float | None:
+        value = fields.get(name)
+        return float(value) if value is not None else None
+
+    threshold = float(fields["threshold_pct"])
+    dump_threshold = number("dump_threshold_pct")
+    rearm_ratio = number("rearm_ratio")
+    return Rule(
+        rule_id=rule_id,
+        name=str(fields["name"]),
+        kind=RuleKind(fields.get("kind", RuleKind.WINDOW_CHANGE)),
+        window_sec=int(fields["window_sec"]),
+        baseline_from_sec=fields.get("baseline_from_sec"),
+        up_threshold=threshold,
+        down_threshold=dump_threshold if dump_threshold is not None else threshold,
+        directions=DIRECTIONS_OF[str(fields.get("direction", "BOTH"))],
+        min_delta_contracts=number("min_delta_contracts"),
+        min_delta_usd=number("min_delta_usd"),
+        cooldown_sec=int(fields.get("cooldown_sec", 900)),
+        rearm_ratio=rearm_ratio if rearm_ratio is not None else 0.5,
+        step_pct=number("step_pct"),
+        min_samples=int(fields.get("min_samples", 3)),
+        scope=Scope(fields.get("scope", Scope.ALL)),
+        symbols=frozenset(fields.get("symbols") or ()),
+    )
 
 
 def default_rule_specs(

@@ -2,9 +2,8 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
-from alerts.detection import Direction
-from alerts.models import AlertRule, AlertThresholdOverride, OpenInterestAlert, RuleDirection
-from alerts.rules import Rule, RuleKind, Scope
+from alerts.models import AlertRule, AlertThresholdOverride, OpenInterestAlert
+from alerts.rules import Rule, rule_from_fields
 
 OVERRIDE_FIELDS = (
     "spike_threshold_pct", "dump_threshold_pct", "min_delta_contracts", "min_delta_usd",
@@ -35,34 +34,16 @@ def alert_list(
     return alerts.order_by("-ts", "-id")
 
 
+RULE_FIELD_NAMES = (
+    "name", "kind", "window_sec", "baseline_from_sec", "direction", "threshold_pct",
+    "dump_threshold_pct", "min_delta_contracts", "min_delta_usd", "cooldown_sec", "rearm_ratio",
+    "step_pct", "min_samples", "scope", "symbols",
+)  # fmt: skip
+
+
 def rule_from_model(rule: AlertRule) -> Rule:
     """The pure rule of a stored one."""
-    directions = {
-        RuleDirection.UP: (Direction.UP,),
-        RuleDirection.DOWN: (Direction.DOWN,),
-        RuleDirection.BOTH: (Direction.UP, Direction.DOWN),
-    }[rule.direction]
-    threshold = float(rule.threshold_pct)
-    return Rule(
-        rule_id=rule.pk,
-        name=rule.name,
-        kind=RuleKind(rule.kind),
-        window_sec=rule.window_sec,
-        baseline_from_sec=rule.baseline_from_sec,
-        up_threshold=threshold,
-        down_threshold=(
-            float(rule.dump_threshold_pct) if rule.dump_threshold_pct is not None else threshold
-        ),
-        directions=directions,
-        min_delta_contracts=_optional_float(rule.min_delta_contracts),
-        min_delta_usd=_optional_float(rule.min_delta_usd),
-        cooldown_sec=rule.cooldown_sec,
-        rearm_ratio=float(rule.rearm_ratio),
-        step_pct=_optional_float(rule.step_pct),
-        min_samples=rule.min_samples,
-        scope=Scope(rule.scope),
-        symbols=frozenset(rule.symbols),
-    )
+    return rule_from_fields(rule.pk, {name: getattr(rule, name) for name in RULE_FIELD_NAMES})
 
 
 def alert_rules_enabled() -> list[Rule]:
@@ -76,7 +57,3 @@ def alert_overrides() -> dict[str, dict[int | None, dict]]:
         fields = {name: row[name] for name in OVERRIDE_FIELDS if row[name] is not None}
         overrides.setdefault(row["symbol"], {})[row["rule_id"]] = fields
     return overrides
-
-
-def _optional_float(value) -> float | None:
-    return float(value) if value is not None else None

@@ -7,10 +7,16 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from alerts.detection import Direction
+from alerts.rules import Rule, RuleKind
+from alerts.selectors import alert_rules_enabled
+
 
 def page_config() -> dict:
-    """What the page's script needs: API paths and the alert rule's settings (global defaults;
-    per-symbol admin overrides are not reflected)."""
+    """What the page's script needs: API paths, the enabled alert rules, and the median rule's
+    settings for drawing its baseline (per-symbol overrides are not drawn)."""
+    rules = alert_rules_enabled()
+    median = next((rule for rule in rules if rule.kind is RuleKind.MEDIAN_BASELINE), None)
     return {
         "urls": {
             "screener": reverse("oi-screener"),
@@ -18,15 +24,19 @@ def page_config() -> dict:
             "poller": reverse("oi-poller-status"),
             "universe": reverse("oi-liquid-universe"),
             "alerts": reverse("oi-alert-list"),
+            "rules": reverse("alert-rule-list"),
             "feed": "/ws/open-interest/",
         },
         "alertRule": {
-            "wLowSec": settings.OI_ALERT_W_LOW_SEC,
-            "wHighSec": settings.OI_ALERT_W_HIGH_SEC,
-            "spikeThresholdPct": settings.OI_SPIKE_THRESHOLD_PCT,
-            "dumpThresholdPct": settings.OI_DUMP_THRESHOLD_PCT,
-            "minBaselineSamples": settings.OI_ALERT_MIN_BASELINE_SAMPLES,
-        },
+            "name": median.name,
+            "wLowSec": median.baseline_from_sec,
+            "wHighSec": median.window_sec,
+            "spikeThresholdPct": median.up_threshold,
+            "dumpThresholdPct": median.down_threshold,
+            "minBaselineSamples": median.min_samples,
+        }
+        if median
+        else None,
         "ringWindowSec": settings.OI_RING_WINDOW_SEC,
         "maxSamplesLimit": settings.OI_SAMPLES_MAX_LIMIT,
         "universeRefreshSec": settings.LIQUIDITY_REFRESH_SEC,
@@ -34,17 +44,42 @@ def page_config() -> dict:
     }
 
 
+def rule_summary(rule: Rule) -> str:
+    """One line a trader reads, e.g. "±3% within 5 min (against the window's low/high)"."""
+    sign = {(Direction.UP,): "+", (Direction.DOWN,): "−"}.get(rule.directions, "±")
+    if rule.up_threshold == rule.down_threshold or len(rule.directions) == 1:
+        threshold = f"{sign}{_pct(rule.threshold(rule.directions[0]))}"
+    else:
+        threshold = f"+{_pct(rule.up_threshold)} / −{_pct(rule.down_threshold)}"
+    if rule.kind is RuleKind.MEDIAN_BASELINE:
+        text = (
+            f"{threshold} against the median of the samples aged "
+            f"{_duration(rule.baseline_from_sec)}–{_duration(rule.window_sec)}"
+        )
+    else:
+        text = f"{threshold} within {_duration(rule.window_sec)} (against the window's low/high)"
+    if rule.scope != "all":
+        text += f"; {rule.scope} {', '.join(sorted(rule.symbols))}"
+    return text
+
+
+def _pct(fraction: float) -> str:
+    return f"{fraction * 100:g}%"
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
 @require_GET
 def open_interest_debug_view(request: HttpRequest) -> HttpResponse:
     config = page_config()
-    return render(
-        request,
-        "dashboard/open_interest.html",
-        {
-            "config": config,
-            "baseline_from_min": settings.OI_ALERT_W_LOW_SEC / 60,
-            "baseline_to_min": settings.OI_ALERT_W_HIGH_SEC / 60,
-            "spike_pct": round(settings.OI_SPIKE_THRESHOLD_PCT * 100, 6),
-            "dump_pct": round(settings.OI_DUMP_THRESHOLD_PCT * 100, 6),
-        },
-    )
+    rules = [
+        {"name": rule.name, "summary": rule_summary(rule), "cooldown_min": rule.cooldown_sec / 60}
+        for rule in alert_rules_enabled()
+    ]
+    return render(request, "dashboard/open_interest.html", {"config": config, "rules": rules})

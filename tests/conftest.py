@@ -39,3 +39,24 @@ def writer_client(api_key):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {api_key}")
     return client
+
+
+@pytest.fixture(autouse=True)
+def default_alert_rules(request):
+    """Every test with a database starts with the default alert rules, as a fresh install does
+    (a transactional test's flush removes the rows the migration made), and with this process's
+    rules engine reset."""
+    uses_db = request.node.get_closest_marker("django_db") is not None or {
+        "db", "transactional_db", "live_server",
+    } & set(request.fixturenames)  # fmt: skip
+    if not uses_db:
+        yield
+        return
+    request.getfixturevalue("db")
+    from alerts import evaluation
+    from alerts.services import alert_rules_install_defaults
+
+    alert_rules_install_defaults()
+    evaluation.engine_reset()
+    yield
+    evaluation.engine_reset()

@@ -8,7 +8,7 @@ import time
 import pytest
 from websockets.sync.client import connect
 
-from alerts.models import OpenInterestAlert
+from alerts.models import AlertRule, OpenInterestAlert
 from liquidity.models import LiquidSymbol
 from oi.ring import ring_read
 from tests.fixtures.processes import wait_until
@@ -39,11 +39,13 @@ def frames_until(ws, enough, seconds: float) -> list[dict]:
     return received
 
 
-def test_an_injected_oi_jump_reaches_a_websocket_client_exactly_once_even_across_a_worker_restart(
+def test_an_injected_oi_jump_reaches_a_websocket_client_once_per_rule_even_across_a_worker_restart(
     sim, asgi_server, celery_processes, redis_client
 ):
-    # given the running system, with a contracts minimum low enough for any symbol
-    env = {"BINANCE_BASE_URL": sim.base_url, "OI_MIN_DELTA_CONTRACTS": "0"}
+    # given the running system with the default rules, none held back by a contracts minimum
+    AlertRule.objects.update(min_delta_contracts=None)
+    rules = set(AlertRule.objects.values_list("name", flat=True))
+    env = {"BINANCE_BASE_URL": sim.base_url}
     celery_processes.start_worker(queues="default,oi_backfill", **env)
     poller = celery_processes.start_worker(queues="oi_poll", concurrency=4, **env)
     celery_processes.start_beat(**env)
@@ -63,17 +65,23 @@ def test_an_injected_oi_jump_reaches_a_websocket_client_exactly_once_even_across
         # when open interest jumps 20% on the exchange
         sim.inject_event(symbol, "spike", 20)
 
-        # then one alert arrives, as the §5.3 payload
-        alert_frames = wait_until(
-            lambda: [f for f in frames(ws, 1) if f["type"] == "open_interest_alert"],
+        # then each rule's alert arrives once, as the §5.3 payload with the rule and its context
+        alert_frames = frames_until(
+            ws,
+            lambda got: len([f for f in got if f["type"] == "open_interest_alert"]) >= len(rules),
             30,
-            "no alert reached the WebSocket client",
         )
-        (alert,) = alert_frames
-        assert alert["data"]["symbol"] == symbol
-        assert alert["data"]["direction"] == "UP"
-        assert 0.15 < alert["data"]["pctChange"] < 0.25
-        assert alert["data"]["source"] == "oi_realtime_poller"
+        alerts = [f["data"] for f in alert_frames if f["type"] == "open_interest_alert"]
+        assert sorted(alert["rule"] for alert in alerts) == sorted(rules)
+        for alert in alerts:
+            assert alert["symbol"] == symbol
+            assert alert["direction"] == "UP"
+            assert 0.15 < alert["pctChange"] < 0.25
+            assert alert["source"] == "oi_realtime_poller"
+            assert alert["markPrice"] > 0 and alert["oiUsdAfter"] > alert["oiUsdBefore"] > 0
+            assert alert["fundingRate"] is not None and alert["quoteVolume24h"] > 0
+            assert alert["windowSec"] in (300, 900, 3600)
+        assert sorted(alert["alerts24h"] for alert in alerts) == list(range(1, len(rules) + 1))
 
         # when the poller worker is killed mid-run and started again while the jump persists
         poller.process.send_signal(signal.SIGKILL)
@@ -83,11 +91,11 @@ def test_an_injected_oi_jump_reaches_a_websocket_client_exactly_once_even_across
             ws, lambda got: sum(f["type"] == "open_interest_update" for f in got) >= 2, 45
         )
 
-    # then polling resumed (each update was also evaluated for alerts by the new worker), and
-    # there was no second alert for the same move: the cooldown lives in Redis
+    # then polling resumed (each update was also evaluated by the new worker), and no rule
+    # alerted a second time for the same move: the rules' re-arm state lives in Redis
     assert sum(f["type"] == "open_interest_update" for f in later) >= 2
     assert [f for f in later if f["type"] == "open_interest_alert"] == []
-    assert OpenInterestAlert.objects.filter(symbol=symbol).count() == 1
+    assert OpenInterestAlert.objects.filter(symbol=symbol).count() == len(rules)
 
 
 def test_a_reconnecting_client_catches_up_and_bad_messages_get_error_frames(

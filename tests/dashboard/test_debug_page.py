@@ -131,7 +131,7 @@ def test_the_debug_page_shows_the_universe_a_chart_and_live_alerts(
     ARTIFACTS.mkdir(exist_ok=True)
 
     # given the running system
-    env = {"BINANCE_BASE_URL": sim.base_url, "OI_MIN_DELTA_CONTRACTS": "0"}
+    env = {"BINANCE_BASE_URL": sim.base_url}
     celery_processes.start_worker(queues="default,oi_backfill", **env)
     celery_processes.start_worker(queues="oi_poll", concurrency=4, **env)
     celery_processes.start_beat(**env)

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
+from alerts.models import AlertRule
 from liquidity.models import LiquidSymbol
 from oi.keys import MARK_PRICE_KEY
 from oi.ring import RingSample, ring_append
@@ -98,16 +99,19 @@ def test_a_change_is_null_when_the_ring_does_not_reach_back_that_far(
 
 
 @pytest.mark.django_db
-def test_the_page_carries_the_alert_rule_and_only_local_assets(settings):
-    settings.OI_SPIKE_THRESHOLD_PCT = 0.07
+def test_the_page_carries_the_alert_rules_and_only_local_assets():
+    AlertRule.objects.filter(kind="median_baseline").update(threshold_pct="0.07")
+    AlertRule.objects.filter(name="oi-15m-7pct").update(enabled=False)
     response = Client().get("/debug/open-interest")
 
     assert response.status_code == 200
     html = response.content.decode()
     config = json.loads(html.split('id="oi-config" type="application/json">')[1].split("<")[0])
     assert config["alertRule"]["spikeThresholdPct"] == 0.07
-    assert config["alertRule"]["wLowSec"] == settings.OI_ALERT_W_LOW_SEC
+    assert config["alertRule"]["wLowSec"] == 1800
     assert config["urls"]["screener"] == "/api/market/open-interest/screener"
-    assert "(1 + 7%)" in html
+    assert "±7% against the median of the samples aged 30 min–1 h" in html
+    assert "±3% within 5 min (against the window&#x27;s low/high)" in html
+    assert "oi-1h-12pct" in html and "oi-15m-7pct" not in html  # enabled rules only
     assert "http://" not in html and "https://" not in html  # no CDN: works offline
     assert Client().get("/static/dashboard/vendor/uplot/uPlot.iife.min.js").status_code == 200

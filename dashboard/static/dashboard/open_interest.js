@@ -450,7 +450,7 @@
     chart.baseline = null;
     chart.levels = null;
     const n = chart.xs.length;
-    if (!n) return;
+    if (!n || !RULE) return;
     const latest = chart.xs[n - 1];
     const inWindow = [];
     for (let i = 0; i < n; i++) {
@@ -677,11 +677,29 @@
     pct.textContent = fmtPct(alert.pctChange);
     const detail = document.createElement("span");
     detail.className = "muted small";
-    detail.textContent = fmtOi(alert.baseline) + " → " + fmtOi(alert.current) + " · " + alert.source + " · #" + alert.id;
+    const context = [fmtOi(alert.baseline) + " → " + fmtOi(alert.current)];
+    if (alert.rule) context.push(alert.rule);
+    if (alert.priceChangePct != null) context.push("price " + fmtPct(alert.priceChangePct));
+    if (alert.fundingRate != null) context.push("funding " + (alert.fundingRate * 100).toFixed(4) + "%");
+    if (alert.alerts24h != null) context.push(alert.alerts24h + " in 24 h");
+    context.push(alert.source + " · #" + alert.id);
+    detail.textContent = context.join(" · ");
+    const links = document.createElement("span");
+    links.className = "alert-links small";
+    if (alert.links) {
+      for (const [label, href] of [["Binance", alert.links.binance], ["TradingView", alert.links.tradingview]]) {
+        const a = document.createElement("a");
+        a.href = href;
+        a.target = "_blank";
+        a.rel = "noopener";
+        a.textContent = label;
+        links.append(a, " ");
+      }
+    }
     const age = document.createElement("span");
     age.className = "alert-age small";
     setAge(age, Date.parse(alert.timestamp));
-    li.append(badge, symbol, pct, age, detail);
+    li.append(badge, symbol, pct, age, detail, links);
     return li;
   }
 
