@@ -1,15 +1,32 @@
 """Delivery of alerts beyond the page: a webhook and Telegram. Never on the detection path."""
 
 import logging
+from decimal import Decimal
 
 import requests
 from django.conf import settings
 from django.db.models import F
+from django.utils import timezone
 
-from alerts.models import AlertDelivery, DeliveryChannel, OpenInterestAlert
+from alerts.models import (
+    AlertDelivery,
+    AlertDirection,
+    AlertSource,
+    DeliveryChannel,
+    OpenInterestAlert,
+)
 from alerts.services import alert_payload
+from alerts.telegram import (
+    alert_text,
+    digest_text,
+    telegram_configured,
+    telegram_outbox_push,
+    telegram_send_now,
+)
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["alert_deliver", "alert_delivery_queue", "alert_send_test", "alert_text", "digest_text"]
 
 
 class DeliveryError(Exception):
@@ -20,22 +37,30 @@ def delivery_channels() -> list[str]:
     channels = []
     if settings.ALERT_WEBHOOK_URL:
         channels.append(DeliveryChannel.WEBHOOK.value)
-    if settings.TELEGRAM_BOT_TOKEN and settings.TELEGRAM_CHAT_ID:
+    if telegram_configured():
         channels.append(DeliveryChannel.TELEGRAM.value)
     return channels
 
 
 def alert_delivery_queue(alert_id: int) -> None:
-    """Queue a new alert's delivery on every configured channel."""
+    """Queue a new alert's delivery on every configured channel: a retried Celery task for the
+    webhook, the rate-limited outbox for Telegram."""
     from alerts.tasks import alert_deliver_task
 
     for channel in delivery_channels():
-        alert_deliver_task.delay(alert_id, channel)
+        if channel == DeliveryChannel.TELEGRAM:
+            telegram_outbox_push([alert_id])
+        else:
+            alert_deliver_task.delay(alert_id, channel)
 
 
 def alert_deliver(*, alert_id: int, channel: str) -> bool:
     """Send one alert on one channel once; True when it is (now or already) delivered.
-    Raises DeliveryError with the cause when sending failed (the caller retries)."""
+    Raises DeliveryError with the cause when sending failed (the caller retries). Telegram
+    goes through its outbox instead (False: queued)."""
+    if channel == DeliveryChannel.TELEGRAM:  # tasks queued before the outbox existed
+        telegram_outbox_push([alert_id])
+        return False
     alert = OpenInterestAlert.objects.filter(pk=alert_id).first()
     if alert is None:
         logger.warning("alert to deliver no longer exists", extra={"alert_id": alert_id})
@@ -47,15 +72,6 @@ def alert_deliver(*, alert_id: int, channel: str) -> bool:
     try:
         if channel == DeliveryChannel.WEBHOOK:
             _post(settings.ALERT_WEBHOOK_URL, json=alert_payload(alert))
-        elif channel == DeliveryChannel.TELEGRAM:
-            _post(
-                f"{settings.TELEGRAM_API_URL}/bot{settings.TELEGRAM_BOT_TOKEN}/sendMessage",
-                json={
-                    "chat_id": settings.TELEGRAM_CHAT_ID,
-                    "text": alert_text(alert),
-                    "disable_web_page_preview": True,
-                },
-            )
         else:
             raise DeliveryError(f"unknown channel {channel!r}")
     except DeliveryError as exc:
@@ -74,15 +90,46 @@ def alert_deliver(*, alert_id: int, channel: str) -> bool:
     return True
 
 
-def alert_text(alert: OpenInterestAlert) -> str:
-    arrow = "📈" if alert.direction == "UP" else "📉"
-    kind = "spike" if alert.direction == "UP" else "dump"
-    return (
-        f"{arrow} {alert.symbol} open interest {kind} {alert.pct_change:+.2%}\n"
-        f"{alert.baseline:,.0f} → {alert.current:,.0f} contracts ({alert.abs_change:+,.0f})\n"
-        f"{alert.ts:%Y-%m-%d %H:%M:%S} UTC\n"
-        f"https://www.binance.com/en/futures/{alert.symbol}\n"
-        f"https://www.tradingview.com/chart/?symbol=BINANCE:{alert.symbol}.P"
+def alert_send_test(channels: list[str] | None = None) -> list[tuple[str, bool, str]]:
+    """Send a marked test alert (stored nowhere) on each configured channel now, or on those of
+    `channels` that are configured; returns (channel, ok, detail) per channel."""
+    alert = _test_alert()
+    results = []
+    for channel in delivery_channels():
+        if channels is not None and channel not in channels:
+            continue
+        if channel == DeliveryChannel.TELEGRAM:
+            sent = telegram_send_now(alert_text(alert, title="🧪 TEST ALERT (not a signal)\n"))
+            results.append((channel, sent.ok, sent.detail))
+            continue
+        try:
+            _post(settings.ALERT_WEBHOOK_URL, json={**alert_payload(alert), "test": True})
+        except DeliveryError as exc:
+            results.append((channel, False, str(exc)))
+        else:
+            results.append((channel, True, "delivered"))
+    return results
+
+
+def _test_alert() -> OpenInterestAlert:
+    return OpenInterestAlert(
+        symbol="BTCUSDT",
+        direction=AlertDirection.UP,
+        baseline=Decimal("80000"),
+        current=Decimal("84000"),
+        pct_change=Decimal("0.05"),
+        abs_change=Decimal("4000"),
+        source=AlertSource.INGEST,
+        ts=timezone.now(),
+        rule_name="test",
+        window_sec=300,
+        price_change_pct=Decimal("0.012"),
+        mark_price=Decimal("97000"),
+        funding_rate=Decimal("0.0001"),
+        oi_usd_before=Decimal("7760000000"),
+        oi_usd_after=Decimal("8148000000"),
+        quote_volume_24h=Decimal("12500000000"),
+        alerts_24h=1,
     )
 
 

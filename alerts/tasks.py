@@ -1,10 +1,12 @@
 import random
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.log import get_task_logger
 from django.conf import settings
 
 from alerts.delivery import DeliveryError, alert_deliver
+from alerts.telegram import telegram_outbox_drain
 
 logger = get_task_logger(__name__)
 
@@ -33,3 +35,13 @@ def alert_deliver_task(self, alert_id: int, channel: str) -> None:
         base = settings.ALERT_DELIVERY_RETRY_BASE_SEC
         countdown = min(300, base * 2**self.request.retries) * random.uniform(0.8, 1.2)
         raise self.retry(exc=exc, countdown=countdown) from exc
+
+
+@shared_task(name="alerts.telegram_send", ignore_result=True, soft_time_limit=30, time_limit=40)
+def telegram_send_task() -> None:
+    """Drain the Telegram outbox for up to ~15 s within the chat's limits (beat, every ~2 s).
+    One sender at a time (a Redis lease); an interrupted send leaves its alerts queued."""
+    try:
+        telegram_outbox_drain()
+    except SoftTimeLimitExceeded:
+        logger.warning("telegram sender hit its time limit; the outbox keeps what was not sent")

@@ -10,6 +10,8 @@ from django.test import override_settings
 
 from alerts.delivery import DeliveryError, alert_deliver
 from alerts.models import AlertDelivery, OpenInterestAlert
+from alerts.services import alert_payload
+from alerts.telegram import telegram_outbox_drain
 
 ALERT = {
     "symbol": "SOLUSDT", "direction": "UP", "baseline": 1000, "current": 1200, "pctChange": 0.2,
@@ -71,14 +73,19 @@ def test_the_webhook_gets_the_alert_payload_once(receiver, writer_client, settin
         alert_id=alert_id, channel="webhook"
     )  # a redelivered task sends nothing more
 
-    assert hook.received == [("/hooks/oi", {**ALERT, "id": alert_id, "baseline": 1000.0, "current": 1200.0,
-                                            "absChange": 200.0})]  # fmt: skip
+    ((path, body),) = hook.received
+    alert = OpenInterestAlert.objects.get(pk=alert_id)
+    assert (path, body) == ("/hooks/oi", alert_payload(alert))
+    assert {key: body[key] for key in ALERT} == {**ALERT, "baseline": 1000.0, "current": 1200.0,
+                                                 "absChange": 200.0}  # fmt: skip
+    assert body["id"] == alert_id
+    assert body["links"]["binance"] == "https://www.binance.com/en/futures/SOLUSDT"
     delivery = AlertDelivery.objects.get()
     assert (delivery.channel, delivery.delivered, delivery.attempts) == ("webhook", True, 1)
 
 
 @pytest.mark.django_db
-def test_telegram_gets_a_readable_message_with_links(
+def test_telegram_gets_a_readable_message_with_links_through_its_outbox(
     receiver, writer_client, settings, redis_client
 ):
     bot = receiver()
@@ -90,7 +97,8 @@ def test_telegram_gets_a_readable_message_with_links(
     alert_id = writer_client.post("/api/open-interest-alerts/ingest", ALERT, format="json").json()[
         "alert"
     ]["id"]
-    alert_deliver(alert_id=alert_id, channel="telegram")
+    assert not alert_deliver(alert_id=alert_id, channel="telegram")  # queued in the outbox
+    assert telegram_outbox_drain(run_sec=2) == 1
     ((path, body),) = bot.received
     assert path == "/bot123:abc/sendMessage"
     assert body["chat_id"] == "-100"
