@@ -70,7 +70,8 @@ class AlertRuleAdmin(RulesChangedMixin, admin.ModelAdmin):
         for channel, ok, detail in results:
             self.message_user(
                 request,
-                f"{channel}: {'sent' if ok else 'failed'}{': ' + detail if detail else ''}",
+                f"Test alert on {channel}: {'sent' if ok else 'failed'}"
+                + (f" ({detail})" if detail else ""),
                 messages.SUCCESS if ok else messages.ERROR,
             )
 

@@ -42,3 +42,17 @@ def _first_validation_problem(detail: object, path: str = "") -> tuple[str, str]
     if isinstance(detail, list) and detail:
         return _first_validation_problem(detail[0], path)
     return (path or "body"), str(detail)
+
+
+def not_found_view(request, exception=None):
+    """Django's 404 for URLs no route matches: under /api/ in the API's error shape, else the
+    usual page."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"error": {"code": "not_found", "message": f"no API resource at {request.path}"}},
+            status=404,
+        )
+    return page_not_found(request, exception)

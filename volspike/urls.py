@@ -17,3 +17,5 @@ urlpatterns = [
     path("debug/", include("dashboard.urls")),
     path("api/binance/futures/info", ExchangeInfoProxyApi.as_view(), name="binance-futures-info"),
 ]
+
+handler404 = "common.exceptions.not_found_view"

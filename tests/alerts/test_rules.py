@@ -1,5 +1,6 @@
 """Alert rules: windows, references, coverage, scope, overrides and the re-arm gate (pure)."""
 
+import itertools
 from dataclasses import replace
 
 import pytest
@@ -225,7 +226,7 @@ def test_window_extremes_match_a_brute_force_reading_of_the_window(steps, window
         # covered: the data reaches the window's start with no hole over the allowed gap
         older = [s for s in seen if t_ms - s[0] > window_sec * SEC]
         spanned = [*older[-1:], *window]
-        holes = [b[0] - a[0] for a, b in zip(spanned, spanned[1:], strict=False)]
+        holes = [b[0] - a[0] for a, b in itertools.pairwise(spanned)]
         reaches = bool(older) or t_ms - window[0][0] == window_sec * SEC
         allowed = max(window_sec * SEC // 4, 330 * SEC)
         assert extremes.covered(t_ms) == (reaches and all(h <= allowed for h in holes))
