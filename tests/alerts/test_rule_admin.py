@@ -52,7 +52,7 @@ def test_the_send_test_alert_action_reaches_the_webhook_and_stores_nothing(
     )
 
     assert response.status_code == 200
-    assert "Test alert on Webhook: sent" in response.content.decode()
+    assert "Test alert on webhook: sent" in response.content.decode()
     ((path, body),) = hook.received
     assert path == "/hooks/oi" and body["test"] is True and body["symbol"] == "BTCUSDT"
     assert OpenInterestAlert.objects.count() == 0
