@@ -209,6 +209,25 @@ class ShardOutcome:
     dropped_late: int = 0
 
 
+def _polls_of_members(polls: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """The polls whose symbol is still in the universe: a shard planned before a symbol left
+    does not poll it again. (With no universe published at all, every poll stays.)"""
+    if not polls:
+        return polls
+    redis = get_redis()
+    with redis.pipeline(transaction=False) as pipe:
+        pipe.exists(REDIS_UNIVERSE_KEY)
+        pipe.smismember(REDIS_UNIVERSE_KEY, [symbol for _, symbol in polls])
+        published, members = pipe.execute()
+    if not published:
+        return polls
+    return [
+        poll
+        for poll, member in zip(polls, members, strict=True)
+        if member or poll[1] == MARK_PRICE_JOB
+    ]
+
+
 def poller_run_shard(plan: ShardPlan) -> ShardOutcome:
     """Send each poll at its due time; store what came back. Late shards are dropped whole."""
     outcome = ShardOutcome()
@@ -222,11 +241,12 @@ def poller_run_shard(plan: ShardPlan) -> ShardOutcome:
         )
         return outcome
 
+    polls = _polls_of_members(plan.polls)
     executor = _executor()
     in_flight: list[tuple[str, Future]] = []
     flush_every_ms = settings.OI_BATCH_FLUSH_MS
     last_flush_ms = now_ms()
-    for due_ms, symbol in plan.polls:
+    for due_ms, symbol in polls:
         while (delay_ms := due_ms - now_ms()) > 0:
             # Store what has come back every OI_BATCH_FLUSH_MS, not once per window: an alert
             # waits at most that long for its batch.
