@@ -113,5 +113,6 @@ def test_the_page_carries_the_alert_rules_and_only_local_assets():
     assert "±7% against the median of the samples aged 30 min–1 h" in html
     assert "±3% within 5 min (against the window&#x27;s low/high)" in html
     assert "oi-1h-12pct" in html and "oi-15m-7pct" not in html  # enabled rules only
+    assert "baseline window (30–60 min)" in html
     assert "http://" not in html and "https://" not in html  # no CDN: works offline
     assert Client().get("/static/dashboard/vendor/uplot/uPlot.iife.min.js").status_code == 200
