@@ -302,12 +302,6 @@ def poll_results_store(
     at_ms = now_ms()
     symbols = [sample.symbol for sample in samples]
     marks = dict(zip(symbols, redis.hmget(MARK_PRICE_KEY, symbols), strict=True)) if symbols else {}
-    ring_append(
-        redis,
-        {s.symbol: [RingSample(int(s.time.timestamp() * 1000), s.open_interest)] for s in samples},
-        window_ms=settings.OI_RING_WINDOW_SEC * 1000,
-        now_ms=at_ms,
-    )
     _failures_record(redis, ok_symbols=symbols, failures=failures, weight=weight, at_ms=at_ms)
     if not samples:
         return
@@ -324,7 +318,15 @@ def poll_results_store(
                 source="realtime",
             )
         )
+    # Postgres (or a parked batch) first, then the rings: a worker killed in between must not
+    # leave a sample in a ring that never reaches Postgres.
     snapshot_rows_deliver(rows)
+    ring_append(
+        redis,
+        {s.symbol: [RingSample(int(s.time.timestamp() * 1000), s.open_interest)] for s in samples},
+        window_ms=settings.OI_RING_WINDOW_SEC * 1000,
+        now_ms=at_ms,
+    )
     _alerts_evaluate_safely(symbols, {row.symbol: row.mark_price for row in rows})
     broadcast(
         OI_UPDATES_GROUP,

@@ -206,3 +206,24 @@ def test_a_symbol_polled_before_its_backfill_still_alerts_on_the_backfilled_base
 
     # then the jump alerts against the backfilled baseline
     assert OpenInterestAlert.objects.filter(symbol=symbol, direction="UP").count() == 1
+
+
+def test_a_sample_is_in_a_ring_only_once_postgres_has_it(on_simulator, redis_client, monkeypatch):
+    """A worker killed between storing to Postgres and appending to the ring leaves no sample
+    in a ring that Postgres never got (a SIGKILL is modelled by an exception nothing catches)."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from exchange.client import OpenInterest
+
+    class Killed(BaseException):
+        pass
+
+    def killed(rows):
+        raise Killed
+
+    monkeypatch.setattr(poller, "snapshot_rows_deliver", killed)
+    sample = OpenInterest("XUSDT", Decimal(5), datetime.fromtimestamp(now_ms() / 1000, tz=UTC))
+    with pytest.raises(Killed):
+        poller.poll_results_store([sample], {}, weight=1)
+    assert ring_read(redis_client, "XUSDT") == []
