@@ -5,7 +5,9 @@ Runs the whole system as in the Procfile, as real subprocesses against a simulat
 ASGI server (uvicorn), a Celery worker for default,oi_backfill (concurrency 2), a Celery worker
 for oi_poll (concurrency 4) and beat. OI_MIN_DELTA_CONTRACTS=0, so any symbol can alert.
 It uses its own Postgres database (volspike_alertbench, created and migrated if missing) and
-Redis database 12 (flushed at start), so it does not disturb other runs.
+Redis database 12 (flushed at start), so it does not disturb other runs; --database-name /
+--redis-url (or $BENCH_DATABASE_NAME / $BENCH_REDIS_URL) choose others. The set-up is
+bench/_system.py's, shared with the other system benchmarks.
 
 Once the universe's ring buffers are backfilled (all members, or at least 50 after
 --backfill-timeout), one WebSocket client subscribes to every symbol, and a +20% OI spike is
@@ -35,36 +37,29 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
-import requests
 from websockets.sync.client import connect
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fixtures.simulator import SimulatorHandle  # noqa: E402
+from bench import _system
+from bench._system import PROJECT_ROOT, Process, SimulatorHandle
 
 RERUN_COMMAND = "python bench/alert_latency.py"
 ARTIFACTS = PROJECT_ROOT / "bench-artifacts" / "alert-latency"
 DATABASE_NAME = "volspike_alertbench"
-DATABASE_URL = f"postgres://volspike:volspike@127.0.0.1:5432/{DATABASE_NAME}"
 REDIS_URL = "redis://127.0.0.1:6379/12"
 SIM_ARGS = ("--seed", "4242", "--event-rate-per-day", "0")
-# Settings inherited from the caller's shell that would change the system under test.
-OVERRIDDEN_SETTING_PREFIXES = ("OI_", "BINANCE_", "LIQUIDITY_", "CELERY_", "EXCHANGE_INFO_", "SIM_")
 
 SPIKE_PCT = 20
 OI_SAMPLE_MS = 1000  # the simulator's OI sampling grid (--oi-sample-ms default)
@@ -87,6 +82,7 @@ def parse_args() -> argparse.Namespace:
         default=300,
         help="longest wait for the whole universe's backfill before going on (default 300)",
     )
+    _system.isolation_args_add(parser, database_name=DATABASE_NAME, redis_url=REDIS_URL)
     return parser.parse_args()
 
 
@@ -96,12 +92,6 @@ def now_ms() -> int:
 
 def utc(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%H:%M:%S.%f")[:-3]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -115,149 +105,28 @@ def percentile(values: list[float], share: float) -> float:
 # --- processes -------------------------------------------------------------------------------
 
 
-class Process:
-    """A subprocess logging to bench-artifacts/alert-latency/<name>.log; stop() ends its tree."""
-
-    def __init__(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        self.name = name
-        self.log_path = ARTIFACTS / f"{name}.log"
-        self._log = self.log_path.open("wb")
-        self.popen = subprocess.Popen(
-            args, cwd=PROJECT_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-
-    def check_alive(self) -> None:
-        if self.popen.poll() is not None:
-            raise RuntimeError(f"{self.name} exited ({self.popen.returncode}); see {self.log_path}")
-
-    def wait_for_log(self, text: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            if text in self.log_path.read_text(errors="replace"):
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.name} did not log {text!r} in {timeout}s; see {self.log_path}")
-
-    def wait_for_http(self, url: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            with suppress(requests.ConnectionError):
-                requests.get(url, timeout=1)
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.name} did not answer {url} in {timeout}s; see {self.log_path}")
-
-    def stop(self) -> None:
-        descendants = child_pids(self.popen.pid)
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(15)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        for pid in descendants:  # e.g. Celery pool children left behind
-            with suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        self._log.close()
-
-
-def child_pids(parent_pid: int) -> list[int]:
-    """Every descendant of a process, from /proc."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with suppress(OSError):
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            parents.setdefault(parent, []).append(int(entry.name))
-    found, pending = [], list(parents.get(parent_pid, []))
-    while pending:
-        pid = pending.pop()
-        found.append(pid)
-        pending.extend(parents.get(pid, []))
-    return found
-
-
-def process_env(simulator_url: str) -> dict[str, str]:
-    """The environment of every project process (and of this one, for the ORM)."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(OVERRIDDEN_SETTING_PREFIXES)
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="volspike.settings.local",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        DATABASE_URL=DATABASE_URL,
-        REDIS_URL=REDIS_URL,
-        CELERY_BROKER_URL=REDIS_URL,
-        BINANCE_BASE_URL=simulator_url,
-        OI_MIN_DELTA_CONTRACTS="0",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def database_prepare(env: dict[str, str]) -> None:
-    """Create the bench database if missing and migrate it."""
-    created = subprocess.run(
-        ["createdb", "-h", "127.0.0.1", "-U", "volspike", DATABASE_NAME],
-        env={**env, "PGPASSWORD": "volspike"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if created.returncode != 0 and "already exists" not in created.stderr:
-        raise RuntimeError(f"createdb failed: {created.stderr.strip()}")
-    with (ARTIFACTS / "migrate.log").open("wb") as log:
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--no-input"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            check=True,
-        )
-
-
 def start_simulator(stack: ExitStack, sim_symbols: int) -> tuple[SimulatorHandle, Process]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIM_")}
-    process = Process(
-        "simulator",
-        [sys.executable, "-m", "exchange.simulator", "--host", "127.0.0.1", "--port", str(port),
-         "--symbols", str(sim_symbols), *SIM_ARGS],
-        env,
-    )  # fmt: skip
+    sim, process = _system.start_simulator(
+        "simulator", ("--symbols", str(sim_symbols), *SIM_ARGS), ARTIFACTS
+    )
     stack.callback(process.stop)
-    sim = SimulatorHandle("127.0.0.1", port)
     stack.callback(sim.session.close)
-    process.wait_for_http(f"{sim.base_url}/fapi/v1/ping")
     return sim, process
 
 
 def start_system(stack: ExitStack, env: dict[str, str], schedule_dir: str) -> tuple[str, list]:
-    """ASGI server, both Celery workers and beat, with the command lines of the test fixtures.
-    Returns the server's base URL and the processes."""
-    port = free_port()
-    celery = [sys.executable, "-m", "celery", "-A", "volspike"]
-    worker_flags = ["--without-gossip", "--without-mingle", "-l", "INFO"]
+    """ASGI server, both Celery workers and beat, with the command lines of the test fixtures,
+    started together. Returns the server's base URL and the processes."""
+    port = _system.free_port()
     commands = {
-        "asgi-server": [sys.executable, "-m", "uvicorn", "volspike.asgi:application",
-                        "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-        "worker": [*celery, "worker", "-Q", "default,oi_backfill", "--concurrency", "2",
-                   *worker_flags, "-n", "alertbench-worker@%h"],
-        "poller": [*celery, "worker", "-Q", "oi_poll", "--concurrency", "4",
-                   *worker_flags, "-n", "alertbench-poller@%h"],
-        "beat": [*celery, "beat", "-l", "INFO",
-                 "--schedule", str(Path(schedule_dir) / "celerybeat-schedule")],
-    }  # fmt: skip
+        "asgi-server": _system.uvicorn_args(port),
+        "worker": _system.celery_worker_args("alertbench-worker", "default,oi_backfill", 2),
+        "poller": _system.celery_worker_args("alertbench-poller", "oi_poll", 4),
+        "beat": _system.celery_beat_args(schedule_dir),
+    }
     processes = []
     for name, args in commands.items():
-        process = Process(name, args, env)
+        process = Process(name, args, env, ARTIFACTS)
         stack.callback(process.stop)
         processes.append(process)
     base_url = f"http://127.0.0.1:{port}"
@@ -610,24 +479,20 @@ def _diff(later: int | None, earlier: int | None) -> int | None:
 # --- main --------------------------------------------------------------------------------------
 
 
-def django_setup(env: dict[str, str]) -> None:
-    os.environ.clear()
-    os.environ.update(env)
-    import django
-
-    django.setup()
-
-
 def run(args: argparse.Namespace, stack: ExitStack) -> bool:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    redis_client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    redis_client = _system.redis_flush(args.redis_url)  # this benchmark's own database
     stack.callback(redis_client.close)
-    redis_client.flushdb()  # database 12 is this benchmark's own
 
     sim, simulator_process = start_simulator(stack, args.sim_symbols)
-    env = process_env(sim.base_url)
-    database_prepare(env)
-    django_setup(env)
+    env = _system.process_env(
+        simulator_url=sim.base_url,
+        database_url=_system.database_url_for(args.database_name),
+        redis_url=args.redis_url,
+        OI_MIN_DELTA_CONTRACTS="0",
+    )
+    _system.database_create_if_missing(args.database_name)
+    _system.django_setup(env, migrate=True, flush=False)
     schedule_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="alertbench-beat-"))
     base_url, processes = start_system(stack, env, schedule_dir)
     processes.append(simulator_process)

@@ -7,7 +7,8 @@ as real subprocesses against a simulator of its own (650 symbols, seed 4242) in 
 LIQUIDITY_ENTER_QUOTE_VOLUME, every other symbol's below LIQUIDITY_EXIT_QUOTE_VOLUME; the poller
 settings keep their defaults). Uses its own Postgres database (volspike_bench, created
 and migrated if missing, then flushed) and Redis database 13 (flushed), so it does not disturb
-other runs. After a warm-up (at least --warmup seconds of polling and the ring backfill of all
+other runs; --database-name / --redis-url (or $BENCH_DATABASE_NAME / $BENCH_REDIS_URL) choose
+others. The set-up is bench/_system.py's, shared with the other system benchmarks. After a warm-up (at least --warmup seconds of polling and the ring backfill of all
 400 symbols done) it measures for --seconds and prints, each next to its target:
 
 * the poller's weight/min at the exchange (simulator's per-IP openInterest and premiumIndex
@@ -31,45 +32,33 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-import os
-import signal
 import sys
 import tempfile
 import time
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import redis
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fixtures.processes import ManagedProcess, wait_for_log  # noqa: E402
-from tests.fixtures.simulator import SimulatorHandle, start_simulator  # noqa: E402
+from bench import _system
+from bench._system import Process, SimulatorHandle
 
-DEFAULT_DATABASE_URL = "postgres://volspike:volspike@127.0.0.1:5432/volspike"
 BENCH_DATABASE_NAME = "volspike_bench"
 BENCH_REDIS_URL = "redis://127.0.0.1:6379/13"
 SIM_ARGS = ("--seed", "4242", "--symbols", "650", "--event-rate-per-day", "0")
-# Thresholds above every volume the simulator makes up, so only the volumes set here count.
-LIQUIDITY_ENTER = "100000000"
-LIQUIDITY_EXIT = "50000000"
-LIQUID_QUOTE_VOLUME = "900000000"
-ILLIQUID_QUOTE_VOLUME = "1000"
 POLLER_IP = "127.0.0.1"
 OI_PATH = "/fapi/v1/openInterest"
 PREMIUM_INDEX_PATH = "/fapi/v1/premiumIndex"
 PREMIUM_INDEX_WEIGHT = 10  # the poller asks for all symbols at once
 LOG_PREFIX = "bench-poller-budget"
+LOG_DIR = _system.PROJECT_ROOT / "test-artifacts"
 
 # Targets
 MIN_BUDGET_SHARE = 0.97
 MAX_P99_OVER_TARGET = 1.1
-# Settings that would change "the default budget" if inherited from the caller's shell.
-OVERRIDDEN_SETTING_PREFIXES = ("OI_", "BINANCE_", "LIQUIDITY_", "CELERY_", "EXCHANGE_INFO_")
 
 
 def parse_args() -> argparse.Namespace:
@@ -85,98 +74,11 @@ def parse_args() -> argparse.Namespace:
         default=300,
         help="longest wait for the ring backfill before measuring anyway (default 300)",
     )
+    _system.isolation_args_add(parser, database_name=BENCH_DATABASE_NAME, redis_url=BENCH_REDIS_URL)
     return parser.parse_args()
 
 
-# --- environment: database, Redis, process environment ---------------------------------------
-
-
-def bench_database_url() -> str:
-    base = urlsplit(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
-    return urlunsplit(base._replace(path=f"/{BENCH_DATABASE_NAME}"))
-
-
-def database_create_if_missing() -> None:
-    """Create the bench database (the role has CREATEDB), connecting to the project's own."""
-    maintenance_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
-    with psycopg.connect(maintenance_url, autocommit=True) as connection:
-        exists = connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DATABASE_NAME]
-        ).fetchone()
-        if not exists:
-            connection.execute(f'CREATE DATABASE "{BENCH_DATABASE_NAME}"')
-            print(f"created database {BENCH_DATABASE_NAME}")
-
-
-def process_env(simulator_url: str, database_url: str) -> dict[str, str]:
-    """The environment of every project process (and of this one, for Django and Celery)."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(OVERRIDDEN_SETTING_PREFIXES)
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="volspike.settings.local",
-        DATABASE_URL=database_url,
-        REDIS_URL=BENCH_REDIS_URL,
-        CELERY_BROKER_URL=BENCH_REDIS_URL,
-        BINANCE_BASE_URL=simulator_url,
-        LIQUIDITY_ENTER_QUOTE_VOLUME=LIQUIDITY_ENTER,
-        LIQUIDITY_EXIT_QUOTE_VOLUME=LIQUIDITY_EXIT,
-        LOG_LEVEL="INFO",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def django_setup(env: dict[str, str]) -> None:
-    """Configure Django in this process with the processes' environment; migrate and flush."""
-    os.environ.clear()
-    os.environ.update(env)
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", interactive=False, verbosity=0)
-    call_command("flush", interactive=False, verbosity=0)
-
-
 # --- simulator ------------------------------------------------------------------------------
-
-
-def usdt_perpetuals_trading(sim: SimulatorHandle) -> list[str]:
-    info = sim.get("/fapi/v1/exchangeInfo").json()
-    return sorted(
-        entry["symbol"]
-        for entry in info["symbols"]
-        if entry["contractType"] == "PERPETUAL"
-        and entry["quoteAsset"] == "USDT"
-        and entry["status"] == "TRADING"
-    )
-
-
-def settable(symbol: str) -> bool:
-    """The control API cannot address non-ASCII names (it does not percent-decode paths)."""
-    return symbol.isascii()
-
-
-def make_exactly_liquid(sim: SimulatorHandle, n_liquid: int) -> list[str]:
-    """Give n_liquid TRADING USDT perpetuals a 24h volume above ENTER and every other symbol one
-    below EXIT; symbols the control API cannot address must already be below ENTER."""
-    candidates = [symbol for symbol in usdt_perpetuals_trading(sim) if settable(symbol)]
-    if len(candidates) < n_liquid:
-        raise SystemExit(f"the simulator has only {len(candidates)} TRADING USDT perpetuals")
-    liquid = candidates[:n_liquid]
-    liquid_set = set(liquid)
-    for entry in sim.control("GET", "/sim/symbols"):
-        symbol = entry["symbol"]
-        if not settable(symbol):
-            if float(entry["quoteVolume"]) >= float(LIQUIDITY_ENTER):
-                raise SystemExit(f"{symbol} is liquid and cannot be changed; raise LIQUIDITY_ENTER")
-            continue
-        volume = LIQUID_QUOTE_VOLUME if symbol in liquid_set else ILLIQUID_QUOTE_VOLUME
-        sim.set_symbol(symbol, quoteVolume=volume)
-    return liquid
 
 
 @dataclass(frozen=True)
@@ -198,96 +100,14 @@ class ExchangeCounts:
         )
 
 
-# --- project processes ----------------------------------------------------------------------
-
-
-def start_worker(name: str, queues: str, concurrency: int, env: dict[str, str]) -> ManagedProcess:
-    """A Celery worker, with the command line of tests/fixtures/processes.py."""
-    worker = ManagedProcess(
-        f"{LOG_PREFIX}-{name}",
-        [sys.executable, "-m", "celery", "-A", "volspike", "worker", "-Q", queues,
-         "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", "-l", "INFO",
-         "-n", f"{LOG_PREFIX}-{name}@%h"],
-        env,
-    )  # fmt: skip
-    wait_for_log(worker, "ready.", timeout=60)
-    return worker
-
-
-def start_beat(env: dict[str, str], schedule_dir: str) -> ManagedProcess:
-    beat = ManagedProcess(
-        f"{LOG_PREFIX}-beat",
-        [sys.executable, "-m", "celery", "-A", "volspike", "beat", "-l", "INFO",
-         "--schedule", str(Path(schedule_dir) / "celerybeat-schedule")],
-        env,
-    )  # fmt: skip
-    wait_for_log(beat, "beat: Starting", timeout=60)
-    return beat
-
-
-def stop_process(process: ManagedProcess) -> None:
-    """Stop a process we started, then any of its descendants left behind (by pid)."""
-    descendants = process_tree_pids(process.process.pid)[1:]
-    process.stop()
-    for pid in descendants:
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-# --- /proc: CPU time and RSS of a process tree ----------------------------------------------
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
-
-
-def proc_stat_fields(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat from field 3 (state) on; None if the process is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return raw.rsplit(")", 1)[1].split()
-
-
-def process_tree_pids(root_pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (fields := proc_stat_fields(int(entry.name))):
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    tree, pending = [], [root_pid]
-    while pending:
-        pid = pending.pop()
-        tree.append(pid)
-        pending.extend(children.get(pid, []))
-    return tree
-
-
-def tree_cpu_seconds(root_pid: int) -> float:
-    """utime+stime of every live process in the tree, plus what they reaped from exited children."""
-    ticks = 0
-    for pid in process_tree_pids(root_pid):
-        if fields := proc_stat_fields(pid):
-            ticks += sum(int(fields[index]) for index in (11, 12, 13, 14))  # fields 14..17
-    return ticks / CLOCK_TICKS
-
-
-def tree_rss_bytes(root_pid: int) -> int:
-    total_pages = 0
-    for pid in process_tree_pids(root_pid):
-        if fields := proc_stat_fields(pid):
-            total_pages += int(fields[21])  # field 24: rss in pages
-    return total_pages * PAGE_BYTES
-
-
 # --- waiting for the pipeline ---------------------------------------------------------------
 
 
-def wait_until(condition, timeout: float, what: str, processes: list[ManagedProcess]):
+def wait_until(condition, timeout: float, what: str, processes: list[Process]):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for process in processes:
-            if process.process.poll() is not None:
-                raise RuntimeError(f"{process.name} exited; see {process.log_path}")
+            process.check_alive()
         if value := condition():
             return value
         time.sleep(0.5)
@@ -349,13 +169,13 @@ def measure(
     redis_client: redis.Redis,
     worker_pids: list[int],
     seconds: float,
-    processes: list[ManagedProcess],
+    processes: list[Process],
 ) -> Measurement:
     def workers_cpu() -> float:
-        return sum(tree_cpu_seconds(pid) for pid in worker_pids)
+        return sum(_system.tree_cpu_seconds(pid) for pid in worker_pids)
 
     def workers_rss() -> int:
-        return sum(tree_rss_bytes(pid) for pid in worker_pids)
+        return sum(_system.tree_rss_bytes(pid) for pid in worker_pids)
 
     result = Measurement(start_ms=time.time_ns() // 1_000_000)
     result.exchange_before = ExchangeCounts.read(sim)
@@ -365,8 +185,7 @@ def measure(
     next_progress = time.monotonic() + 30
     while (now := time.monotonic()) < end:
         for process in processes:
-            if process.process.poll() is not None:
-                raise RuntimeError(f"{process.name} exited; see {process.log_path}")
+            process.check_alive()
         result.peak_rss_bytes = max(result.peak_rss_bytes, workers_rss())
         if now >= next_progress:
             print(f"  ... {seconds - (end - now):.0f}/{seconds:.0f} s", flush=True)
@@ -428,6 +247,7 @@ def report(
     status_interval_sec: str,
     backfill_sec: float | None,
     seconds: float,
+    rerun_extra: str = "",
 ) -> None:
     from django.conf import settings
 
@@ -492,40 +312,49 @@ def report(
     )
     print(f"       poller counters     {counters} (oi:poller:counters, change over the span)")
     print()
-    print(f"rerun: python bench/poller_budget.py --seconds {seconds:g}")
+    print(f"rerun: python bench/poller_budget.py --seconds {seconds:g}{rerun_extra}")
 
 
 # --- main -----------------------------------------------------------------------------------
 
 
 def run(args: argparse.Namespace, stack: ExitStack) -> None:
-    database_url = bench_database_url()
-    database_create_if_missing()
-    redis_client = redis.Redis.from_url(BENCH_REDIS_URL, decode_responses=True)
-    redis_client.flushdb()
+    database_url = _system.database_url_for(args.database_name)
+    _system.database_create_if_missing(args.database_name)
+    redis_client = _system.redis_flush(args.redis_url)
 
-    sim = start_simulator(*SIM_ARGS)
-    stack.callback(sim.stop)
-    symbols = make_exactly_liquid(sim, args.symbols)
+    sim, sim_process = _system.start_simulator(f"{LOG_PREFIX}-simulator", SIM_ARGS, LOG_DIR)
+    stack.callback(sim_process.stop)
+    stack.callback(sim.session.close)
+    symbols = _system.make_exactly_liquid(sim, args.symbols)
     print(f"simulator {sim.base_url}: {len(symbols)} liquid symbols")
 
-    env = process_env(sim.base_url, database_url)
-    django_setup(env)
+    env = _system.process_env(
+        simulator_url=sim.base_url,
+        database_url=database_url,
+        redis_url=args.redis_url,
+        **_system.liquidity_env(),
+        LOG_LEVEL="INFO",
+    )
+    _system.django_setup(env, migrate=True, flush=True)
     from django.conf import settings
 
     from oi.schedule import poll_interval_sec
 
     schedule_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="poller-budget-"))
-    processes: list[ManagedProcess] = []
+    processes: list[Process] = []
     for name, queues, concurrency in (
         ("worker", "default,oi_backfill", 2),
         ("poller", "oi_poll", 4),
     ):
-        processes.append(start_worker(name, queues, concurrency, env))
-        stack.callback(stop_process, processes[-1])
-    processes.append(start_beat(env, schedule_dir))
-    stack.callback(stop_process, processes[-1])
-    worker_pids = [process.process.pid for process in processes[:2]]
+        processes.append(
+            _system.start_worker(f"{LOG_PREFIX}-{name}", queues, concurrency, env, LOG_DIR)
+        )
+        stack.callback(processes[-1].stop)
+    processes.append(_system.start_beat(f"{LOG_PREFIX}-beat", env, LOG_DIR, schedule_dir))
+    stack.callback(processes[-1].stop)
+    worker_pids = [process.pid for process in processes[:2]]
+    processes.append(sim_process)
     print("workers and beat started; running the liquidity job")
 
     from volspike.celery import app
@@ -567,7 +396,13 @@ def run(args: argparse.Namespace, stack: ExitStack) -> None:
     # A shard stores its batch when its window's polls are done: let the last ones land.
     time.sleep(2 * settings.OI_WINDOW_SEC + 1)
     status_interval = poller_status(redis_client).get("interval_sec", "?")
-    report(result, sim, symbols, interval_sec, status_interval, backfill_sec, args.seconds)
+    rerun_extra = ""
+    if (args.database_name, args.redis_url) != (BENCH_DATABASE_NAME, BENCH_REDIS_URL):
+        rerun_extra = f" --database-name {args.database_name} --redis-url {args.redis_url}"
+    report(
+        result, sim, symbols, interval_sec, status_interval, backfill_sec, args.seconds,
+        rerun_extra,
+    )  # fmt: skip
 
 
 def main() -> None:

@@ -323,19 +323,6 @@ def poll_results_store(
     symbols = [sample.symbol for sample in samples]
     raw_marks = redis.hmget(MARK_PRICE_KEY, symbols) if symbols else []
     marks = {s: Decimal(m) for s, m in zip(symbols, raw_marks, strict=True) if m}
-    ring_append(
-        redis,
-        {
-            s.symbol: [
-                RingSample(
-                    int(s.time.timestamp() * 1000), s.open_interest, mark_price=marks.get(s.symbol)
-                )
-            ]
-            for s in samples
-        },
-        window_ms=settings.OI_RING_WINDOW_SEC * 1000,
-        now_ms=at_ms,
-    )
     _failures_record(redis, ok_symbols=symbols, failures=failures, weight=weight, at_ms=at_ms)
     if not samples:
         return
@@ -352,7 +339,22 @@ def poll_results_store(
                 source="realtime",
             )
         )
+    # Postgres (or a parked batch) first, then the rings: a worker killed in between must not
+    # leave a sample in a ring that never reaches Postgres.
     snapshot_rows_deliver(rows)
+    ring_append(
+        redis,
+        {
+            s.symbol: [
+                RingSample(
+                    int(s.time.timestamp() * 1000), s.open_interest, mark_price=marks.get(s.symbol)
+                )
+            ]
+            for s in samples
+        },
+        window_ms=settings.OI_RING_WINDOW_SEC * 1000,
+        now_ms=at_ms,
+    )
     _alerts_evaluate_safely(symbols, {row.symbol: row.mark_price for row in rows})
     broadcast(
         OI_UPDATES_GROUP,

@@ -38,8 +38,8 @@ def test_switching_a_rule_off_in_the_admin_tells_the_engine_at_once(
 
 def test_the_send_test_alert_action_reaches_the_webhook_and_stores_nothing(
     admin_client,
-    receiver,
-    settings,  # noqa: F811
+    receiver,  # noqa: F811 (the fixture imported above)
+    settings,
 ):
     hook = receiver()
     settings.ALERT_WEBHOOK_URL = f"{hook.url}/hooks/oi"

@@ -1,0 +1,354 @@
+"""The system set-up the benchmarks share: an isolated Postgres database and Redis database, a
+simulator of their own, the project's processes as in the Procfile (Celery workers, beat, the ASGI
+server), an environment that makes exactly N symbols liquid, and CPU/RSS readers from /proc.
+
+Isolation: each benchmark has a default database name and Redis URL of its own; both can be
+overridden by the environment (BENCH_DATABASE_NAME, BENCH_REDIS_URL) or by the command line
+(--database-name, --redis-url, see `isolation_args_add`), so that concurrent runs on one machine
+do not share state. The database is created if missing (the role has CREATEDB) and migrated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import suppress
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import redis
+import requests
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+from tests.fixtures.simulator import SimulatorHandle  # noqa: E402
+
+DEFAULT_DATABASE_URL = "postgres://volspike:volspike@127.0.0.1:5432/volspike"
+# Settings inherited from the caller's shell that would change the system under test.
+OVERRIDDEN_SETTING_PREFIXES = ("OI_", "BINANCE_", "LIQUIDITY_", "CELERY_", "EXCHANGE_INFO_", "SIM_")
+
+# Thresholds above every volume the simulator makes up, so only the volumes set here count.
+LIQUIDITY_ENTER = "100000000"
+LIQUIDITY_EXIT = "50000000"
+LIQUID_QUOTE_VOLUME = "900000000"
+ILLIQUID_QUOTE_VOLUME = "1000"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- isolation: database and Redis ---------------------------------------------------------------
+
+
+def isolation_args_add(
+    parser: argparse.ArgumentParser, *, database_name: str, redis_url: str
+) -> None:
+    """--database-name and --redis-url, defaulting to $BENCH_DATABASE_NAME / $BENCH_REDIS_URL,
+    else to the benchmark's own defaults."""
+    parser.add_argument(
+        "--database-name",
+        default=os.environ.get("BENCH_DATABASE_NAME", database_name),
+        help=f"Postgres database of this run, created if missing and migrated "
+        f"(default $BENCH_DATABASE_NAME or {database_name})",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL", redis_url),
+        help=f"Redis database of this run, flushed at start (default $BENCH_REDIS_URL or "
+        f"{redis_url})",
+    )
+
+
+def maintenance_database_url() -> str:
+    return os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+
+
+def database_url_for(name: str) -> str:
+    """The project's DATABASE_URL (host, role, password) with another database name."""
+    base = urlsplit(maintenance_database_url())
+    return urlunsplit(base._replace(path=f"/{name}"))
+
+
+def database_create_if_missing(name: str) -> None:
+    """Create the bench database (the role has CREATEDB), connecting to the project's own."""
+    with psycopg.connect(maintenance_database_url(), autocommit=True) as connection:
+        exists = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [name]
+        ).fetchone()
+        if not exists:
+            connection.execute(f'CREATE DATABASE "{name}"')
+            print(f"created database {name}")
+
+
+def redis_flush(url: str) -> redis.Redis:
+    """A client on the run's own Redis database, emptied."""
+    client = redis.Redis.from_url(url, decode_responses=True)
+    client.flushdb()
+    return client
+
+
+def process_env(
+    *, simulator_url: str, database_url: str, redis_url: str, **extra: str
+) -> dict[str, str]:
+    """The environment of every project process (and of this one, for Django and Celery):
+    the caller's, without settings that would change the system under test, plus `extra`."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(OVERRIDDEN_SETTING_PREFIXES)
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="volspike.settings.local",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        CELERY_BROKER_URL=redis_url,
+        BINANCE_BASE_URL=simulator_url,
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def liquidity_env() -> dict[str, str]:
+    """Thresholds that leave the liquid set to `make_exactly_liquid`."""
+    return {
+        "LIQUIDITY_ENTER_QUOTE_VOLUME": LIQUIDITY_ENTER,
+        "LIQUIDITY_EXIT_QUOTE_VOLUME": LIQUIDITY_EXIT,
+    }
+
+
+def django_setup(env: dict[str, str], *, migrate: bool = True, flush: bool = False) -> None:
+    """Configure Django in this process with the processes' environment; migrate (and flush)."""
+    os.environ.clear()
+    os.environ.update(env)
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    if migrate:
+        call_command("migrate", interactive=False, verbosity=0)
+    if flush:
+        call_command("flush", interactive=False, verbosity=0)
+
+
+# --- processes -----------------------------------------------------------------------------------
+
+
+class Process:
+    """A subprocess logging to <log_dir>/<name>.log; stop() ends it and then its descendants."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.popen = subprocess.Popen(
+            args, cwd=PROJECT_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def check_alive(self) -> None:
+        if self.popen.poll() is not None:
+            raise RuntimeError(f"{self.name} exited ({self.popen.returncode}); see {self.log_path}")
+
+    def wait_for_log(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if text in self.log_path.read_text(errors="replace"):
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} did not log {text!r} in {timeout}s; see {self.log_path}")
+
+    def wait_for_http(self, url: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            with suppress(requests.ConnectionError):
+                requests.get(url, timeout=1)
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} did not answer {url} in {timeout}s; see {self.log_path}")
+
+    def stop(self) -> None:
+        descendants = process_tree_pids(self.popen.pid)[1:]
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(15)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        for pid in descendants:  # e.g. Celery pool children left behind
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self._log.close()
+
+
+def celery_worker_args(name: str, queues: str, concurrency: int) -> list[str]:
+    """The worker command line of tests/fixtures/processes.py (Procfile queues/concurrency)."""
+    return [sys.executable, "-m", "celery", "-A", "volspike", "worker", "-Q", queues,
+            "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", "-l", "INFO",
+            "-n", f"{name}@%h"]  # fmt: skip
+
+
+def celery_beat_args(schedule_dir: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "volspike", "beat", "-l", "INFO",
+            "--schedule", str(Path(schedule_dir) / "celerybeat-schedule")]  # fmt: skip
+
+
+def uvicorn_args(port: int) -> list[str]:
+    """The ASGI server as in the Procfile."""
+    return [sys.executable, "-m", "uvicorn", "volspike.asgi:application",
+            "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]  # fmt: skip
+
+
+def start_worker(
+    name: str, queues: str, concurrency: int, env: dict[str, str], log_dir: Path
+) -> Process:
+    worker = Process(name, celery_worker_args(name, queues, concurrency), env, log_dir)
+    worker.wait_for_log("ready.", timeout=60)
+    return worker
+
+
+def start_beat(name: str, env: dict[str, str], log_dir: Path, schedule_dir: str) -> Process:
+    beat = Process(name, celery_beat_args(schedule_dir), env, log_dir)
+    beat.wait_for_log("beat: Starting", timeout=60)
+    return beat
+
+
+def start_web(name: str, env: dict[str, str], log_dir: Path) -> tuple[Process, str]:
+    """The ASGI server (uvicorn, as in the Procfile) on a free port; returns it and its URL."""
+    port = free_port()
+    web = Process(name, uvicorn_args(port), env, log_dir)
+    base_url = f"http://127.0.0.1:{port}"
+    web.wait_for_http(f"{base_url}/health")
+    return web, base_url
+
+
+def start_simulator(
+    name: str, sim_args: tuple[str, ...], log_dir: Path
+) -> tuple[SimulatorHandle, Process]:
+    """A simulator of the benchmark's own on a free port; stop the Process (and close the
+    handle's session) at the end."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIM_")}
+    process = Process(
+        name,
+        [sys.executable, "-m", "exchange.simulator", "--host", "127.0.0.1", "--port", str(port),
+         *sim_args],
+        env,
+        log_dir,
+    )  # fmt: skip
+    sim = SimulatorHandle("127.0.0.1", port)
+    try:
+        process.wait_for_http(f"{sim.base_url}/fapi/v1/ping")
+    except Exception:
+        process.stop()
+        raise
+    return sim, process
+
+
+# --- making exactly N symbols liquid -------------------------------------------------------------
+
+
+def usdt_perpetuals_trading(sim: SimulatorHandle) -> list[str]:
+    info = sim.get("/fapi/v1/exchangeInfo").json()
+    return sorted(
+        entry["symbol"]
+        for entry in info["symbols"]
+        if entry["contractType"] == "PERPETUAL"
+        and entry["quoteAsset"] == "USDT"
+        and entry["status"] == "TRADING"
+    )
+
+
+def settable(symbol: str) -> bool:
+    """The control API cannot address non-ASCII names (it does not percent-decode paths)."""
+    return symbol.isascii()
+
+
+def make_exactly_liquid(sim: SimulatorHandle, n_liquid: int) -> list[str]:
+    """Give n_liquid TRADING USDT perpetuals a 24h volume above ENTER and every other symbol one
+    below EXIT (with `liquidity_env()` in the processes); symbols the control API cannot address
+    must already be below ENTER."""
+    candidates = [symbol for symbol in usdt_perpetuals_trading(sim) if settable(symbol)]
+    if len(candidates) < n_liquid:
+        raise SystemExit(f"the simulator has only {len(candidates)} TRADING USDT perpetuals")
+    liquid = candidates[:n_liquid]
+    liquid_set = set(liquid)
+    for entry in sim.control("GET", "/sim/symbols"):
+        symbol = entry["symbol"]
+        if not settable(symbol):
+            if float(entry["quoteVolume"]) >= float(LIQUIDITY_ENTER):
+                raise SystemExit(f"{symbol} is liquid and cannot be changed; raise LIQUIDITY_ENTER")
+            continue
+        volume = LIQUID_QUOTE_VOLUME if symbol in liquid_set else ILLIQUID_QUOTE_VOLUME
+        sim.set_symbol(symbol, quoteVolume=volume)
+    return liquid
+
+
+# --- /proc: CPU time and RSS of a process tree ---------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+def proc_stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat from field 3 (state) on; None if the process is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return raw.rsplit(")", 1)[1].split()
+
+
+def process_tree_pids(root_pid: int) -> list[int]:
+    """The process and every descendant (the root first)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := proc_stat_fields(int(entry.name))):
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    tree, pending = [], [root_pid]
+    while pending:
+        pid = pending.pop()
+        tree.append(pid)
+        pending.extend(children.get(pid, []))
+    return tree
+
+
+def tree_cpu_seconds(root_pid: int) -> float:
+    """utime+stime of every live process in the tree, plus what they reaped from exited children."""
+    ticks = 0
+    for pid in process_tree_pids(root_pid):
+        if fields := proc_stat_fields(pid):
+            ticks += sum(int(fields[index]) for index in (11, 12, 13, 14))  # fields 14..17
+    return ticks / CLOCK_TICKS
+
+
+def tree_rss_bytes(root_pid: int) -> int:
+    """Sum of the RSS of every process in the tree (shared pages counted per process)."""
+    total_pages = 0
+    for pid in process_tree_pids(root_pid):
+        if fields := proc_stat_fields(pid):
+            total_pages += int(fields[21])  # field 24: rss in pages
+    return total_pages * PAGE_BYTES
