@@ -10,8 +10,8 @@
    and from that poll every symbol has a new sample within one interval; the ring
    buffers hold every sample they held at the kill and every member decodes; every realtime
    sample in a ring at the kill, and every row in Postgres at the kill, is in Postgres after;
-   the jump raises its alert exactly once, and no (symbol, direction) alerts twice within its
-   cooldown.
+   the jump raises its alert exactly once per rule, and no (symbol, direction, rule) alerts
+   twice within the rule's cooldown.
 2. Beat is killed and respawned: measured from the new beat's "beat: Starting" until every
    symbol has a sample polled after it; at most one beat process at any time, and no symbol
    polled twice in one interval (no window dispatched twice).
@@ -32,8 +32,7 @@ import pytest
 from django.conf import settings
 from django.db.models import Min
 
-from alerts.models import OpenInterestAlert
-from alerts.services import COOLDOWN_KEY
+from alerts.models import AlertRule, OpenInterestAlert
 from liquidity.models import LiquidSymbol
 from oi.keys import BACKFILL_DONE_KEY, COUNTERS_KEY, WINDOW_CLAIM_KEY
 from oi.models import OpenInterestSnapshot
@@ -165,17 +164,21 @@ def next_sample_second(ms: int) -> int:
     return math.ceil(ms / OI_SAMPLE_MS) * OI_SAMPLE_MS
 
 
-def alerts_twice_in_cooldown(since_ms: int) -> list[tuple[str, str]]:
-    cooldown_ms = settings.OI_ALERT_COOLDOWN_SEC * 1000
-    seen: dict[tuple[str, str], list[int]] = {}
-    for symbol, direction, ts in OpenInterestAlert.objects.filter(
+def alerts_twice_in_cooldown(since_ms: int) -> list[tuple[str, str, str]]:
+    """(symbol, direction, rule) that alerted twice within the rule's cooldown."""
+    cooldown_ms = {
+        name: cooldown * 1000
+        for name, cooldown in AlertRule.objects.values_list("name", "cooldown_sec")
+    }
+    seen: dict[tuple[str, str, str], list[int]] = {}
+    for symbol, direction, rule, ts in OpenInterestAlert.objects.filter(
         created_at__gte=_utc(since_ms)
-    ).values_list("symbol", "direction", "ts"):
-        seen.setdefault((symbol, direction), []).append(round(ts.timestamp() * 1000))
+    ).values_list("symbol", "direction", "rule_name", "ts"):
+        seen.setdefault((symbol, direction, rule), []).append(round(ts.timestamp() * 1000))
     doubled = []
     for key, times in seen.items():
         times.sort()
-        if any(b - a < cooldown_ms for a, b in itertools.pairwise(times)):
+        if any(b - a < cooldown_ms.get(key[2], 0) for a, b in itertools.pairwise(times)):
             doubled.append(key)
     return doubled
 
@@ -186,10 +189,11 @@ def alerts_twice_in_cooldown(since_ms: int) -> list[tuple[str, str]]:
 def test_sigkilled_poller_worker_and_beat_resume_within_an_interval_losing_nothing(
     sim, celery_processes, redis_client, api_client
 ):
-    # given the system as in the Procfile (workers and beat supervised by respawn.sh), any
-    # move large enough to alert (OI_MIN_DELTA_CONTRACTS=0)
+    # given the system as in the Procfile (workers and beat supervised by respawn.sh), the
+    # default alert rules with no contracts minimum (any symbol's jump can alert)
     test_start_ms = now_ms()
-    env = {"BINANCE_BASE_URL": sim.base_url, "OI_MIN_DELTA_CONTRACTS": "0"}
+    AlertRule.objects.update(min_delta_contracts=None)
+    env = {"BINANCE_BASE_URL": sim.base_url}
     celery_processes.start_worker(queues="default,oi_backfill", concurrency=2, **env)
     poller = celery_processes.start_worker(queues="oi_poll", concurrency=4, supervised=True, **env)
     beat = celery_processes.start_beat(supervised=True, **env)
@@ -203,14 +207,14 @@ def test_sigkilled_poller_worker_and_beat_resume_within_an_interval_losing_nothi
     )  # fmt: skip
     interval_ms = round(status["intervalSec"] * 1000)
     window_ms = settings.OI_WINDOW_SEC * 1000
-    # a symbol with its baseline backfilled and no UP alert cooling down: the jump will alert
+    # a symbol with its baseline backfilled and no UP alert yet: the jump will alert
     target = wait_until(
         lambda: next(
             (
                 s
                 for s in members
                 if redis_client.exists(BACKFILL_DONE_KEY.format(s))
-                and not redis_client.exists(COOLDOWN_KEY.format(s, "UP"))
+                and not OpenInterestAlert.objects.filter(symbol=s, direction="UP").exists()
                 and redis_client.zcard(ring_key(s)) > 30
             ),
             None,
@@ -269,19 +273,23 @@ def test_sigkilled_poller_worker_and_beat_resume_within_an_interval_losing_nothi
         f"before the kill and starting after it lost with the worker's reserved shards"
     )
 
-    # the jump alerts exactly once, across the kill and the restart
-    def target_alerts() -> list[datetime]:
+    # the jump alerts exactly once per rule, across the kill and the restart
+    def target_alerts() -> list[tuple[str, datetime]]:
         return list(
             OpenInterestAlert.objects.filter(symbol=target, direction="UP")
             .exclude(id__in=alerts_before)
-            .values_list("created_at", flat=True)
+            .values_list("rule_name", "created_at")
         )
 
     raised = wait_until(target_alerts, interval_ms / 1000 + 10, "the jump never alerted")
     time.sleep(interval_ms / 1000 + 1)  # a further poll still carries the jump
     raised = target_alerts()
-    when = "before the kill" if raised[0].timestamp() * 1000 < kill_ms else "after the restart"
-    report.append(f"alert of the jump on {target}: {len(raised)} stored ({when})")
+    first_ms = min(created.timestamp() * 1000 for _, created in raised)
+    when = "before the kill" if first_ms < kill_ms else "after the restart"
+    report.append(
+        f"alerts of the jump on {target}: {len(raised)} stored, rules "
+        f"{sorted(rule for rule, _ in raised)} (first {when})"
+    )
 
     # rings intact: every member held at the kill is still there, and every member decodes
     rings_after = rings(redis_client, members)
@@ -318,7 +326,7 @@ def test_sigkilled_poller_worker_and_beat_resume_within_an_interval_losing_nothi
         f"rings: {sum(len(m) for m in rings_at_kill.values())} members at the kill, "
         f"{sum(len(m) for m in lost_from_rings.values())} gone after, {len(undecodable)} "
         f"undecodable; acknowledged samples {len(acknowledged)}, lost {len(lost)}; "
-        f"(symbol, direction) alerting twice within the cooldown: {len(doubled)}"
+        f"(symbol, direction, rule) alerting twice within the cooldown: {len(doubled)}"
     )
 
     # 2. when beat is SIGKILLed, respawn.sh starts one again, and polling goes on
@@ -366,7 +374,8 @@ def test_sigkilled_poller_worker_and_beat_resume_within_an_interval_losing_nothi
     assert first_poll_ms <= first_poll_bound_ms + 1000, (first_poll_ms, ready_ms, kill_ms)
     assert resumed_ms - first_poll_ms <= interval_ms + 1000, "not every symbol came round"
     allowed_ms = interval_ms + 2 * window_ms + 1000
-    assert len(raised) == 1, f"the jump alerted {len(raised)} times"
+    fired_rules = [rule for rule, _ in raised]
+    assert len(fired_rules) == len(set(fired_rules)), f"a rule alerted twice: {fired_rules}"
     assert not any(lost_from_rings.values()), {s: m for s, m in lost_from_rings.items() if m}
     assert not undecodable, undecodable[:5]
     assert not lost, sorted(lost)[:10]
