@@ -59,7 +59,7 @@ LOG_DIR = _system.PROJECT_ROOT / "test-artifacts"
 LOG_PREFIX = "soak"
 SIM_ARGS = ("--seed", "4242", "--symbols", "650", "--event-rate-per-day", "4")
 MIB = 2**20
-FLAT_SHARE_PER_HOUR = 0.05  # "flat": the fitted growth is under 5% of the mean per hour
+FLAT_SHARE_PER_HOUR = 0.05  # "flat": the fitted growth is under 5% of the mean per hour ...
 
 
 def parse_args() -> argparse.Namespace:
@@ -255,24 +255,38 @@ def row_read(
 # --- summary -------------------------------------------------------------------------------------
 
 
-def slope_per_hour(points: list[tuple[float, float]]) -> float:
-    """Least-squares slope of (seconds, value) points, per hour."""
+def line_fit(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """Least-squares line of (seconds, value) points: its slope per hour, and the standard
+    deviation of the points around it (the noise)."""
     n = len(points)
-    if n < 2:
-        return float("nan")
+    if n < 3:
+        return float("nan"), float("nan")
     mean_x = sum(x for x, _ in points) / n
     mean_y = sum(y for _, y in points) / n
     sxx = sum((x - mean_x) ** 2 for x, _ in points)
-    sxy = sum((x - mean_x) * (y - mean_y) for x, y in points)
-    return sxy / sxx * 3600 if sxx else float("nan")
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / sxx
+    residuals = [y - (mean_y + slope * (x - mean_x)) for x, y in points]
+    noise = (sum(r * r for r in residuals) / (n - 2)) ** 0.5
+    return slope * 3600, noise
 
 
 GROWS_BY_DESIGN = ("snapshots", "alerts")
 
 
+def flat_verdict(growth_per_hour: float, noise: float, mean: float, span_h: float) -> str:
+    """Flat: the fitted growth is under FLAT_SHARE_PER_HOUR of the mean per hour, or what the
+    line rises over the span is within twice the noise around it (a wobble, not a trend)."""
+    if mean and abs(growth_per_hour / mean) < FLAT_SHARE_PER_HOUR:
+        return "flat (should be flat)"
+    if abs(growth_per_hour * span_h) <= 2 * noise:
+        return "flat within its noise (should be flat)"
+    return "NOT FLAT (should be flat)"
+
+
 def summary(rows: list[Row], ring_window_sec: int) -> list[str]:
     total_s = rows[-1].elapsed_s
     second_half = [row for row in rows if row.elapsed_s >= total_s / 2]
+    span_h = (second_half[-1].elapsed_s - second_half[0].elapsed_s) / 3600
     lines = [
         f"growth per hour, least-squares line over the second half of the run "
         f"({second_half[0].elapsed_s / 60:.1f}..{total_s / 60:.1f} min, {len(second_half)} rows; "
@@ -280,18 +294,17 @@ def summary(rows: list[Row], ring_window_sec: int) -> list[str]:
     ]
     for name in second_half[0].series():
         points = [(row.elapsed_s, row.series()[name]) for row in second_half]
-        growth = slope_per_hour(points)
-        mean = sum(y for _, y in points) / len(points)
+        growth, noise = line_fit(points)
+        values = [y for _, y in points]
+        mean = sum(values) / len(values)
         share = growth / mean if mean else 0.0
         if name.split()[0] in GROWS_BY_DESIGN:
             verdict = "grows by design"
-        elif abs(share) < FLAT_SHARE_PER_HOUR:
-            verdict = "flat (should be flat)"
         else:
-            verdict = "NOT FLAT (should be flat)"
+            verdict = flat_verdict(growth, noise, mean, span_h)
         lines.append(
-            f"  {name:<22} {growth:+12.1f}/h ({share:+.1%} of its mean {mean:.1f} per hour)  "
-            f"{verdict}"
+            f"  {name:<22} {growth:+12.1f}/h ({share:+.1%} of its mean {mean:.1f} per hour; "
+            f"{min(values):.1f}..{max(values):.1f}, noise {noise:.2f})  {verdict}"
         )
     return lines
 
