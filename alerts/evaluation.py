@@ -14,7 +14,7 @@ before any rule may fire, so a restart does not repeat alerts.
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -40,6 +40,8 @@ RULE_STATE_KEY = "oi:alert:rule_state"
 RULE_STATE_SEEDED_FIELD = "__seeded__"
 RULE_STATE_SEED_LEASE = "oi:alert:rule_state:seeding"
 SEED_LOOKBACK = timedelta(hours=24)
+# A claim still pending after this long belongs to a process that died before storing its alert.
+CLAIM_STALE_MS = 30_000
 # A rebuilt tracker reads this much more than its longest window, so it holds a sample older than
 # the window (its coverage) even where the ring holds 5-minute backfilled history.
 COVERAGE_MARGIN_MS = 10 * 60_000
@@ -214,17 +216,23 @@ def _gate_and_raise(observations: list[tuple[str, Observation]], source: str) ->
     redis = get_redis()
     _rule_state_ensure_seeded(redis)
     fields = [_state_field(symbol, obs) for symbol, obs in candidates]
-    raw_states = redis.hmget(RULE_STATE_KEY, fields)
+    raw_states = [
+        raw.decode() if isinstance(raw, bytes) else (raw or "")
+        for raw in redis.hmget(RULE_STATE_KEY, fields)
+    ]
+    states = _claims_settled(redis, candidates, fields, raw_states)
     changes: list[tuple[str, str, str]] = []
     fires: list[tuple[str, Observation, str, str]] = []
-    for (symbol, obs), field, raw in zip(candidates, fields, raw_states, strict=True):
-        raw = raw.decode() if isinstance(raw, bytes) else (raw or "")
-        action, new_state = gate(FireState.decode(raw), obs)
+    for (symbol, obs), field, raw, state in zip(
+        candidates, fields, raw_states, states, strict=True
+    ):
+        action, new_state = gate(state, obs)
         if action is GateAction.REARM:
             changes.append((field, raw, new_state.encode()))
         elif action is GateAction.FIRE:
-            changes.append((field, raw, new_state.encode()))
-            fires.append((symbol, obs, raw, new_state.encode()))
+            claim = replace(new_state, claimed_ms=time.time_ns() // 1_000_000).encode()
+            changes.append((field, raw, claim))
+            fires.append((symbol, obs, raw, claim))
         elif action in (GateAction.HOLD_COOLDOWN, GateAction.HOLD_NOT_REARMED):
             logger.debug(
                 "alert held",
@@ -244,11 +252,14 @@ def _gate_and_raise(observations: list[tuple[str, Observation]], source: str) ->
     raised = []
     for symbol, obs, old, new in fired:
         candidate = _candidate(symbol, obs, source, context.get(symbol, {}))
+        field = _state_field(symbol, obs)
         try:
             alert = alert_store(candidate)
         except DatabaseError:
-            redis.eval(_STATE_CAS, 1, RULE_STATE_KEY, _state_field(symbol, obs), new, old)
+            redis.eval(_STATE_CAS, 1, RULE_STATE_KEY, field, new, old)
             raise
+        settled = replace(FireState.decode(new), claimed_ms=0).encode()
+        redis.eval(_STATE_CAS, 1, RULE_STATE_KEY, field, new, settled)
         if alert is None:
             raised.append(RaisedAlert(AlertOutcome.DUPLICATE, None))
             continue
@@ -264,6 +275,39 @@ def _gate_and_raise(observations: list[tuple[str, Observation]], source: str) ->
         )
         raised.append(RaisedAlert(AlertOutcome.CREATED, alert))
     return raised
+
+
+def _claims_settled(
+    redis, candidates: list[tuple[str, Observation]], fields: list[str], raw_states: list[str]
+) -> list[FireState | None]:
+    """The states, with claims left pending by a process killed between claiming and storing
+    resolved against the database: a claim older than CLAIM_STALE_MS whose alert row does not
+    exist is dropped (that alert may fire again), one whose row exists is settled."""
+    states = [FireState.decode(raw) for raw in raw_states]
+    now_ms = time.time_ns() // 1_000_000
+    for index, state in enumerate(states):
+        if state is None or not state.claimed_ms or now_ms - state.claimed_ms < CLAIM_STALE_MS:
+            continue
+        symbol, obs = candidates[index]
+        stored = OpenInterestAlert.objects.filter(
+            rule_id=obs.rule.rule_id,
+            symbol=symbol,
+            direction=obs.direction.value,
+            ts=datetime.fromtimestamp(state.fired_ms / 1000, tz=UTC),
+        ).exists()
+        settled = replace(state, claimed_ms=0) if stored else None
+        redis.eval(
+            _STATE_CAS, 1, RULE_STATE_KEY, fields[index], raw_states[index],
+            settled.encode() if settled else "",
+        )  # fmt: skip
+        if not stored:
+            logger.warning(
+                "alert claim without a stored alert dropped",
+                extra={"symbol": symbol, "rule": obs.rule.name, "claimed_ms": state.fired_ms},
+            )
+        states[index] = settled
+        raw_states[index] = settled.encode() if settled else ""
+    return states
 
 
 def _rule_state_ensure_seeded(redis) -> None:

@@ -406,16 +406,18 @@ class FireState:
     fired_ms: int
     move: float
     armed: bool = False
+    claimed_ms: int = 0
+    """Wall-clock time it was claimed for an alert not yet known to be stored; 0 once stored."""
 
     def encode(self) -> str:
-        return f"{self.fired_ms}:{self.move!r}:{int(self.armed)}"
+        return f"{self.fired_ms}:{self.move!r}:{int(self.armed)}:{self.claimed_ms}"
 
     @classmethod
     def decode(cls, raw: str | None) -> "FireState | None":
         if not raw:
             return None
-        fired_ms, move, armed = raw.split(":")
-        return cls(int(fired_ms), float(move), armed == "1")
+        fired_ms, move, armed, *claimed = raw.split(":")
+        return cls(int(fired_ms), float(move), armed == "1", int(claimed[0]) if claimed else 0)
 
 
 class GateAction(StrEnum):

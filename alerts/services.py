@@ -3,6 +3,7 @@ and the alert rules' own writes."""
 
 import logging
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from django.conf import settings
@@ -18,6 +19,7 @@ from common.redis import get_redis
 logger = logging.getLogger(__name__)
 
 COOLDOWN_KEY = "oi:alert:cooldown:{}:{}"
+CLAIM_STALE_SEC = 30
 
 _INSERT_ALERT_SQL = """
 INSERT INTO open_interest_alerts
@@ -63,9 +65,7 @@ def alert_raise(candidate: AlertCandidate, *, cooldown_sec: int) -> RaisedAlert:
         return RaisedAlert(AlertOutcome.DUPLICATE, existing)
     redis = get_redis()
     key = COOLDOWN_KEY.format(candidate.symbol, candidate.direction)
-    if cooldown_sec > 0 and not redis.set(
-        key, int(candidate.ts.timestamp() * 1000), nx=True, ex=cooldown_sec
-    ):
+    if cooldown_sec > 0 and not _cooldown_claim(redis, key, candidate, cooldown_sec):
         logger.info(
             "alert held by cooldown",
             extra={"symbol": candidate.symbol, "direction": candidate.direction},
@@ -88,6 +88,35 @@ def alert_raise(candidate: AlertCandidate, *, cooldown_sec: int) -> RaisedAlert:
         },
     )
     return RaisedAlert(AlertOutcome.CREATED, alert)
+
+
+_DELETE_IF_EQUAL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _cooldown_claim(redis, key: str, candidate: AlertCandidate, cooldown_sec: int) -> bool:
+    """Claim the (symbol, direction) cooldown. A claim held for over CLAIM_STALE_SEC whose alert
+    row does not exist was left by a process that died before storing it: it is dropped, so
+    that alert is not lost for the whole cooldown."""
+    claim = int(candidate.ts.timestamp() * 1000)
+    if redis.set(key, claim, nx=True, ex=cooldown_sec):
+        return True
+    held, ttl = redis.get(key), redis.ttl(key)
+    if held is None or ttl < 0 or cooldown_sec - ttl < CLAIM_STALE_SEC:
+        return False
+    held_ts = datetime.fromtimestamp(int(held) / 1000, tz=UTC)
+    if OpenInterestAlert.objects.filter(
+        symbol=candidate.symbol, direction=candidate.direction, ts=held_ts
+    ).exists():
+        return False
+    logger.warning(
+        "cooldown claim without a stored alert dropped",
+        extra={"symbol": candidate.symbol, "direction": candidate.direction, "claimed_ms": held},
+    )
+    redis.eval(_DELETE_IF_EQUAL, 1, key, held)
+    return bool(redis.set(key, claim, nx=True, ex=cooldown_sec))
 
 
 @transaction.atomic

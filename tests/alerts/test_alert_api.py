@@ -3,8 +3,10 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.conf import settings
 
 from alerts.models import OpenInterestAlert
+from alerts.services import COOLDOWN_KEY
 from common.redis import get_redis
 
 INGEST_URL = "/api/open-interest-alerts/ingest"
@@ -82,6 +84,21 @@ def test_the_same_move_within_the_cooldown_is_refused_visibly_and_the_other_way_
     other_symbol = writer_client.post(INGEST_URL, alert(symbol="ETHUSDT", minutes=5), format="json")
     assert other_symbol.json()["outcome"] == "created"
     assert OpenInterestAlert.objects.count() == 3
+
+
+def test_a_cooldown_claimed_by_a_process_that_died_before_storing_does_not_hold_an_alert(
+    writer_client, redis_client
+):
+    # given a claim made 40 s ago (its TTL shows it) by a process that never stored its alert
+    key = COOLDOWN_KEY.format("BTCUSDT", "UP")
+    redis_client.set(key, int(T0.timestamp() * 1000), ex=settings.OI_ALERT_COOLDOWN_SEC - 40)
+
+    created = writer_client.post(INGEST_URL, alert(minutes=1), format="json")
+
+    assert created.json()["outcome"] == "created"
+    # and a claim whose alert exists still holds the next one back
+    held = writer_client.post(INGEST_URL, alert(minutes=2), format="json")
+    assert held.json()["outcome"] == "cooldown"
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import pytest
 from alerts import evaluation
 from alerts.evaluation import RULE_STATE_KEY, alerts_evaluate
 from alerts.models import AlertRule, AlertThresholdOverride, OpenInterestAlert
+from alerts.rules import FireState
 from liquidity.services import REDIS_META_KEY_PREFIX
 from oi.keys import FUNDING_RATE_KEY
 from oi.ring import RingSample, ring_append
@@ -204,3 +205,37 @@ def test_rules_are_listed_for_anyone_and_changed_only_with_a_token(api_client):
     assert api_client.patch(f"{RULES_URL}/{rule_id}", {}, format="json").status_code == 401
     assert api_client.delete(f"{RULES_URL}/{rule_id}").status_code == 401
     assert AlertRule.objects.filter(pk=rule_id).exists()
+
+
+def test_a_claim_left_by_a_process_killed_before_storing_does_not_lose_the_alert(redis_client):
+    # given a process that claimed the 5 m rule's fire for a move and died before storing it
+    AlertRule.objects.exclude(name="oi-5m-3pct").update(enabled=False)
+    rule = AlertRule.objects.get(name="oi-5m-3pct")
+    market = Market(redis_client, start_minutes_ago=10)
+    market.flat(100_000, 6)
+    now = time.time_ns() // 1_000_000
+    field = f"{rule.id}:{SYMBOL}:UP"
+    redis_client.hset(
+        RULE_STATE_KEY, field, FireState(now - 40_000, 0.05, claimed_ms=now - 40_000).encode()
+    )
+    redis_client.hset(RULE_STATE_KEY, evaluation.RULE_STATE_SEEDED_FIELD, "1")
+
+    # when the move is seen again over 30 s later, the claim without an alert row is dropped
+    (alert,) = created(market.tick(105_000))
+    assert alert.rule_name == "oi-5m-3pct"
+    # and the new claim is settled once its row is stored: the next poll is held as usual
+    assert FireState.decode(redis_client.hget(RULE_STATE_KEY, field)).claimed_ms == 0
+    assert created(market.tick(105_100)) == []
+
+
+def test_a_fresh_claim_of_another_process_is_respected(redis_client):
+    AlertRule.objects.exclude(name="oi-5m-3pct").update(enabled=False)
+    rule = AlertRule.objects.get(name="oi-5m-3pct")
+    market = Market(redis_client, start_minutes_ago=10)
+    market.flat(100_000, 6)
+    now = time.time_ns() // 1_000_000
+    claim = FireState(now - 1_000, 0.05, claimed_ms=now - 1_000).encode()
+    redis_client.hset(RULE_STATE_KEY, f"{rule.id}:{SYMBOL}:UP", claim)
+    redis_client.hset(RULE_STATE_KEY, evaluation.RULE_STATE_SEEDED_FIELD, "1")
+
+    assert created(market.tick(105_000)) == []
