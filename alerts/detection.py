@@ -222,19 +222,15 @@ def _judge(
     else:
         direction = None
 
-    price = _usable_price(mark_price)
+    price = usable_price(mark_price)
     abs_change_usd = abs(abs_change) * price if price is not None else None
 
     if direction is None:
         reason = VerdictReason.BELOW_THRESHOLD
-    elif abs(abs_change) < params.min_delta_contracts:
-        reason = VerdictReason.BLOCKED_MIN_DELTA_CONTRACTS
-    elif params.min_delta_usd is not None and abs_change_usd is None:
-        reason = VerdictReason.MISSING_MARK_PRICE
-    elif params.min_delta_usd is not None and abs_change_usd < params.min_delta_usd:
-        reason = VerdictReason.BLOCKED_MIN_DELTA_USD
     else:
-        reason = VerdictReason.ALERT
+        reason = minimums_verdict(
+            abs_change, abs_change_usd, params.min_delta_contracts, params.min_delta_usd
+        )
     return Verdict(
         reason,
         direction=direction,
@@ -248,7 +244,25 @@ def _judge(
     )
 
 
-def _usable_price(mark_price: Number | None) -> float | None:
+def minimums_verdict(
+    abs_change: float,
+    abs_change_usd: float | None,
+    min_delta_contracts: float | None,
+    min_delta_usd: float | None,
+) -> VerdictReason:
+    """ALERT for a move past its threshold when every minimum that is set holds, else the first
+    that blocks it (contracts, then a missing price, then USD)."""
+    if min_delta_contracts is not None and abs(abs_change) < min_delta_contracts:
+        return VerdictReason.BLOCKED_MIN_DELTA_CONTRACTS
+    if min_delta_usd is not None and abs_change_usd is None:
+        return VerdictReason.MISSING_MARK_PRICE
+    if min_delta_usd is not None and abs_change_usd < min_delta_usd:
+        return VerdictReason.BLOCKED_MIN_DELTA_USD
+    return VerdictReason.ALERT
+
+
+def usable_price(mark_price: Number | None) -> float | None:
+    """A finite price above 0, as float; None otherwise."""
     if mark_price is None or isinstance(mark_price, bool):
         return None
     price = float(mark_price)

@@ -100,23 +100,12 @@ def rule_problem(fields: dict) -> tuple[str, str] | None:
     return None
 
 
-class AlertRuleListApi(generics.ListCreateAPIView):
-    """Every alert rule (enabled or not); POST creates one."""
-
-    serializer_class = AlertRuleSerializer
-    queryset = AlertRule.objects.order_by("window_sec", "name")
-    pagination_class = None
+class RulesChangedMixin:
+    """Every write reaches the running rules engine at once."""
 
     def perform_create(self, serializer):
         serializer.save()
         alert_rules_changed()
-
-
-class AlertRuleDetailApi(generics.RetrieveUpdateDestroyAPIView):
-    """One rule: GET, PATCH (or PUT) to change it, DELETE to remove it (its alerts stay)."""
-
-    serializer_class = AlertRuleSerializer
-    queryset = AlertRule.objects.all()
 
     def perform_update(self, serializer):
         serializer.save()
@@ -125,6 +114,21 @@ class AlertRuleDetailApi(generics.RetrieveUpdateDestroyAPIView):
     def perform_destroy(self, instance):
         instance.delete()
         alert_rules_changed()
+
+
+class AlertRuleListApi(RulesChangedMixin, generics.ListCreateAPIView):
+    """Every alert rule (enabled or not); POST creates one."""
+
+    serializer_class = AlertRuleSerializer
+    queryset = AlertRule.objects.order_by("window_sec", "name")
+    pagination_class = None
+
+
+class AlertRuleDetailApi(RulesChangedMixin, generics.RetrieveUpdateDestroyAPIView):
+    """One rule: GET, PATCH (or PUT) to change it, DELETE to remove it (its alerts stay)."""
+
+    serializer_class = AlertRuleSerializer
+    queryset = AlertRule.objects.all()
 
 
 class AlertOverrideSerializer(serializers.ModelSerializer):
@@ -170,7 +174,7 @@ class AlertOverrideSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class AlertOverrideListApi(generics.ListCreateAPIView):
+class AlertOverrideListApi(RulesChangedMixin, generics.ListCreateAPIView):
     """Per-symbol overrides of the rules' thresholds, minimums and cooldown; POST creates one.
     Without a rule an override applies to every rule; a rule's own wins field by field."""
 
@@ -178,19 +182,7 @@ class AlertOverrideListApi(generics.ListCreateAPIView):
     queryset = AlertThresholdOverride.objects.order_by("symbol", "rule_id")
     pagination_class = None
 
-    def perform_create(self, serializer):
-        serializer.save()
-        alert_rules_changed()
 
-
-class AlertOverrideDetailApi(generics.RetrieveUpdateDestroyAPIView):
+class AlertOverrideDetailApi(RulesChangedMixin, generics.RetrieveUpdateDestroyAPIView):
     serializer_class = AlertOverrideSerializer
     queryset = AlertThresholdOverride.objects.all()
-
-    def perform_update(self, serializer):
-        serializer.save()
-        alert_rules_changed()
-
-    def perform_destroy(self, instance):
-        instance.delete()
-        alert_rules_changed()

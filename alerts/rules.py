@@ -31,7 +31,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from alerts.detection import BaselineTracker, Direction, Number, VerdictReason
+from alerts.detection import (
+    BaselineTracker,
+    Direction,
+    Number,
+    VerdictReason,
+    minimums_verdict,
+    usable_price,
+)
 
 PriceSample = tuple[int, float, float | None]  # (t_ms, open interest, mark price or None)
 
@@ -300,8 +307,8 @@ class SymbolTracker:
             raise ValueError(f"open interest must be finite and >= 0, got {oi!r} at t_ms={t_ms}")
         if self._latest is not None and t_ms <= self._latest[0]:
             return False
-        usable_price = _usable_price(price)
-        sample = (int(t_ms), value, usable_price)
+        price_or_none = usable_price(price)
+        sample = (int(t_ms), value, price_or_none)
         self._latest = sample
         for window in self._windows.values():
             window.add(sample)
@@ -313,7 +320,7 @@ class SymbolTracker:
         if self._latest is None:
             return []
         t_now, current, sample_price = self._latest
-        price_now = _usable_price(mark_price)
+        price_now = usable_price(mark_price)
         if price_now is None:
             price_now = sample_price
         window = self._windows[rule.window_key]
@@ -363,14 +370,10 @@ def _observe(
     abs_change_usd = abs(abs_change) * price_now if price_now is not None else None
     if move < rule.threshold(direction):
         reason = VerdictReason.BELOW_THRESHOLD
-    elif rule.min_delta_contracts is not None and abs(abs_change) < rule.min_delta_contracts:
-        reason = VerdictReason.BLOCKED_MIN_DELTA_CONTRACTS
-    elif rule.min_delta_usd is not None and abs_change_usd is None:
-        reason = VerdictReason.MISSING_MARK_PRICE
-    elif rule.min_delta_usd is not None and abs_change_usd < rule.min_delta_usd:
-        reason = VerdictReason.BLOCKED_MIN_DELTA_USD
     else:
-        reason = VerdictReason.ALERT
+        reason = minimums_verdict(
+            abs_change, abs_change_usd, rule.min_delta_contracts, rule.min_delta_usd
+        )
     return Observation(
         rule=rule,
         direction=direction,
@@ -386,13 +389,6 @@ def _observe(
         price_reference=price_reference,
         price_window_start=price_window_start,
     )
-
-
-def _usable_price(price: Number | None) -> float | None:
-    if price is None or isinstance(price, bool):
-        return None
-    value = float(price)
-    return value if math.isfinite(value) and value > 0 else None
 
 
 # Re-arm and cooldown
