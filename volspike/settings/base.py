@@ -248,11 +248,12 @@ TELEGRAM_DIGEST_AFTER = env.int("TELEGRAM_DIGEST_AFTER", default=5)
 TELEGRAM_DIGEST_MAX_ALERTS = env.int("TELEGRAM_DIGEST_MAX_ALERTS", default=25)
 # The Telegram sender drains its outbox every this many seconds (one sender at a time).
 TELEGRAM_SEND_EVERY_SEC = env.float("TELEGRAM_SEND_EVERY_SEC", default=2.0)
-CELERY_BEAT_SCHEDULE["alerts-telegram-send"] = {
-    "task": "alerts.telegram_send",
-    "schedule": TELEGRAM_SEND_EVERY_SEC,
-    "options": {"expires": TELEGRAM_SEND_EVERY_SEC * 0.9, "queue": "default"},
-}
+if TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID:  # no sender (and no beat noise) without a bot
+    CELERY_BEAT_SCHEDULE["alerts-telegram-send"] = {
+        "task": "alerts.telegram_send",
+        "schedule": TELEGRAM_SEND_EVERY_SEC,
+        "options": {"expires": TELEGRAM_SEND_EVERY_SEC * 0.9, "queue": "default"},
+    }
 
 # --- Exchange (Binance USDⓈ-M futures) --------------------------------------------------------
 # Owned by the exchange layer (exchange/). Local and test settings point at the simulator.
