@@ -214,12 +214,8 @@ def _gate_and_raise(observations: list[tuple[str, Observation]], source: str) ->
     if not candidates:
         return []
     redis = get_redis()
-    _rule_state_ensure_seeded(redis)
     fields = [_state_field(symbol, obs) for symbol, obs in candidates]
-    raw_states = [
-        raw.decode() if isinstance(raw, bytes) else (raw or "")
-        for raw in redis.hmget(RULE_STATE_KEY, fields)
-    ]
+    raw_states = _rule_states_read(redis, fields)
     states = _claims_settled(redis, candidates, fields, raw_states)
     changes: list[tuple[str, str, str]] = []
     fires: list[tuple[str, Observation, str, str]] = []
@@ -310,11 +306,20 @@ def _claims_settled(
     return states
 
 
-def _rule_state_ensure_seeded(redis) -> None:
-    """After Redis lost the rule states, rebuild them from the stored alerts of the last 24 h
-    (each (rule, symbol, direction)'s latest alert, not re-armed) before any rule may fire."""
-    if redis.hexists(RULE_STATE_KEY, RULE_STATE_SEEDED_FIELD):
-        return
+def _rule_states_read(redis, fields: list[str]) -> list[str]:
+    """The raw states of ``fields`` ('' where none), read with the seeded marker in one round
+    trip. After Redis lost the rule states (no marker), they are first rebuilt from the stored
+    alerts of the last 24 h (each (rule, symbol, direction)'s latest alert, not re-armed) before
+    any rule may fire."""
+    *raw_states, seeded = redis.hmget(RULE_STATE_KEY, [*fields, RULE_STATE_SEEDED_FIELD])
+    if seeded is None:
+        _rule_state_seed_once(redis)
+        raw_states = redis.hmget(RULE_STATE_KEY, fields)
+    return [raw or "" for raw in raw_states]
+
+
+def _rule_state_seed_once(redis) -> None:
+    """Seed under a lease, so one process does it; the others wait for its marker."""
     deadline = time.monotonic() + 5
     while True:
         with redis_lease(redis, RULE_STATE_SEED_LEASE, ttl_sec=30) as held:
@@ -365,10 +370,8 @@ def _market_context(redis, symbols: list[str]) -> dict[str, dict]:
     }
 
 
-def _decimal(raw) -> Decimal | None:
-    if raw is None:
-        return None
-    return Decimal(raw.decode() if isinstance(raw, bytes) else raw)
+def _decimal(raw: str | None) -> Decimal | None:
+    return Decimal(raw) if raw is not None else None
 
 
 def _dec(value: float | None) -> Decimal | None:
