@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from tests.fixtures.processes import (  # noqa: E402
+    free_port,
+    proc_stat_fields,
+    process_tree_pids,
+)
 from tests.fixtures.simulator import SimulatorHandle  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgres://volspike:volspike@127.0.0.1:5432/volspike"
@@ -44,12 +48,6 @@ ILLIQUID_QUOTE_VOLUME = "1000"
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- isolation: database and Redis ---------------------------------------------------------------
@@ -311,29 +309,6 @@ def make_exactly_liquid(sim: SimulatorHandle, n_liquid: int) -> list[str]:
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
-
-
-def proc_stat_fields(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat from field 3 (state) on; None if the process is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return raw.rsplit(")", 1)[1].split()
-
-
-def process_tree_pids(root_pid: int) -> list[int]:
-    """The process and every descendant (the root first)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (fields := proc_stat_fields(int(entry.name))):
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    tree, pending = [], [root_pid]
-    while pending:
-        pid = pending.pop()
-        tree.append(pid)
-        pending.extend(children.get(pid, []))
-    return tree
 
 
 def tree_cpu_seconds(root_pid: int) -> float:

@@ -8,7 +8,7 @@ import pytest
 from liquidity.models import LiquidSymbol
 from oi.models import OpenInterestSnapshot
 from oi.ring import ring_read
-from tests.fixtures.processes import wait_until
+from tests.fixtures.processes import wait_until, whole_universe_dispatched
 
 pytestmark = pytest.mark.integration
 
@@ -32,17 +32,7 @@ def test_every_liquid_symbol_is_polled_on_time_within_budget_and_follows_the_uni
     celery_processes.start_worker(queues="oi_poll", concurrency=4, **env)  # as in the Procfile
     celery_processes.start_beat(**env)
     celery_processes.start_beat(**env)
-    wait_until(lambda: LiquidSymbol.objects.exists(), 30, "the universe never filled")
-    members = set(LiquidSymbol.objects.values_list("symbol", flat=True))
-    status = wait_until(
-        lambda: (
-            (body := api_client.get("/api/market/open-interest/poller").json())["nSymbols"]
-            == len(members)
-            and body
-        ),
-        20,
-        "the poller never dispatched the whole universe",
-    )
+    members, status = whole_universe_dispatched(api_client)
     interval_ms = status["intervalSec"] * 1000
 
     # when it runs for a few intervals

@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from liquidity.models import LiquidSymbol
 from oi.models import OpenInterestSnapshot
-from tests.fixtures.processes import ARTIFACTS, wait_until
+from tests.fixtures.processes import ARTIFACTS, whole_universe_dispatched
 
 pytestmark = [
     pytest.mark.integration,
@@ -38,14 +37,7 @@ def test_faults_then_429s_then_a_ban_and_back_to_full_rate(sim, celery_processes
     celery_processes.start_worker(queues="default,oi_backfill", **env)
     celery_processes.start_worker(queues="oi_poll", concurrency=4, **env)
     celery_processes.start_beat(**env)
-    wait_until(lambda: LiquidSymbol.objects.exists(), 30, "the universe never filled")
-    members = sorted(LiquidSymbol.objects.values_list("symbol", flat=True))
-    status = wait_until(
-        lambda: (body := api_client.get("/api/market/open-interest/poller").json())["nSymbols"]
-        == len(members) and body,
-        20,
-        "the poller never dispatched the whole universe",
-    )  # fmt: skip
+    members, status = whole_universe_dispatched(api_client)
     interval_s = status["intervalSec"]
     time.sleep(interval_s)
     report: list[str] = [f"{len(members)} symbols, interval {interval_s} s"]

@@ -33,12 +33,16 @@ from django.conf import settings
 from django.db.models import Min
 
 from alerts.models import AlertRule, OpenInterestAlert
-from liquidity.models import LiquidSymbol
 from oi.keys import BACKFILL_DONE_KEY, COUNTERS_KEY, WINDOW_CLAIM_KEY
 from oi.models import OpenInterestSnapshot
 from oi.poller import DISPATCH_LOOKAHEAD_WINDOWS
 from oi.ring import decode_member, ring_key
-from tests.fixtures.processes import ARTIFACTS, wait_until
+from tests.fixtures.processes import (
+    ARTIFACTS,
+    process_tree_pids,
+    wait_until,
+    whole_universe_dispatched,
+)
 
 pytestmark = [
     pytest.mark.integration,
@@ -61,29 +65,6 @@ def _utc(ms: float) -> datetime:
 # --- processes, from /proc -----------------------------------------------------------------------
 
 
-def _children_by_parent() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError):
-            continue
-        children.setdefault(parent, []).append(int(entry.name))
-    return children
-
-
-def descendants(pid: int) -> list[int]:
-    children = _children_by_parent()
-    found, pending = [], list(children.get(pid, []))
-    while pending:
-        child = pending.pop()
-        found.append(child)
-        pending.extend(children.get(child, []))
-    return found
-
-
 def cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -93,7 +74,8 @@ def cmdline(pid: int) -> str:
 
 def celery_tree_under(supervisor_pid: int) -> list[int]:
     """The Celery process respawn.sh runs, and its pool children (not respawn.sh itself)."""
-    return [pid for pid in descendants(supervisor_pid) if "celery" in cmdline(pid)]
+    descendants = process_tree_pids(supervisor_pid)[1:]
+    return [pid for pid in descendants if "celery" in cmdline(pid)]
 
 
 def sigkill_all(pids: list[int]) -> None:
@@ -197,14 +179,7 @@ def test_sigkilled_poller_worker_and_beat_resume_within_an_interval_losing_nothi
     celery_processes.start_worker(queues="default,oi_backfill", concurrency=2, **env)
     poller = celery_processes.start_worker(queues="oi_poll", concurrency=4, supervised=True, **env)
     beat = celery_processes.start_beat(supervised=True, **env)
-    wait_until(lambda: LiquidSymbol.objects.exists(), 30, "the universe never filled")
-    members = sorted(LiquidSymbol.objects.values_list("symbol", flat=True))
-    status = wait_until(
-        lambda: (body := api_client.get("/api/market/open-interest/poller").json())["nSymbols"]
-        == len(members) and body,
-        20,
-        "the poller never dispatched the whole universe",
-    )  # fmt: skip
+    members, status = whole_universe_dispatched(api_client)
     interval_ms = round(status["intervalSec"] * 1000)
     window_ms = settings.OI_WINDOW_SEC * 1000
     # a symbol with its baseline backfilled and no UP alert yet: the jump will alert
