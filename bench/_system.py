@@ -16,7 +16,8 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import suppress
+from collections.abc import Callable
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -44,6 +45,18 @@ LIQUIDITY_ENTER = "100000000"
 LIQUIDITY_EXIT = "50000000"
 LIQUID_QUOTE_VOLUME = "900000000"
 ILLIQUID_QUOTE_VOLUME = "1000"
+
+
+def run_main(run: Callable[[argparse.Namespace, ExitStack], bool], args: argparse.Namespace) -> int:
+    """Run a bench whose processes `run` registers on the stack: they are stopped on return,
+    on Ctrl-C and on SIGTERM. 0 when `run` reports its targets met, else 1 (130 if interrupted)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up on kill, as on Ctrl-C
+    with ExitStack() as stack:
+        try:
+            return 0 if run(args, stack) else 1
+        except KeyboardInterrupt:
+            print("interrupted; stopping processes")
+            return 130
 
 
 def now_ms() -> int:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import tempfile
 import threading
@@ -439,15 +438,7 @@ def run(args: argparse.Namespace, stack: ExitStack) -> bool:
 
 
 def main() -> int:
-    args = parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up on kill, as on Ctrl-C
-    with ExitStack() as stack:
-        try:
-            return 0 if run(args, stack) else 1
-        except KeyboardInterrupt:
-            print("interrupted; stopping processes")
-            return 130
-    return 1
+    return _system.run_main(run, parse_args())
 
 
 if __name__ == "__main__":
