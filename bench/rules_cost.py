@@ -36,18 +36,11 @@ from alerts.rules import (  # noqa: E402
     default_rule_specs,
     rule_from_fields,
 )
+from bench.detector_cost import HISTORY_MS, START_MS, STEP_MS, random_walk  # noqa: E402
 
-STEP_MS = 10_000
-HISTORY_MS = 3 * 3600 * 1000
-START_MS = 1_764_590_400_000
 CHECKED_SYMBOLS = 20
 
 Sample = tuple[int, float, float]
-
-
-def random_walk(rng: random.Random, oi: float) -> float:
-    jump = rng.choice((0.07, -0.07)) if rng.random() < 1 / 3000 else 0.0
-    return max(1.0, oi * (1 + rng.gauss(0, 0.0005) + jump))
 
 
 def build_stream(
