@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, integration tests included, against real Postgres and Redis.
+# Every run has a Redis server and a Postgres test database of its own, so two runs on one machine
+# (two checkouts, CI beside a developer) never flush or drop each other's state.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -13,5 +15,29 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 mkdir -p test-artifacts
 export DJANGO_SETTINGS_MODULE=volspike.settings.test
+
+run_dir="$(mktemp -d "${TMPDIR:-/tmp}/volspike-test.XXXXXX")"
+redis_port="$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+redis-server --daemonize yes --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no \
+  --dir "$run_dir" --pidfile "$run_dir/redis.pid" --logfile "$run_dir/redis.log" >/dev/null
+export TEST_REDIS_URL="redis://127.0.0.1:$redis_port/0"
+export TEST_DATABASE_NAME="test_volspike_$$"
+cleanup() {
+  [ -f "$run_dir/redis.pid" ] && kill "$(cat "$run_dir/redis.pid")" 2>/dev/null || true
+  .venv/bin/python - <<'PY' || true
+import os
+import django
+django.setup()
+from django.db import connection
+with connection._nodb_cursor() as cursor:
+    cursor.execute(f'DROP DATABASE IF EXISTS "{os.environ["TEST_DATABASE_NAME"]}" WITH (FORCE)')
+PY
+  rm -rf "$run_dir"
+}
+trap cleanup EXIT
+for _ in $(seq 1 40); do
+  redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && break
+  sleep 0.1
+done
 # --create-db: a fresh test database each run, so committed migrations are what is tested.
-exec .venv/bin/python -m pytest --create-db "$@"
+.venv/bin/python -m pytest --create-db "$@"

@@ -1,7 +1,8 @@
-"""Test settings: real Postgres and real Redis, on a Redis database of their own."""
+"""Test settings: real Postgres and real Redis. scripts/test.sh gives each run a Redis server and a
+test database of its own (TEST_REDIS_URL, TEST_DATABASE_NAME)."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import DATABASES, env
 
 SECRET_KEY = env(
     "DJANGO_SECRET_KEY", default="test-insecure-key-0123456789-abcdefghijklmnopqrstuvwxyz"
@@ -18,3 +19,6 @@ CHANNEL_LAYERS = {
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+DATABASES["default"]["TEST"] = {
+    "NAME": env("TEST_DATABASE_NAME", default=f"test_{DATABASES['default']['NAME']}")
+}
