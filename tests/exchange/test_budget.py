@@ -3,7 +3,6 @@
 import multiprocessing
 import threading
 import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest

@@ -2,7 +2,6 @@
 
 import multiprocessing
 import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
