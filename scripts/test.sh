@@ -29,15 +29,24 @@ import os
 import django
 django.setup()
 from django.db import connection
-with connection._nodb_cursor() as cursor:
-    cursor.execute(f'DROP DATABASE IF EXISTS "{os.environ["TEST_DATABASE_NAME"]}" WITH (FORCE)')
+name = os.environ["TEST_DATABASE_NAME"]
+with connection._nodb_cursor() as cursor:  # the run's database, and each xdist worker's (_gw0...)
+    cursor.execute("SELECT datname FROM pg_database WHERE datname = %s OR datname LIKE %s",
+                   [name, name + "\\_gw%"])
+    for (database,) in cursor.fetchall():
+        cursor.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 PY
   rm -rf "$run_dir"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 for _ in $(seq 1 40); do
   redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && break
   sleep 0.1
 done
+# The whole suite runs in TEST_WORKERS parallel pytest-xdist workers (default 3: most integration
+# tests wait on intervals, not on the CPU), a module per worker at a time; a run of chosen files in
+# one process unless TEST_WORKERS says otherwise.
+workers="${TEST_WORKERS:-$([ $# -eq 0 ] && echo 3 || echo 0)}"
 # --create-db: a fresh test database each run, so committed migrations are what is tested.
-.venv/bin/python -m pytest --create-db "$@"
+.venv/bin/python -m pytest --create-db -n "$workers" --dist loadfile "$@"

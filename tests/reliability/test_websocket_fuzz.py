@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from websockets.sync.client import connect
 
 from liquidity.models import LiquidSymbol
-from tests.fixtures.processes import ARTIFACTS
+from tests.fixtures.processes import artifact_path
 
 pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
 
@@ -56,7 +56,7 @@ def assert_error_frames(frames: list[dict], message) -> list[dict]:
 
 
 def assert_no_traceback_in_server_log() -> None:
-    log = (ARTIFACTS / "asgi-server.log").read_text(errors="replace")
+    log = artifact_path("asgi-server.log").read_text(errors="replace")
     assert "Traceback" not in log, log[-4000:]
 
 

@@ -1,6 +1,9 @@
 """Test settings: real Postgres and real Redis. scripts/test.sh gives each run a Redis server and a
 test database of its own (TEST_REDIS_URL, TEST_DATABASE_NAME)."""
 
+import os
+from urllib.parse import urlsplit, urlunsplit
+
 from .base import *  # noqa: F403
 from .base import DATABASES, env
 
@@ -9,11 +12,18 @@ SECRET_KEY = env(
 )
 DEBUG = False
 REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
+# Under pytest-xdist each worker (gw0, gw1, ...) takes the Redis database of its number on the run's
+# own server, and its own channel-layer prefix (pub/sub ignores the database number); its test
+# database gets the worker's suffix from pytest-django. Processes a test starts inherit the
+# worker's TEST_REDIS_URL, so they stay on its database.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if XDIST_WORKER and "TEST_REDIS_URL_PINNED" not in os.environ:
+    REDIS_URL = urlunsplit(urlsplit(REDIS_URL)._replace(path=f"/{int(XDIST_WORKER[2:])}"))
 CELERY_BROKER_URL = REDIS_URL
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "test"},
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"test{XDIST_WORKER}"},
     },
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
