@@ -142,10 +142,21 @@ CHANNEL_LAYERS = {
 }
 
 # --- API --------------------------------------------------------------------------------------
+# When true, every read needs a token too: the APIs, the schema and docs, the exchangeInfo proxy,
+# the page (or a staff session: sign in at /admin/) and /metrics (or METRICS_TOKEN). /health not.
 API_READS_REQUIRE_AUTH = env.bool("API_READS_REQUIRE_AUTH", default=False)
+# A bearer token Prometheus sends to /metrics when reads need a token (empty: API tokens only).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["common.authentication.ApiTokenAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["common.permissions.WritesNeedTokenReadsBySetting"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "common.authentication.ApiTokenAuthentication",
+        # the page's reads when API_READS_REQUIRE_AUTH: a staff member signed in at /admin/
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "common.permissions.WritesNeedTokenReadsBySetting",
+        "common.permissions.ReadOnlyTokensCannotWrite",
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["common.parsers.SafeJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -158,6 +169,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # the schema and the docs page are reads like any other (API_READS_REQUIRE_AUTH)
+    "SERVE_PERMISSIONS": ["common.permissions.WritesNeedTokenReadsBySetting"],
 }
 
 # --- Open interest ----------------------------------------------------------------------------
