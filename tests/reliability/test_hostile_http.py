@@ -1,8 +1,6 @@
 """A hostile HTTP client against the web process as the Procfile runs it (issue 19): oversized and
-endless bodies, more connections than the process takes, parallel reads draining Postgres.
-
-Every test starts the Procfile's own `web:` line (uvicorn with its flags and environment), so
-what is tested is what runs.
+endless bodies, more connections than the process takes, parallel reads draining Postgres, and
+health probes over plain HTTP in production.
 """
 
 import json
@@ -11,54 +9,16 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 from django.conf import settings
 from django.db import connection
 
-from tests.fixtures.processes import ARTIFACTS, ManagedProcess, free_port
-from tests.fixtures.processes import test_process_env as process_env
+from tests.fixtures.processes import ARTIFACTS, free_port
+from tests.fixtures.web import INGEST_PATH, WebProcess
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
-
-ROOT = Path(__file__).resolve().parents[2]
-INGEST_PATH = "/api/market/open-interest/ingest"
-
-
-def procfile_web_command() -> str:
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith("web:"):
-            return line.split(":", 1)[1].strip()
-    raise AssertionError("the Procfile has no web line")
-
-
-class WebProcess:
-    """The Procfile's web line on a free port, with extra environment variables."""
-
-    def __init__(self, name: str, **env: str) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.process = ManagedProcess(
-            name,
-            ["sh", "-c", f"exec {procfile_web_command()}"],
-            process_env(WEB_PORT=str(self.port), **env),
-        )
-        deadline = time.monotonic() + 60
-        while True:  # the first answer may be slow on a busy machine
-            if self.process.process.poll() is not None:
-                raise RuntimeError(f"{name} exited early; see {self.process.log_path}")
-            try:
-                requests.get(f"{self.base_url}/health", timeout=10)
-                return
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-
-    def stop(self) -> None:
-        self.process.stop()
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +60,12 @@ def test_an_oversized_declared_body_is_refused_before_a_byte_of_it_is_sent(web):
     started = time.monotonic()
     with raw_request(web.port, head, timeout=5) as sock:
         status = read_status(sock)
+    elapsed = time.monotonic() - started
     assert status == 413
-    assert time.monotonic() - started < 3
+    assert elapsed < 3
+    (ARTIFACTS / "hostile-http-declared-body.txt").write_text(
+        f"300 MB declared, unauthenticated: 413 after {elapsed * 1000:.0f} ms, 0 bytes read\n"
+    )
 
 
 def test_an_endless_chunked_body_is_cut_off_at_the_limit(web):
@@ -141,6 +105,11 @@ def test_an_endless_chunked_body_is_cut_off_at_the_limit(web):
     assert answer.get("status") == 413, answer
     # at most the limit, plus what the kernel's socket buffers held, was sent before the answer
     assert answer["sent_then"] <= limit + 16 * len(chunk), answer
+    (ARTIFACTS / "hostile-http-chunked-body.txt").write_text(
+        f"100 MB chunked, unauthenticated: 413 after the client had sent "
+        f"{answer['sent_then'] / 2**20:.0f} MiB (limit {limit / 2**20:.0f} MiB; the rest sat in "
+        f"socket buffers)\n"
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -256,3 +225,24 @@ def test_30_parallel_reads_hold_at_most_the_pool_size_of_postgres_connections():
         f"of the web process ({len(seen)} samples of pg_stat_activity)\n"
     )
     assert 0 < peak <= pool_size, seen
+
+
+# --- low: the SSL redirect leaves health probes alone --------------------------------------------
+
+
+def test_production_answers_health_over_plain_http_and_redirects_the_rest():
+    server = WebProcess(
+        "hostile-http-web-production",
+        DJANGO_SETTINGS_MODULE="volspike.settings.production",
+        DJANGO_SECRET_KEY="production-like-secret-" + "x" * 40,
+        DJANGO_ALLOWED_HOSTS="127.0.0.1",
+        REDIS_URL=settings.REDIS_URL,
+    )
+    try:
+        health = requests.get(f"{server.base_url}/health", timeout=10, allow_redirects=False)
+        api = requests.get(f"{server.base_url}/api/alert-rules", timeout=10, allow_redirects=False)
+    finally:
+        server.stop()
+    assert health.status_code == 200, (health.status_code, health.headers.get("Location"))
+    assert health.json()["status"] == "ok"
+    assert api.status_code == 301 and api.headers["Location"].startswith("https://")
