@@ -7,7 +7,6 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -15,6 +14,7 @@ from alerts.models import AlertSource, AlertThresholdOverride
 from alerts.payloads import DIRECTIONS, parse_alert_payload
 from alerts.selectors import alert_list
 from alerts.services import AlertOutcome, alert_payload, alert_raise
+from common.pagination import TimestampCursorPagination
 from common.symbols import symbol_problem
 
 
@@ -78,7 +78,7 @@ def ingest_cooldown_sec(symbol: str) -> int:
     return override if override is not None else settings.OI_ALERT_COOLDOWN_SEC
 
 
-class AlertCursorPagination(CursorPagination):
+class AlertCursorPagination(TimestampCursorPagination):
     ordering = ("-ts", "-id")
     page_size = 100
     page_size_query_param = "limit"

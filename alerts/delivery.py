@@ -23,6 +23,7 @@ from alerts.telegram import (
     telegram_outbox_push,
     telegram_send_now,
 )
+from common.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -75,14 +76,14 @@ def alert_deliver(*, alert_id: int, channel: str) -> bool:
         else:
             raise DeliveryError(f"unknown channel {channel!r}")
     except DeliveryError as exc:
-        AlertDelivery.objects.filter(pk=delivery.pk).update(last_error=str(exc)[:1000])
+        AlertDelivery.objects.filter(pk=delivery.pk).update(last_error=redact(str(exc))[:1000])
         logger.warning(
             "alert delivery failed",
             extra={
                 "alert_id": alert_id,
                 "channel": channel,
                 "symbol": alert.symbol,
-                "cause": str(exc),
+                "cause": redact(str(exc)),
             },
         )
         raise
@@ -105,7 +106,7 @@ def alert_send_test(channels: list[str] | None = None) -> list[tuple[str, bool, 
         try:
             _post(settings.ALERT_WEBHOOK_URL, json={**alert_payload(alert), "test": True})
         except DeliveryError as exc:
-            results.append((channel, False, str(exc)))
+            results.append((channel, False, redact(str(exc))))
         else:
             results.append((channel, True, "delivered"))
     return results
@@ -137,6 +138,8 @@ def _post(url: str, *, json: dict) -> None:
     try:
         response = requests.post(url, json=json, timeout=(3, 10))
     except requests.RequestException as exc:
-        raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+        # the exception's text carries the URL, and a webhook's secret is in its URL; `from None`
+        # keeps the unredacted exception out of tracebacks and Celery's retry records
+        raise DeliveryError(redact(f"{type(exc).__name__}: {exc}")) from None
     if response.status_code >= 300:
-        raise DeliveryError(f"HTTP {response.status_code}: {response.text[:200]}")
+        raise DeliveryError(redact(f"HTTP {response.status_code}: {response.text[:200]}"))

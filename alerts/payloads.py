@@ -10,6 +10,11 @@ from common.parsing import kind_of, parse_decimal, parse_timestamp
 from common.symbols import symbol_problem
 
 DIRECTIONS = ("UP", "DOWN")
+# pctChange must be (current - baseline) / baseline and absChange current - baseline, within
+# this share of the expected value (or PCT_CHANGE_ABS_TOLERANCE, for moves near zero): producers
+# round, but a pctChange that says +50% for a +1% move would alert traders on a move not made.
+CHANGE_REL_TOLERANCE = Decimal("0.01")
+PCT_CHANGE_ABS_TOLERANCE = Decimal("0.0001")
 ALERT_FIELDS = frozenset(
     {"symbol", "direction", "baseline", "current", "pctChange", "absChange", "timestamp", "source"}
 )
@@ -75,6 +80,26 @@ def parse_alert_payload(
         raise InvalidInput(
             field="absChange",
             reason=f"must be {'above' if sign > 0 else 'below'} 0 for {direction}",
+        )
+    expected_abs = current - baseline
+    expected_pct = expected_abs / baseline
+    if abs(pct_change - expected_pct) > max(
+        PCT_CHANGE_ABS_TOLERANCE, CHANGE_REL_TOLERANCE * abs(expected_pct)
+    ):
+        raise InvalidInput(
+            field="pctChange",
+            reason=(
+                f"{pct_change} does not match baseline and current: (current - baseline) / "
+                f"baseline = {expected_pct:.6g} (1% tolerance)"
+            ),
+        )
+    if abs(abs_change - expected_abs) > CHANGE_REL_TOLERANCE * abs(expected_abs):
+        raise InvalidInput(
+            field="absChange",
+            reason=(
+                f"{abs_change} does not match baseline and current: current - baseline = "
+                f"{expected_abs.normalize():f} (1% tolerance)"
+            ),
         )
     return AlertCandidate(
         symbol=payload["symbol"],

@@ -32,6 +32,7 @@ from django.utils import timezone
 from alerts.models import AlertDelivery, DeliveryChannel, OpenInterestAlert
 from alerts.services import symbol_links
 from common.locks import redis_lease
+from common.redaction import redact
 from common.redis import get_redis
 
 logger = logging.getLogger(__name__)
@@ -311,7 +312,7 @@ def _record_attempt(alert_ids: list[int], *, error: str) -> None:
     AlertDelivery.objects.filter(alert_id__in=alert_ids, channel=DeliveryChannel.TELEGRAM).update(
         attempts=F("attempts") + 1,
         delivered=not error,
-        last_error=error[:1000],
+        last_error=redact(error)[:1000],
         updated_at=timezone.now(),
     )
 
@@ -335,10 +336,11 @@ def _telegram_post(text: str) -> SendResult:
     try:
         response = requests.post(url, json=body, timeout=HTTP_TIMEOUT)
     except requests.RequestException as exc:
-        return SendResult(False, f"{type(exc).__name__}: {exc}")
+        # the exception's text carries the URL, and so the bot token
+        return SendResult(False, redact(f"{type(exc).__name__}: {exc}"))
     if response.status_code < 300:
         return SendResult(True, f"HTTP {response.status_code}")
-    detail = f"HTTP {response.status_code}: {response.text[:200]}"
+    detail = redact(f"HTTP {response.status_code}: {response.text[:200]}")
     retry_after = None
     if response.status_code == 429:
         try:

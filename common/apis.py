@@ -1,4 +1,5 @@
-from django.http import HttpResponse
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from rest_framework import serializers
@@ -6,6 +7,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.authentication import request_has_api_token, request_has_metrics_token
 from common.health import system_health
 from common.metrics import VolspikeCollector
 
@@ -38,7 +40,22 @@ class HealthApi(APIView):
 
 
 def metrics_view(request) -> HttpResponse:
-    """Prometheus text exposition of the whole system's counters and gauges."""
+    """Prometheus text exposition of the whole system's counters and gauges. When
+    API_READS_REQUIRE_AUTH is set: `Authorization: Bearer <METRICS_TOKEN>` or an API token."""
+    if settings.API_READS_REQUIRE_AUTH and not (
+        request_has_metrics_token(request) or request_has_api_token(request)
+    ):
+        response = JsonResponse(
+            {
+                "error": {
+                    "code": "not_authenticated",
+                    "message": "send 'Authorization: Bearer <METRICS_TOKEN>' or an API token",
+                }
+            },
+            status=401,
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     registry = CollectorRegistry()
     registry.register(VolspikeCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -3,6 +3,8 @@
 import logging
 from datetime import UTC, datetime
 
+from common.redaction import redact
+
 # Celery adds `data`, a dict repeating what its message already says (with whole tracebacks).
 _STANDARD_ATTRS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime", "data"}
@@ -33,4 +35,4 @@ class KeyValueFormatter(logging.Formatter):
                 parts.append(f"{key}={_quote(value)}")
         if record.exc_info:
             parts.append(f"exc={_quote(self.formatException(record.exc_info))}")
-        return " ".join(parts)
+        return redact(" ".join(parts))  # no secret reaches a log, whoever logged it

@@ -5,7 +5,8 @@ from django.db import models
 
 
 class ApiToken(models.Model):
-    """A bearer token for write access to the API. Only a SHA-256 of the secret is stored."""
+    """A bearer token for the API: writes and reads, or reads only (`read_only`). Only a SHA-256 of
+    the secret is stored."""
 
     name = models.CharField(
         max_length=100, unique=True, help_text="Who uses it, e.g. hourly-script"
@@ -15,6 +16,9 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    read_only = models.BooleanField(
+        default=False, help_text="Reads only: every write with this token is refused (403)"
+    )
 
     class Meta:
         db_table = "api_tokens"

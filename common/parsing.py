@@ -1,7 +1,7 @@
 """Parsing of untrusted JSON values into domain types. Pure: no I/O."""
 
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from common.errors import InvalidInput
@@ -10,6 +10,11 @@ from common.errors import InvalidInput
 MAX_DECIMAL = Decimal("1e18")
 EARLIEST_TIMESTAMP = datetime.fromisoformat("2015-01-01T00:00:00+00:00")
 MAX_CLOCK_AHEAD = timedelta(days=1)
+# Postgres' numeric keeps at most 16,383 digits after the point and refuses more ("value
+# overflows numeric format"); the columns keep 12. More than this many is nobody's real number.
+MAX_FRACTION_DIGITS = 1000
+# Real time zones are within -12:00 and +14:00; Postgres refuses displacements past 15:59.
+MAX_UTC_OFFSET = timedelta(hours=14)
 
 
 def parse_decimal(
@@ -39,13 +44,31 @@ def parse_decimal(
         raise InvalidInput(field=field, row=row, reason="must not be negative")
     if abs(number) >= MAX_DECIMAL:
         raise InvalidInput(field=field, row=row, reason="is too large (at most 18 integer digits)")
+    if number.as_tuple().exponent < -MAX_FRACTION_DIGITS:
+        raise InvalidInput(
+            field=field,
+            row=row,
+            reason=f"has more than {MAX_FRACTION_DIGITS} digits after the decimal point",
+        )
     return number
 
 
 def parse_timestamp(
     value: object, *, field: str, now: datetime, row: int | None = None
 ) -> datetime:
-    """An ISO-8601 timestamp with a zone (e.g. 2025-12-01T12:34:56Z), not far in the future."""
+    """An ISO-8601 timestamp with a zone (e.g. 2025-12-01T12:34:56Z), not far in the future;
+    returned in UTC."""
+    moment = parse_aware_datetime(value, field=field, row=row)
+    if moment < EARLIEST_TIMESTAMP:
+        raise InvalidInput(field=field, row=row, reason=f"{value!r} is before 2015")
+    if moment > now + MAX_CLOCK_AHEAD:
+        raise InvalidInput(field=field, row=row, reason=f"{value!r} is more than a day ahead")
+    return moment
+
+
+def parse_aware_datetime(value: object, *, field: str, row: int | None = None) -> datetime:
+    """An ISO-8601 timestamp with a real-world UTC offset, in UTC (Postgres refuses offsets past
+    15:59 and Python's datetime overflows near its year limits: both become InvalidInput)."""
     if not isinstance(value, str):
         raise InvalidInput(
             field=field, row=row, reason=f"must be an ISO-8601 string, got {kind_of(value)}"
@@ -54,17 +77,23 @@ def parse_timestamp(
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidInput(
-            field=field, row=row, reason=f"{value!r} is not an ISO-8601 timestamp"
+            field=field, row=row, reason=f"{value[:64]!r} is not an ISO-8601 timestamp"
         ) from None
-    if moment.tzinfo is None or moment.utcoffset() is None:
+    offset = moment.utcoffset()
+    if offset is None:
         raise InvalidInput(
             field=field, row=row, reason=f"{value!r} has no time zone (add 'Z' or '+00:00')"
         )
-    if moment < EARLIEST_TIMESTAMP:
-        raise InvalidInput(field=field, row=row, reason=f"{value!r} is before 2015")
-    if moment > now + MAX_CLOCK_AHEAD:
-        raise InvalidInput(field=field, row=row, reason=f"{value!r} is more than a day ahead")
-    return moment
+    if abs(offset) > MAX_UTC_OFFSET:
+        raise InvalidInput(
+            field=field,
+            row=row,
+            reason=f"{value!r} has a UTC offset out of range (at most ±14:00)",
+        )
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(field=field, row=row, reason=f"{value!r} is out of range") from None
 
 
 def kind_of(value: object) -> str:

@@ -2,6 +2,7 @@
 from the public API and the WebSocket feed, so what it shows is what any client would get."""
 
 from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -10,6 +11,8 @@ from django.views.decorators.http import require_GET
 from alerts.detection import Direction
 from alerts.rules import Rule, RuleKind
 from alerts.selectors import alert_rules_enabled
+from common.authentication import request_has_api_token
+from common.permissions import signed_in_staff
 
 
 def page_config() -> dict:
@@ -77,6 +80,12 @@ def _duration(seconds: int) -> str:
 
 @require_GET
 def open_interest_debug_view(request: HttpRequest) -> HttpResponse:
+    """The page. With API_READS_REQUIRE_AUTH it shows the rules only to a staff member signed in
+    at /admin/ (a browser is sent to the login) or to a request with an API token."""
+    if settings.API_READS_REQUIRE_AUTH and not (
+        signed_in_staff(request) or request_has_api_token(request)
+    ):
+        return redirect_to_login(request.get_full_path(), login_url=reverse("admin:login"))
     config = page_config()
     rules = [
         {"name": rule.name, "summary": rule_summary(rule), "cooldown_min": rule.cooldown_sec / 60}

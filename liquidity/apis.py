@@ -3,11 +3,11 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
-from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.formatting import plain_decimal
+from common.permissions import PreflightOpenReadsBySetting
 from common.serializers import PlainDecimalField
 from liquidity.exchange_info import exchange_info_get
 from liquidity.selectors import liquid_symbol_list, membership_event_list, universe_job_status
@@ -89,8 +89,8 @@ class ExchangeInfoProxyApi(APIView):
     failed; the last good copy is served). `Age` is the copy's age in seconds.
     """
 
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
+    # open to anyone (CORS) unless API_READS_REQUIRE_AUTH; a preflight is always answered
+    permission_classes = [PreflightOpenReadsBySetting]
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
     def get(self, request):
@@ -111,7 +111,7 @@ class ExchangeInfoProxyApi(APIView):
     def options(self, request, *args, **kwargs):
         response = HttpResponse(status=204)
         response["Access-Control-Allow-Methods"] = "GET, OPTIONS"
-        response["Access-Control-Allow-Headers"] = "Content-Type"
+        response["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
         response["Access-Control-Max-Age"] = "600"
         return self._with_cors(request, response)
 

@@ -8,13 +8,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "volspike.settings.local")
 django_asgi_app = get_asgi_application()  # before importing anything that touches models
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 
+from common.http_limits import BodySizeLimitMiddleware  # noqa: E402
 from common.websocket import FeedOriginValidator  # noqa: E402
 from volspike.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": BodySizeLimitMiddleware(
+            django_asgi_app, max_body_bytes=settings.HTTP_MAX_BODY_BYTES
+        ),
         "websocket": FeedOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )

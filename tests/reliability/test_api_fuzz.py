@@ -156,6 +156,16 @@ NASTY_STRINGS = [
     "snapshot",
     "realtime",
     "x" * 5000,
+    "1e-999999",
+    "0E-999999",
+    "2025-12-01T12:00:00+23:59",
+    "2025-12-01T12:00:00-15:30",
+    "9999-12-31T23:59:59-14:00",
+    # cursors that decode: empty, non-date, impossible date, offset Postgres refuses
+    "cD0=",
+    "cD1zb29u",
+    "cD0yMDI1LTEzLTQ1KzAwJTNBMDAlM0EwMCUyQjAwJTNBMDA=",
+    "cD0yMDI1LTEyLTAxKzEyJTNBMDAlM0EwMCUyQjIzJTNBNTk=",
 ]
 json_scalars = (
     st.none()
@@ -340,6 +350,7 @@ ROW_CORRUPTIONS = [
     ("openInterest", lambda row: row | {"openInterest": "NaN"}),
     ("openInterest", lambda row: row | {"openInterest": "Infinity"}),
     ("openInterest", lambda row: row | {"openInterest": "1e19"}),
+    ("openInterest", lambda row: row | {"openInterest": "1e-999999"}),
     ("openInterest", lambda row: row | {"openInterest": None}),
     ("openInterest", lambda row: row | {"openInterest": True}),
     ("openInterest", lambda row: row | {"openInterest": [1]}),
@@ -359,6 +370,7 @@ ROW_CORRUPTIONS = [
     ("timestamp", lambda row: row | {"timestamp": "2014-01-01T00:00:00Z"}),
     ("timestamp", lambda row: row | {"timestamp": iso(datetime.now(UTC) + timedelta(days=3))}),
     ("timestamp", lambda row: row | {"timestamp": 1733000000}),
+    ("timestamp", lambda row: row | {"timestamp": "2025-12-01T12:00:00+23:59"}),
     ("zzz", lambda row: row | {"zzz": 1}),
     ("data", lambda row: [row]),
     ("data", lambda row: "BTCUSDT"),
@@ -425,9 +437,16 @@ ALERT_CORRUPTIONS = {
     "direction": ["SIDEWAYS", "up", None, 1],
     "baseline": ["0", "-1", "NaN", "1e30", [], None],
     "current": ["-1", "Infinity", "abc", {}],
-    "pctChange": ["-0.1", 0, "NaN", "x"],
-    "absChange": [-100, 0, "1e18", True],
-    "timestamp": ["2025-12-01", "2014-01-01T00:00:00Z", 0, "2025-12-01T12:00:00", None],
+    "pctChange": ["-0.1", 0, "NaN", "x", 0.5, "1e-999999"],
+    "absChange": [-100, 0, "1e18", True, 5000],
+    "timestamp": [
+        "2025-12-01",
+        "2014-01-01T00:00:00Z",
+        0,
+        "2025-12-01T12:00:00",
+        None,
+        "2025-12-01T12:00:00+23:59",
+    ],
     "source": ["bogus", None, 3],
 }
 
@@ -539,6 +558,8 @@ def test_writes_without_a_valid_token_are_refused_and_store_nothing(
 
 
 EDGE_NUMBERS = [
+    "1e-999999",
+    "0." + "0" * 20000 + "1",
     "1E-1001",
     "0E+1001",
     "1e-400",
@@ -590,7 +611,8 @@ def test_edge_numbers_in_an_alert_are_stored_or_refused_never_a_server_error(
 
     assert response.status_code in (200, 201, 400), (response.status_code, response.content[:500])
     if response.status_code == 400:
-        assert assert_error_shape(response)["field"] == field
+        # a changed baseline or current makes the (unchanged) pctChange and absChange disagree
+        assert assert_error_shape(response)["field"] in (field, "pctChange", "absChange")
         assert stored_counts(body) == (0, 0)
 
 

@@ -69,6 +69,21 @@ DATABASES = {
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A psycopg connection pool of at most this many connections per process (0: none, one
+# connection per thread). The web process sets it (Procfile, WEB_DB_POOL_MAX_SIZE): under ASGI
+# every request runs in a thread of its own, and without a pool 30 parallel requests open ~30
+# connections. A request waits up to DB_POOL_TIMEOUT_SEC for a free one (then a 500).
+# A pool needs CONN_MAX_AGE 0 (a connection goes back to the pool at the end of each request).
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=0)
+DB_POOL_MIN_SIZE = env.int("DB_POOL_MIN_SIZE", default=1)
+DB_POOL_TIMEOUT_SEC = env.float("DB_POOL_TIMEOUT_SEC", default=10.0)
+if DB_POOL_MAX_SIZE > 0:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(DB_POOL_MIN_SIZE, DB_POOL_MAX_SIZE),
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": DB_POOL_TIMEOUT_SEC,
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -91,9 +106,12 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-# An ingest batch of 20,000 rows is about 3 MB of JSON.
+# Largest request body the web process reads (common/http_limits.py answers 413 beyond it,
+# before reading: Content-Length checked first, chunked bodies counted). A 20,000-row ingest
+# batch is about 3 MB of JSON, 4.7 MB with every field at its longest; 8 MiB leaves room.
+HTTP_MAX_BODY_BYTES = env.int("HTTP_MAX_BODY_BYTES", default=8 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int(
-    "DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", default=16 * 1024 * 1024
+    "DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", default=HTTP_MAX_BODY_BYTES
 )
 
 # --- Redis ---------------------------------------------------------------------------------
@@ -124,10 +142,21 @@ CHANNEL_LAYERS = {
 }
 
 # --- API --------------------------------------------------------------------------------------
+# When true, every read needs a token too: the APIs, the schema and docs, the exchangeInfo proxy,
+# the page (or a staff session: sign in at /admin/) and /metrics (or METRICS_TOKEN). /health not.
 API_READS_REQUIRE_AUTH = env.bool("API_READS_REQUIRE_AUTH", default=False)
+# A bearer token Prometheus sends to /metrics when reads need a token (empty: API tokens only).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["common.authentication.ApiTokenAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["common.permissions.WritesNeedTokenReadsBySetting"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "common.authentication.ApiTokenAuthentication",
+        # the page's reads when API_READS_REQUIRE_AUTH: a staff member signed in at /admin/
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "common.permissions.WritesNeedTokenReadsBySetting",
+        "common.permissions.ReadOnlyTokensCannotWrite",
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["common.parsers.SafeJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -140,6 +169,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # the schema and the docs page are reads like any other (API_READS_REQUIRE_AUTH)
+    "SERVE_PERMISSIONS": ["common.permissions.WritesNeedTokenReadsBySetting"],
 }
 
 # --- Open interest ----------------------------------------------------------------------------

@@ -1,0 +1,61 @@
+"""Secrets out of logged and stored text: one helper for every error that may carry a URL or a
+key (a Telegram bot token sits in the URL path of every Bot API call, a webhook's secret in its
+URL; requests puts both in its exception texts)."""
+
+import re
+from urllib.parse import urlsplit
+
+REDACTED = "[redacted]"
+
+_PATTERNS = (
+    # a Telegram bot token, wherever it appears (bot<id>:<secret> in Bot API paths)
+    re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}"),
+    # credentials inside a URL: scheme://user:password@host
+    re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"),
+    # an API key after its scheme in a header value
+    re.compile(r"(?i)(?<=\btoken )[A-Za-z0-9_-]{20,}|(?<=\bbearer )[A-Za-z0-9_-]{20,}"),
+)
+
+
+def configured_secrets() -> list[str]:
+    """The secret strings of this deployment's settings, longest first (empty when Django is not
+    configured)."""
+    try:
+        from django.conf import settings
+
+        values = [
+            settings.TELEGRAM_BOT_TOKEN,
+            settings.OI_REMOTE_INGEST_TOKEN,
+            getattr(settings, "METRICS_TOKEN", ""),
+            settings.SECRET_KEY,
+        ]
+        webhook = settings.ALERT_WEBHOOK_URL
+    except Exception:  # noqa: BLE001 - settings not configured (or broken): patterns only
+        return []
+    if webhook:
+        values.append(webhook)
+        parts = urlsplit(webhook)
+        # requests names only the path in its errors ("... with url: /hooks/T0/B0/XXXX")
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        if len(path) > 1:
+            values.append(path)
+    return sorted({v for v in values if v and len(v) >= 8}, key=len, reverse=True)
+
+
+def redact(text: str) -> str:
+    """`text` with every configured secret and every token-looking string replaced."""
+    for secret in configured_secrets():
+        if secret in text:
+            text = text.replace(secret, _keep_host(secret))
+    for pattern in _PATTERNS:
+        text = pattern.sub(REDACTED, text)
+    return text
+
+
+def _keep_host(secret: str) -> str:
+    """A URL keeps its scheme and host (enough to tell which endpoint failed)."""
+    parts = urlsplit(secret)
+    if parts.scheme and parts.hostname:
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{parts.hostname}{port}/{REDACTED}"
+    return REDACTED
