@@ -13,6 +13,9 @@ DIRECTIONS = ("UP", "DOWN")
 ALERT_FIELDS = frozenset(
     {"symbol", "direction", "baseline", "current", "pctChange", "absChange", "timestamp", "source"}
 )
+# Optional context the VolSpike realtime poller sends (upstream OpenInterestAlertInput).
+OPTIONAL_ALERT_FIELDS = frozenset({"timeframe", "priceChange", "fundingRate"})
+TIMEFRAME_WINDOW_SEC = {"5 min": 300, "15 min": 900, "1 hour": 3600}
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,6 @@ def parse_alert_payload(
 ) -> AlertCandidate:
     if not isinstance(payload, Mapping):
         raise InvalidInput(field="body", reason=f"must be a JSON object, got {kind_of(payload)}")
-    unknown = sorted(set(payload) - ALERT_FIELDS)
-    if unknown:
-        raise InvalidInput(field=unknown[0], reason="is not an alert field")
     missing = sorted(ALERT_FIELDS - set(payload))
     if missing:
         raise InvalidInput(field=missing[0], reason="is required")
@@ -76,7 +76,17 @@ def parse_alert_payload(
             field="absChange",
             reason=f"must be {'above' if sign > 0 else 'below'} 0 for {direction}",
         )
+    timeframe = payload.get("timeframe")
+    if timeframe is not None and (
+        not isinstance(timeframe, str) or timeframe not in TIMEFRAME_WINDOW_SEC
+    ):
+        raise InvalidInput(
+            field="timeframe", reason=f"must be one of {', '.join(TIMEFRAME_WINDOW_SEC)}"
+        )
     return AlertCandidate(
+        window_sec=TIMEFRAME_WINDOW_SEC.get(timeframe),
+        price_change_pct=_optional_decimal(payload, "priceChange"),
+        funding_rate=_optional_decimal(payload, "fundingRate"),
         symbol=payload["symbol"],
         direction=direction,
         baseline=baseline,
@@ -86,3 +96,16 @@ def parse_alert_payload(
         ts=parse_timestamp(payload["timestamp"], field="timestamp", now=now),
         source=source,
     )
+
+
+def ignored_alert_fields(payload: object) -> list[str]:
+    """Keys of an alert body that are neither alert fields nor known context: accepted, not
+    stored, and listed in the answer (upstream drops them silently)."""
+    if not isinstance(payload, Mapping):
+        return []
+    return sorted(str(key) for key in set(payload) - ALERT_FIELDS - OPTIONAL_ALERT_FIELDS)
+
+
+def _optional_decimal(payload: Mapping, field: str) -> Decimal | None:
+    value = payload.get(field)
+    return None if value is None else parse_decimal(value, field=field, allow_negative=True)
