@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from common.errors import InvalidInput
-from common.parsing import kind_of, parse_decimal, parse_timestamp
+from common.parsing import ignored_field_names, kind_of, parse_decimal, parse_timestamp
 from common.symbols import symbol_problem
 
 DIRECTIONS = ("UP", "DOWN")
@@ -103,7 +103,7 @@ def ignored_alert_fields(payload: object) -> list[str]:
     stored, and listed in the answer (upstream drops them silently)."""
     if not isinstance(payload, Mapping):
         return []
-    return sorted(str(key) for key in set(payload) - ALERT_FIELDS - OPTIONAL_ALERT_FIELDS)
+    return ignored_field_names(set(payload) - ALERT_FIELDS - OPTIONAL_ALERT_FIELDS)
 
 
 def _optional_decimal(payload: Mapping, field: str) -> Decimal | None:

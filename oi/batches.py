@@ -16,7 +16,13 @@ from decimal import Decimal
 
 from common.errors import InvalidInput
 from common.formatting import iso_z
-from common.parsing import MAX_DECIMAL, kind_of, parse_decimal, parse_timestamp
+from common.parsing import (
+    MAX_DECIMAL,
+    ignored_field_names,
+    kind_of,
+    parse_decimal,
+    parse_timestamp,
+)
 from common.symbols import symbol_problem
 
 KNOWN_SOURCES = ("snapshot", "realtime")
@@ -107,7 +113,7 @@ def parse_snapshot_batch(payload: object, *, now: datetime, max_rows: int) -> Sn
         if isinstance(item, Mapping) and not ROW_FIELDS.issuperset(item):
             ignored.update(f"data[].{name}" for name in set(item) - ROW_FIELDS)
     return SnapshotBatch(
-        rows=rows, total_symbols=total_symbols, ignored_fields=tuple(sorted(map(str, ignored)))
+        rows=rows, total_symbols=total_symbols, ignored_fields=tuple(ignored_field_names(ignored))
     )
 
 

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from common.errors import InvalidInput
-from common.parsing import kind_of, parse_decimal, parse_timestamp
+from common.parsing import (
+    ignored_field_names,
+    kind_of,
+    parse_decimal,
+    parse_timestamp,
+    text_problem,
+)
 from common.symbols import SYMBOL_MAX_LENGTH, symbol_problem
 
 ALERT_TYPES = ("SPIKE", "HALF_UPDATE", "FULL_UPDATE")
@@ -74,6 +80,10 @@ def parse_volume_alert(payload: object, *, now: datetime) -> ParsedVolumeAlert:
     message = payload["message"]
     if not isinstance(message, str):
         raise InvalidInput(field="message", reason=f"must be a string, got {kind_of(message)}")
+    for field, text in (("asset", asset), ("message", message)):
+        problem = text_problem(text)
+        if problem:
+            raise InvalidInput(field=field, reason=problem)
     if len(message) > MESSAGE_MAX_LENGTH:
         raise InvalidInput(
             field="message", reason=f"is longer than {MESSAGE_MAX_LENGTH} characters"
@@ -120,7 +130,7 @@ def parse_volume_alert(payload: object, *, now: datetime) -> ParsedVolumeAlert:
             detection_time=detection_time,
             hour_timestamp=hour_timestamp,
         ),
-        ignored_fields=sorted(set(payload) - KNOWN_FIELDS),
+        ignored_fields=ignored_field_names(set(payload) - KNOWN_FIELDS),
     )
 
 
