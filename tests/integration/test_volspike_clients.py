@@ -539,3 +539,48 @@ def test_without_the_right_key_nothing_is_written_and_the_key_is_never_logged(
     )  # fmt: skip
     assert not_json.status_code == 400 and not_json.json()["error"]["code"] == "parse_error"
     assert ingest_key not in server.log_path.read_text(errors="replace")
+
+
+# --- the page ------------------------------------------------------------------------------------
+
+
+def test_the_page_shows_volume_alerts_live_and_catches_up_after_a_drop(base_url, ingest_key):
+    from tests.dashboard.test_debug_page import chromium_page
+
+    hour = datetime(2025, 12, 3, 14, tzinfo=UTC)
+    common = {"curr": 12345678.9, "prev": 3456789.1, "open_price": 185.14, "close": 187.42}
+
+    def send(alert_type: str, minute: int, hours: int = 0) -> int:
+        scan_at = hour + timedelta(hours=hours, minutes=minute, seconds=2)
+        body = newer_script_alert(
+            "SOLUSDT", alert_type, scan_at=scan_at, hour=hour, oi_change=0.031, **common
+        )
+        answer = post(base_url, VOLUME_INGEST, body, ingest_key)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["alertId"]
+
+    # given a spike stored before the page opens
+    spike = send("SPIKE", 10)
+    with chromium_page() as (page, errors):
+        page.goto(f"{base_url}/debug/open-interest")
+        page.wait_for_selector(f"#volume-alerts li[data-alert-id='{spike}']", timeout=15_000)
+        item = page.inner_text(f"#volume-alerts li[data-alert-id='{spike}']")
+        assert "SOLUSDT" in item and "VOLUME SPIKE" in item and "×3.57" in item
+        assert "OI +3.10%" in item and "price +1.23%" in item
+
+        # when the script posts the half-hour update, then it appears live, on top
+        half = send("HALF_UPDATE", 30)
+        page.wait_for_selector(f"#volume-alerts li[data-alert-id='{half}']", timeout=10_000)
+        assert "HALF-UPDATE" in page.inner_text(f"#volume-alerts li[data-alert-id='{half}']")
+
+        # when the feed drops and the full update comes meanwhile, then the page catches up
+        page.evaluate("window.oiDebug.dropFeed()")
+        full = send("FULL_UPDATE", 0, hours=1)
+        page.wait_for_selector(f"#volume-alerts li[data-alert-id='{full}']", timeout=20_000)
+        feed_urls = page.evaluate("window.oiDebug.feed.urls")
+        assert feed_urls[-1].endswith(f"volume_after_id={half}")
+        shown = page.eval_on_selector_all(
+            "#volume-alerts li", "items => items.map(i => Number(i.dataset.alertId))"
+        )
+        assert shown == [full, half, spike]  # newest first, each once
+        assert errors == []
