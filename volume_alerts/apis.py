@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from common.symbols import symbol_problem
 from volume_alerts.payloads import ALERT_TYPES, CANDLE_DIRECTIONS, parse_volume_alert
 from volume_alerts.selectors import (
+    TIER_DELAY_MINUTES,
     TIER_LIMITS,
     tier_last_broadcast,
     volume_alert_list,
@@ -144,7 +145,7 @@ class VolumeAlertListApi(APIView):
                 symbols=data.get("symbol"),
                 alert_type=data.get("alertType"),
                 since=data.get("since"),
-                detected_until=last_broadcast,
+                detected_until=last_broadcast if tier in TIER_DELAY_MINUTES else None,
             )[: TIER_LIMITS[tier]]
             return Response(
                 {
