@@ -7,6 +7,10 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
     target_class = "common.authentication.ApiTokenAuthentication"
     name = ["apiToken", "apiKey"]
 
+    def get_security_requirement(self, auto_schema):
+        """Either header will do (alternatives, not both at once)."""
+        return [{name: []} for name in self.name]
+
     def get_security_definition(self, auto_schema):
         return [
             {

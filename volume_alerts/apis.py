@@ -1,3 +1,4 @@
+import logging
 from datetime import timedelta
 
 from django.utils import timezone
@@ -7,6 +8,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.errors import InvalidInput
 from common.symbols import symbol_problem
 from volume_alerts.payloads import ALERT_TYPES, CANDLE_DIRECTIONS, parse_volume_alert
 from volume_alerts.selectors import (
@@ -16,6 +18,8 @@ from volume_alerts.selectors import (
     volume_alert_list,
 )
 from volume_alerts.services import volume_alert_ingest, volume_alert_payload
+
+logger = logging.getLogger(__name__)
 
 RECENT_MAX_LIMIT = 100
 RECENT_MAX_HOURS = 24 * 30
@@ -62,7 +66,19 @@ class VolumeAlertIngestApi(APIView):
         ),
     )
     def post(self, request):
-        parsed = parse_volume_alert(request.data, now=timezone.now())
+        try:
+            parsed = parse_volume_alert(request.data, now=timezone.now())
+        except InvalidInput as refusal:
+            symbol = request.data.get("symbol") if isinstance(request.data, dict) else None
+            logger.warning(
+                "volume alert refused",
+                extra={
+                    "symbol": symbol[:32] if isinstance(symbol, str) else "-",
+                    "field": refusal.field,
+                    "cause": refusal.reason,
+                },
+            )
+            raise
         result = volume_alert_ingest(parsed.candidate)
         # HTTP 200 in both cases: the scripts count only a 200 as delivered.
         return Response(
