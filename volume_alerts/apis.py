@@ -73,7 +73,11 @@ class VolumeAlertIngestApi(APIView):
             logger.warning(
                 "volume alert refused",
                 extra={
-                    "symbol": symbol[:32] if isinstance(symbol, str) else "-",
+                    "symbol": (
+                        symbol[:32].encode("utf-8", "backslashreplace").decode()
+                        if isinstance(symbol, str)
+                        else "-"
+                    ),
                     "field": refusal.field,
                     "cause": refusal.reason,
                 },
