@@ -155,3 +155,16 @@ def test_the_identity_lives_in_postgres_and_the_reads_use_indexes():
     assert "volume_alert_symbol_ts_idx" in one_symbol
     for plan in (newest, one_symbol, since):
         assert "Seq Scan" not in plan
+
+
+def test_the_admin_lists_and_filters_volume_alerts(writer_client, admin_client):
+    writer_client.post(INGEST_URL, body(), format="json")
+    writer_client.post(INGEST_URL, body(alert_type="HALF_UPDATE", minute=30), format="json")
+    page = admin_client.get("/admin/volume_alerts/volumealert/", {"alert_type__exact": "SPIKE"})
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "SOLUSDT" in text and "1 volume alert" in text
+    detail = admin_client.get(
+        f"/admin/volume_alerts/volumealert/{VolumeAlert.objects.first().pk}/change/"
+    )
+    assert detail.status_code == 200
