@@ -11,7 +11,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from alerts.models import AlertSource, AlertThresholdOverride
-from alerts.payloads import DIRECTIONS, parse_alert_payload
+from alerts.payloads import (
+    DIRECTIONS,
+    TIMEFRAME_WINDOW_SEC,
+    ignored_alert_fields,
+    parse_alert_payload,
+)
 from alerts.selectors import alert_list
 from alerts.services import AlertOutcome, alert_payload, alert_raise
 from common.pagination import TimestampCursorPagination
@@ -31,12 +36,23 @@ class AlertIngestApi(APIView):
         absChange = serializers.FloatField()
         timestamp = serializers.DateTimeField()
         source = serializers.ChoiceField(choices=AlertSource.values)
+        timeframe = serializers.ChoiceField(
+            choices=list(TIMEFRAME_WINDOW_SEC), required=False, allow_null=True,
+            help_text="The producer's window (VolSpike poller); stored as windowSec",
+        )  # fmt: skip
+        priceChange = serializers.FloatField(
+            required=False, allow_null=True, help_text="Price change over the window; 0.01 = +1%"
+        )
+        fundingRate = serializers.FloatField(required=False, allow_null=True)
 
     @extend_schema(
         request=InputSerializer,
         responses=inline_serializer(
             "AlertIngestResult",
             {
+                "success": serializers.BooleanField(),
+                "id": serializers.IntegerField(allow_null=True),
+                "ignoredFields": serializers.ListField(child=serializers.CharField()),
                 "outcome": serializers.ChoiceField(choices=[o.value for o in AlertOutcome]),
                 "alert": serializers.DictField(allow_null=True),
                 "detail": serializers.CharField(),
@@ -55,8 +71,14 @@ class AlertIngestApi(APIView):
                 f"{candidate.symbol} {candidate.direction} alerted within its cooldown; not stored"
             ),
         }
+        # 201 when stored, 200 for a duplicate or a cooldown: the VolSpike poller counts any
+        # 2xx (`response.ok`) as delivered, so neither is retried; `success` and `id` are what
+        # its upstream answer carried (`id` is null when the cooldown held the alert).
         return Response(
             {
+                "success": True,
+                "id": raised.alert.id if raised.alert else None,
+                "ignoredFields": ignored_alert_fields(request.data),
                 "outcome": raised.outcome.value,
                 "alert": alert_payload(raised.alert) if raised.alert else None,
                 "detail": details[raised.outcome],

@@ -202,8 +202,12 @@ class OpenInterestAlert(models.Model):
     class Meta:
         db_table = "open_interest_alerts"
         constraints = [
+            # window_sec: another producer (the VolSpike poller) may alert its 5 min and 15 min
+            # windows on the same sample; each is its own alert. NULLs (no window) collide.
             models.UniqueConstraint(
-                fields=["symbol", "direction", "ts", "source", "rule_name"], name="oi_alert_uniq"
+                fields=["symbol", "direction", "ts", "source", "rule_name", "window_sec"],
+                name="oi_alert_uniq",
+                nulls_distinct=False,
             ),
             models.CheckConstraint(
                 condition=Q(direction__in=AlertDirection.values), name="oi_alert_direction_known"

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from common.errors import InvalidInput
-from common.parsing import kind_of, parse_decimal, parse_timestamp
+from common.parsing import ignored_field_names, kind_of, parse_decimal, parse_timestamp
 from common.symbols import symbol_problem
 
 DIRECTIONS = ("UP", "DOWN")
@@ -18,6 +18,9 @@ PCT_CHANGE_ABS_TOLERANCE = Decimal("0.0001")
 ALERT_FIELDS = frozenset(
     {"symbol", "direction", "baseline", "current", "pctChange", "absChange", "timestamp", "source"}
 )
+# Optional context the VolSpike realtime poller sends (upstream OpenInterestAlertInput).
+OPTIONAL_ALERT_FIELDS = frozenset({"timeframe", "priceChange", "fundingRate"})
+TIMEFRAME_WINDOW_SEC = {"5 min": 300, "15 min": 900, "1 hour": 3600}
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,6 @@ def parse_alert_payload(
 ) -> AlertCandidate:
     if not isinstance(payload, Mapping):
         raise InvalidInput(field="body", reason=f"must be a JSON object, got {kind_of(payload)}")
-    unknown = sorted(set(payload) - ALERT_FIELDS)
-    if unknown:
-        raise InvalidInput(field=unknown[0], reason="is not an alert field")
     missing = sorted(ALERT_FIELDS - set(payload))
     if missing:
         raise InvalidInput(field=missing[0], reason="is required")
@@ -101,7 +101,17 @@ def parse_alert_payload(
                 f"{expected_abs.normalize():f} (1% tolerance)"
             ),
         )
+    timeframe = payload.get("timeframe")
+    if timeframe is not None and (
+        not isinstance(timeframe, str) or timeframe not in TIMEFRAME_WINDOW_SEC
+    ):
+        raise InvalidInput(
+            field="timeframe", reason=f"must be one of {', '.join(TIMEFRAME_WINDOW_SEC)}"
+        )
     return AlertCandidate(
+        window_sec=TIMEFRAME_WINDOW_SEC.get(timeframe),
+        price_change_pct=_optional_decimal(payload, "priceChange"),
+        funding_rate=_optional_decimal(payload, "fundingRate"),
         symbol=payload["symbol"],
         direction=direction,
         baseline=baseline,
@@ -111,3 +121,16 @@ def parse_alert_payload(
         ts=parse_timestamp(payload["timestamp"], field="timestamp", now=now),
         source=source,
     )
+
+
+def ignored_alert_fields(payload: object) -> list[str]:
+    """Keys of an alert body that are neither alert fields nor known context: accepted, not
+    stored, and listed in the answer (upstream drops them silently)."""
+    if not isinstance(payload, Mapping):
+        return []
+    return ignored_field_names(set(payload) - ALERT_FIELDS - OPTIONAL_ALERT_FIELDS)
+
+
+def _optional_decimal(payload: Mapping, field: str) -> Decimal | None:
+    value = payload.get(field)
+    return None if value is None else parse_decimal(value, field=field, allow_negative=True)

@@ -32,7 +32,7 @@ VALUES (%(symbol)s, %(direction)s, %(baseline)s, %(current)s, %(pct_change)s, %(
         %(oi_usd_before)s, %(oi_usd_after)s, %(quote_volume_24h)s,
         1 + (SELECT count(*) FROM open_interest_alerts
              WHERE symbol = %(symbol)s AND ts > %(ts)s - interval '24 hours' AND ts <= %(ts)s))
-ON CONFLICT (symbol, direction, ts, source, rule_name) DO NOTHING
+ON CONFLICT (symbol, direction, ts, source, rule_name, window_sec) DO NOTHING
 RETURNING id
 """
 
@@ -60,11 +60,12 @@ def alert_raise(candidate: AlertCandidate, *, cooldown_sec: int) -> RaisedAlert:
         direction=candidate.direction,
         ts=candidate.ts,
         source=candidate.source,
+        window_sec=candidate.window_sec,
     ).first()
     if existing:
         return RaisedAlert(AlertOutcome.DUPLICATE, existing)
     redis = get_redis()
-    key = COOLDOWN_KEY.format(candidate.symbol, candidate.direction)
+    key = _cooldown_key(candidate)
     if cooldown_sec > 0 and not _cooldown_claim(redis, key, candidate, cooldown_sec):
         logger.info(
             "alert held by cooldown",
@@ -90,6 +91,13 @@ def alert_raise(candidate: AlertCandidate, *, cooldown_sec: int) -> RaisedAlert:
     return RaisedAlert(AlertOutcome.CREATED, alert)
 
 
+def _cooldown_key(candidate: AlertCandidate) -> str:
+    """Per (symbol, direction), and per timeframe when the producer names one: the VolSpike
+    poller alerts each of its 5 min, 15 min and 1 hour windows on its own."""
+    key = COOLDOWN_KEY.format(candidate.symbol, candidate.direction)
+    return key if candidate.window_sec is None else f"{key}:{candidate.window_sec}"
+
+
 _DELETE_IF_EQUAL = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -108,7 +116,10 @@ def _cooldown_claim(redis, key: str, candidate: AlertCandidate, cooldown_sec: in
         return False
     held_ts = datetime.fromtimestamp(int(held) / 1000, tz=UTC)
     if OpenInterestAlert.objects.filter(
-        symbol=candidate.symbol, direction=candidate.direction, ts=held_ts
+        symbol=candidate.symbol,
+        direction=candidate.direction,
+        ts=held_ts,
+        window_sec=candidate.window_sec,
     ).exists():
         return False
     logger.warning(

@@ -194,7 +194,7 @@ class Process:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_alive()
-            with suppress(requests.ConnectionError):
+            with suppress(requests.ConnectionError, requests.Timeout):  # a slow first answer
                 requests.get(url, timeout=1)
                 return
             time.sleep(0.1)

@@ -9,6 +9,9 @@ from rest_framework.settings import api_settings
 from common.models import ApiToken
 from common.selectors import api_token_get_active
 
+# The VolSpike scripts send the raw key in this header, without a scheme (issue 13).
+API_KEY_HEADER = "HTTP_X_API_KEY"
+
 
 class TokenPrincipal:
     """The authenticated caller of an API request: an API token, not a Django user."""
@@ -23,23 +26,30 @@ class TokenPrincipal:
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
-    """`Authorization: Token <key>` (or `Bearer <key>`), keys made by `manage.py create_api_token`."""
+    """`Authorization: Token <key>` (or `Bearer <key>`), or `X-API-Key: <key>` as the VolSpike
+    scripts send it; keys made by `manage.py create_api_token`. The key is never logged."""
 
     keywords = ("token", "bearer")
 
     def authenticate(self, request):
         header = authentication.get_authorization_header(request).split()
-        if not header:
-            return None
-        if header[0].decode(errors="replace").lower() not in self.keywords:
-            return None
-        if len(header) != 2:
-            raise exceptions.AuthenticationFailed(
-                "Malformed Authorization header: expected 'Token <key>'."
-            )
-        raw_key = header[1].decode(errors="replace")
+        if header and header[0].decode(errors="replace").lower() in self.keywords:
+            if len(header) != 2:
+                raise exceptions.AuthenticationFailed(
+                    "Malformed Authorization header: expected 'Token <key>'."
+                )
+            return self._authenticate_key(header[1].decode(errors="replace"))
+        if API_KEY_HEADER in request.META:
+            return self._authenticate_key(request.META[API_KEY_HEADER].strip())
+        return None
+
+    def _authenticate_key(self, raw_key: str):
+        if not raw_key:
+            raise exceptions.AuthenticationFailed("Empty API key.")
         token = api_token_get_active(raw_key=raw_key)
-        if token is None:
+        # Only the SHA-256 of a key is looked up, so lookup timing says nothing about the key;
+        # the constant-time comparison keeps it so whatever index or collation Postgres uses.
+        if token is None or not hmac.compare_digest(token.key_hash, ApiToken.hash_key(raw_key)):
             raise exceptions.AuthenticationFailed("Unknown or revoked API token.")
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
         return TokenPrincipal(token), token

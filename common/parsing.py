@@ -106,3 +106,28 @@ def kind_of(value: object) -> str:
         float: "a number",
         type(None): "null",
     }.get(type(value), type(value).__name__)
+
+
+IGNORED_FIELDS_MAX = 50
+
+
+def ignored_field_names(keys) -> list[str]:
+    """Unknown keys of a body, sorted, as an answer can carry them: at most IGNORED_FIELDS_MAX,
+    each cut to 64 characters, lone surrogates and NULs escaped (they cannot be sent as UTF-8)."""
+    names = sorted({_printable(str(key))[:64] for key in keys})
+    return names[:IGNORED_FIELDS_MAX]
+
+
+def text_problem(value: str) -> str | None:
+    """Why `value` cannot be stored as Postgres text, or None."""
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (it has a lone surrogate)"
+    return None
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")

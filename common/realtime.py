@@ -10,6 +10,7 @@ logger = logging.getLogger(__name__)
 
 OI_UPDATES_GROUP = "oi_updates"
 OI_ALERTS_GROUP = "oi_alerts"
+VOLUME_ALERTS_GROUP = "volume_alerts"
 
 
 def broadcast(group: str, message: dict) -> None:

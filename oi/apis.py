@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -12,13 +12,19 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.formatting import plain_decimal
+from common.formatting import iso_z, plain_decimal
 from common.serializers import PlainDecimalField
 from common.symbols import symbol_problem
 from liquidity.selectors import liquid_symbol_list
 from oi.batches import KNOWN_SOURCES, parse_snapshot_batch
 from oi.screener import SCREENER_LOOKBACKS, open_interest_screener
-from oi.selectors import poller_status, ring_samples_if_fresh, snapshot_list_latest
+from oi.selectors import (
+    open_interest_usd_latest,
+    poller_status,
+    ring_samples_if_fresh,
+    snapshot_at_or_before,
+    snapshot_list_latest,
+)
 from oi.services import snapshot_batch_ingest
 
 
@@ -41,18 +47,31 @@ class SnapshotIngestApi(APIView):
     @extend_schema_serializer(component_name="SnapshotBatch")
     class InputSerializer(serializers.Serializer):
         data = serializers.ListField(child=serializers.DictField())
-        timestamp = serializers.DateTimeField(help_text="ISO-8601 with a zone")
+        timestamp = serializers.DateTimeField(
+            required=False, help_text="ISO-8601 with a zone; else each row's own"
+        )
         totalSymbols = serializers.IntegerField(required=False, min_value=0)
         source = serializers.ChoiceField(choices=KNOWN_SOURCES, required=False)
 
     @extend_schema_serializer(component_name="SnapshotIngestResult")
     class OutputSerializer(serializers.Serializer):
+        success = serializers.SerializerMethodField(
+            help_text="Always true: a batch is stored whole or refused (upstream clients read it)"
+        )
         received = serializers.IntegerField()
         inserted = serializers.IntegerField()
         duplicates = serializers.IntegerField()
         partial = serializers.BooleanField(
             help_text="totalSymbols said the universe had more symbols than the batch carries"
         )
+        ignoredFields = serializers.ListField(
+            source="ignored_fields",
+            child=serializers.CharField(),
+            help_text="Unknown keys, not stored ('data[].name' for a row's)",
+        )
+
+        def get_success(self, result) -> bool:
+            return True
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
     def post(self, request):
@@ -265,3 +284,99 @@ class OpenInterestScreenerApi(APIView):
                 "symbols": self.ScreenerRowSerializer(rows, many=True).data,
             }
         )
+
+
+# Upstream's GET /api/market/open-interest (VolSpike open-interest.ts:354-382): stale after 5 min,
+# dangerously stale after 6.5 min; symbols without a sample in a day are left out.
+LATEST_STALE_AFTER = timedelta(minutes=5)
+LATEST_DANGEROUSLY_STALE_AFTER = timedelta(minutes=6, seconds=30)
+LATEST_LOOKBACK = timedelta(days=1)
+
+
+class OpenInterestLatestApi(SnapshotIngestApi):
+    """GET: every symbol's latest open interest in USD, as the VolSpike frontend reads it.
+    POST: the same as .../ingest (upstream's alias)."""
+
+    @extend_schema(
+        responses=inline_serializer(
+            "OpenInterestLatest",
+            {
+                "data": serializers.DictField(child=serializers.FloatField()),
+                "stale": serializers.BooleanField(help_text="newest sample older than 5 min"),
+                "asOf": serializers.IntegerField(
+                    allow_null=True, help_text="time of the newest sample, epoch ms"
+                ),
+                "dangerouslyStale": serializers.BooleanField(help_text="older than 6.5 min"),
+            },
+        )
+    )
+    def get(self, request):
+        now = timezone.now()
+        latest = open_interest_usd_latest(since=now - LATEST_LOOKBACK)
+        as_of = max((ts for _, ts, _ in latest), default=None)
+        age = now - as_of if as_of else None
+        return Response(
+            {
+                "data": {symbol: float(usd) for symbol, _, usd in latest},
+                "stale": age is None or age > LATEST_STALE_AFTER,
+                "asOf": int(as_of.timestamp() * 1000) if as_of else None,
+                "dangerouslyStale": age is None or age > LATEST_DANGEROUSLY_STALE_AFTER,
+            }
+        )
+
+
+class SnapshotAtApi(APIView):
+    """The stored sample of a symbol nearest at or before `ts` (the hourly script's oiChange
+    reference): `found: false` when there is none. An index lookup, never a scan."""
+
+    class FilterSerializer(serializers.Serializer):
+        symbol = serializers.CharField()
+        ts = serializers.DateTimeField()
+
+        def validate_symbol(self, symbol: str) -> str:
+            problem = symbol_problem(symbol)
+            if problem:
+                raise serializers.ValidationError(problem)
+            return symbol
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("symbol", str, required=True),
+            OpenApiParameter("ts", str, required=True, description="ISO-8601, e.g. ...T14:00:00Z"),
+        ],
+        responses=inline_serializer(
+            "SnapshotAt",
+            {
+                "found": serializers.BooleanField(),
+                "symbol": serializers.CharField(),
+                "openInterest": serializers.FloatField(required=False),
+                "openInterestUsd": serializers.FloatField(allow_null=True, required=False),
+                "markPrice": serializers.FloatField(allow_null=True, required=False),
+                "ts": serializers.DateTimeField(required=False),
+                "source": serializers.CharField(required=False),
+                "requestedTs": serializers.DateTimeField(required=False),
+            },
+        ),
+    )
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        symbol, ts = filters.validated_data["symbol"], filters.validated_data["ts"]
+        sample = snapshot_at_or_before(symbol=symbol, ts=ts)
+        if sample is None:
+            return Response({"found": False, "symbol": symbol, "requestedTs": iso_z(ts)})
+        return Response(
+            {
+                "found": True,
+                "symbol": symbol,
+                "openInterest": float(sample.open_interest),
+                "openInterestUsd": _float_or_none(sample.open_interest_usd),
+                "markPrice": _float_or_none(sample.mark_price),
+                "ts": iso_z(sample.ts),
+                "source": sample.source,
+            }
+        )
+
+
+def _float_or_none(value) -> float | None:
+    return None if value is None else float(value)

@@ -2,6 +2,11 @@
 
 A batch is all-or-nothing: the first bad row stops parsing with an `InvalidInput` that names the
 row index, the field and the reason.
+
+Bodies are taken exactly as the VolSpike scripts send them (issue 13): no `source` means
+`snapshot`; `totalSymbols` need not be the row count; a `markPrice` or `openInterestUsd` of 0 means
+"price unavailable" and is stored as unknown (NULL). Unknown fields are not refused (upstream
+drops them): they are collected in `ignored_fields` for the answer, so a typo is visible.
 """
 
 from collections.abc import Mapping
@@ -11,7 +16,13 @@ from decimal import Decimal
 
 from common.errors import InvalidInput
 from common.formatting import iso_z
-from common.parsing import MAX_DECIMAL, kind_of, parse_decimal, parse_timestamp
+from common.parsing import (
+    MAX_DECIMAL,
+    ignored_field_names,
+    kind_of,
+    parse_decimal,
+    parse_timestamp,
+)
 from common.symbols import symbol_problem
 
 KNOWN_SOURCES = ("snapshot", "realtime")
@@ -50,6 +61,8 @@ def _text(value: Decimal | None) -> str | None:
 class SnapshotBatch:
     rows: list[SnapshotRow]
     total_symbols: int | None
+    # Unknown keys, not stored: "name" on the batch, "data[].name" on rows.
+    ignored_fields: tuple[str, ...] = ()
 
     @property
     def is_partial(self) -> bool:
@@ -63,9 +76,7 @@ def parse_snapshot_batch(payload: object, *, now: datetime, max_rows: int) -> Sn
     """Validate a whole batch; return its rows or raise `InvalidInput` for the first bad row."""
     if not isinstance(payload, Mapping):
         raise InvalidInput(field="body", reason=f"must be a JSON object, got {kind_of(payload)}")
-    unknown = sorted(set(payload) - BATCH_FIELDS)
-    if unknown:
-        raise InvalidInput(field=unknown[0], reason="is not a batch field")
+    ignored = set(payload) - BATCH_FIELDS
     data = payload.get("data")
     if not isinstance(data, list):
         raise InvalidInput(field="data", reason=f"must be a list of rows, got {kind_of(data)}")
@@ -99,7 +110,11 @@ def parse_snapshot_batch(payload: object, *, now: datetime, max_rows: int) -> Sn
                 reason=f"repeats row {earlier} (same symbol, timestamp and source)",
             )
         rows.append(row)
-    return SnapshotBatch(rows=rows, total_symbols=total_symbols)
+        if isinstance(item, Mapping) and not ROW_FIELDS.issuperset(item):
+            ignored.update(f"data[].{name}" for name in set(item) - ROW_FIELDS)
+    return SnapshotBatch(
+        rows=rows, total_symbols=total_symbols, ignored_fields=tuple(ignored_field_names(ignored))
+    )
 
 
 def _parse_row(
@@ -109,10 +124,6 @@ def _parse_row(
         raise InvalidInput(
             field="data", row=index, reason=f"must be an object, got {kind_of(item)}"
         )
-    unknown = sorted(set(item) - ROW_FIELDS)
-    if unknown:
-        raise InvalidInput(field=unknown[0], row=index, reason="is not a row field")
-
     symbol = item.get("symbol")
     problem = symbol_problem(symbol)
     if problem:
@@ -155,5 +166,10 @@ def _parse_row(
 
 
 def _optional_decimal(item: Mapping, field: str, index: int) -> Decimal | None:
+    """None when absent, null or 0: the scripts send 0 when the mark price was unavailable, and
+    no perpetual trades at a price of 0."""
     value = item.get(field)
-    return None if value is None else parse_decimal(value, field=field, row=index)
+    if value is None:
+        return None
+    number = parse_decimal(value, field=field, row=index)
+    return None if number == 0 else number

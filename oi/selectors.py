@@ -2,6 +2,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import QuerySet
 
 from common.redis import get_redis
@@ -98,3 +99,43 @@ def poller_status(*, universe: list[str]) -> PollerStatus:
         },
         mark_prices_age_sec=round((now_ms - int(mark_time)) / 1000, 3) if mark_time else None,
     )
+
+
+def snapshot_at_or_before_queryset(*, symbol: str, ts) -> QuerySet[OpenInterestSnapshot]:
+    """One backward scan of the (symbol, ts, source) unique index, stopping at the first row."""
+    return OpenInterestSnapshot.objects.filter(symbol=symbol, ts__lte=ts).order_by("-ts")[:1]
+
+
+def snapshot_at_or_before(*, symbol: str, ts) -> OpenInterestSnapshot | None:
+    """The stored sample of `symbol` nearest at or before `ts` (any source)."""
+    return next(iter(snapshot_at_or_before_queryset(symbol=symbol, ts=ts)), None)
+
+
+# Distinct symbols by skipping through the (symbol, ts, source) index (a "loose index scan"),
+# then each one's newest sample: two index probes per symbol, however many rows the table holds.
+# A symbol whose newest sample has no USD value (no mark price then) is left out.
+_LATEST_USD_SQL = """
+WITH RECURSIVE symbols AS (
+    (SELECT symbol FROM open_interest_snapshots ORDER BY symbol LIMIT 1)
+    UNION ALL
+    SELECT (SELECT s.symbol FROM open_interest_snapshots s
+            WHERE s.symbol > symbols.symbol ORDER BY s.symbol LIMIT 1)
+    FROM symbols WHERE symbols.symbol IS NOT NULL
+)
+SELECT latest.symbol, latest.ts, latest.open_interest_usd
+FROM symbols
+CROSS JOIN LATERAL (
+    SELECT o.symbol, o.ts, o.open_interest_usd FROM open_interest_snapshots o
+    WHERE o.symbol = symbols.symbol AND o.ts >= %s
+    ORDER BY o.ts DESC LIMIT 1
+) AS latest
+WHERE symbols.symbol IS NOT NULL AND latest.open_interest_usd IS NOT NULL
+"""
+
+
+def open_interest_usd_latest(*, since) -> list[tuple[str, object, object]]:
+    """(symbol, ts, open interest in USD) of every symbol's newest sample since `since`, when it
+    has a USD value."""
+    with connection.cursor() as cursor:
+        cursor.execute(_LATEST_USD_SQL, [since])
+        return cursor.fetchall()

@@ -24,6 +24,7 @@ class SnapshotIngestResult:
     inserted: int
     duplicates: int
     partial: bool
+    ignored_fields: tuple[str, ...] = ()
 
 
 @transaction.atomic
@@ -74,4 +75,5 @@ def snapshot_batch_ingest(*, batch: SnapshotBatch) -> SnapshotIngestResult:
         inserted=inserted,
         duplicates=len(batch.rows) - inserted,
         partial=batch.is_partial,
+        ignored_fields=batch.ignored_fields,
     )

@@ -3,12 +3,14 @@ from django.urls import path
 from oi.apis import (
     OpenInterestScreenerApi,
     PollerStatusApi,
+    SnapshotAtApi,
     SnapshotIngestApi,
     SnapshotSampleListApi,
 )
 
 urlpatterns = [
     path("ingest", SnapshotIngestApi.as_view(), name="oi-snapshot-ingest"),
+    path("snapshot", SnapshotAtApi.as_view(), name="oi-snapshot-at"),
     path("samples", SnapshotSampleListApi.as_view(), name="oi-snapshot-samples"),
     path("poller", PollerStatusApi.as_view(), name="oi-poller-status"),
     path("screener", OpenInterestScreenerApi.as_view(), name="oi-screener"),

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from common.apis import HealthApi, metrics_view
 from liquidity.apis import ExchangeInfoProxyApi
+from oi.apis import OpenInterestLatestApi
 
 urlpatterns = [
     path("health", HealthApi.as_view(), name="health"),
@@ -11,9 +12,11 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/market/open-interest", OpenInterestLatestApi.as_view(), name="oi-latest-usd"),
     path("api/market/open-interest/", include("oi.urls")),
     path("api/market/open-interest/", include("liquidity.urls")),
     path("api/", include("alerts.urls")),
+    path("api/", include("volume_alerts.urls")),
     path("debug/", include("dashboard.urls")),
     path("api/binance/futures/info", ExchangeInfoProxyApi.as_view(), name="binance-futures-info"),
 ]

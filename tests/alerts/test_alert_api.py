@@ -113,7 +113,10 @@ def test_a_cooldown_claimed_by_a_process_that_died_before_storing_does_not_hold_
         ({"symbol": "btc"}, "symbol", None),
         ({"timestamp": "2025-12-01 12:00"}, "timestamp", None),
         ({"source": "rumour"}, "source", "must be one of oi_realtime_poller, ingest"),
-        ({"extra": 1}, "extra", "is not an alert field"),
+        ({"timeframe": "2 min"}, "timeframe", "must be one of 5 min, 15 min, 1 hour"),
+        ({"timeframe": ["5 min"]}, "timeframe", "must be one of 5 min, 15 min, 1 hour"),
+        ({"direction": ["UP"]}, "direction", "must be UP or DOWN"),
+        ({"priceChange": "up"}, "priceChange", "'up' is not a decimal number"),
     ],
 )
 def test_a_bad_alert_is_refused_with_the_field_and_reason(writer_client, fields, field, reason):
@@ -124,6 +127,36 @@ def test_a_bad_alert_is_refused_with_the_field_and_reason(writer_client, fields,
     if reason:
         assert error["reason"] == reason
     assert OpenInterestAlert.objects.count() == 0
+
+
+def test_the_volspike_pollers_timeframe_and_context_are_stored_and_each_window_is_its_own_alert(
+    writer_client,
+):
+    # given the poller's 5 min and 15 min alerts on the same sample, with an unknown key
+    five = alert(timeframe="5 min", priceChange=0.021, fundingRate=-0.0003, chunkId=7)
+    fifteen = alert(timeframe="15 min", priceChange=0.035, fundingRate=None)
+
+    first = writer_client.post(INGEST_URL, five, format="json")
+    second = writer_client.post(INGEST_URL, fifteen, format="json")
+
+    # then both are stored, each with its window and context, and the unknown key is named
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert first.json()["success"] is True
+    assert first.json()["id"] == first.json()["alert"]["id"]
+    assert first.json()["ignoredFields"] == ["chunkId"]
+    assert second.json()["ignoredFields"] == []
+    stored = {a.window_sec: a for a in OpenInterestAlert.objects.all()}
+    assert set(stored) == {300, 900}
+    assert float(stored[300].price_change_pct) == 0.021
+    assert float(stored[300].funding_rate) == -0.0003
+    assert stored[900].funding_rate is None
+    assert first.json()["alert"]["windowSec"] == 300
+    assert first.json()["alert"]["priceChangePct"] == 0.021
+    # and a resend of either is a duplicate carrying the stored id
+    again = writer_client.post(INGEST_URL, five, format="json")
+    assert (again.status_code, again.json()["outcome"]) == (200, "duplicate")
+    assert again.json()["id"] == first.json()["id"]
+    assert OpenInterestAlert.objects.count() == 2
 
 
 def test_a_missing_field_is_named(writer_client):

@@ -131,9 +131,47 @@ def test_the_same_sample_twice_in_one_batch_is_refused_naming_both_rows():
     assert error.reason == "repeats row 0 (same symbol, timestamp and source)"
 
 
-def test_unknown_fields_are_refused_rather_than_silently_dropped():
-    error = refusal(batch({"symbol": "BTCUSDT", "openInterest": "1", "openInterestUSD": "5"}))
-    assert (error.row, error.field, error.reason) == (0, "openInterestUSD", "is not a row field")
+def test_unknown_fields_are_accepted_but_named_so_a_typo_is_visible():
+    # given a batch with an unknown batch key and a typo in one row's key (upstream drops both)
+    parsed = parse(
+        batch(
+            {"symbol": "BTCUSDT", "openInterest": "1", "openInterestUSD": "5"},
+            {"symbol": "ETHUSDT", "openInterest": "2"},
+            chunk=3,
+        )
+    )
+    # then every row is kept, the typo's value is not stored, and both keys are named
+    assert [row.symbol for row in parsed.rows] == ["BTCUSDT", "ETHUSDT"]
+    assert parsed.rows[0].open_interest_usd is None
+    assert parsed.ignored_fields == ("chunk", "data[].openInterestUSD")
+
+
+def test_a_body_as_the_hourly_script_sends_it_is_taken_as_a_snapshot():
+    # given the script's body: no source, JSON floats, a totalSymbols that is not the row count,
+    # a timestamp off the 5-minute grid, and 0 for the prices it could not get
+    parsed = parse(
+        {
+            "data": [
+                {"symbol": "BTCUSDT", "openInterest": 85374.562, "openInterestUsd": 8.28e9,
+                 "markPrice": 97000.5},
+                {"symbol": "NEWUSDT", "openInterest": 0.0, "openInterestUsd": 0.0,
+                 "markPrice": 0},
+                {"symbol": "ETHUSDT", "openInterest": 1500000.0, "openInterestUsd": 0.0,
+                 "markPrice": 3600.0},
+            ],
+            "timestamp": "2025-12-01T12:07:43Z",
+            "totalSymbols": 650,
+        }
+    )  # fmt: skip
+    btc, new, eth = parsed.rows
+    assert {row.source for row in parsed.rows} == {"snapshot"}
+    assert btc.ts == datetime(2025, 12, 1, 12, 7, 43, tzinfo=UTC)
+    assert btc.open_interest == Decimal("85374.562")
+    # a price of 0 is "unknown", never a price
+    assert (new.open_interest, new.mark_price, new.open_interest_usd) == (0, None, None)
+    # an openInterestUsd of 0 next to a real price is recomputed from it
+    assert eth.open_interest_usd == Decimal("1500000.0") * Decimal("3600.0")
+    assert parsed.ignored_fields == ()
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,14 @@ def test_a_batch_is_stored_and_read_back_newest_first(writer_client, api_client)
         }
         response = writer_client.post(INGEST_URL, body, format="json")
         assert response.status_code == 200, response.content
-        assert response.json() == {"received": 1, "inserted": 1, "duplicates": 0, "partial": False}
+        assert response.json() == {
+            "success": True,
+            "received": 1,
+            "inserted": 1,
+            "duplicates": 0,
+            "partial": False,
+            "ignoredFields": [],
+        }
 
     # when the samples are read
     response = api_client.get(SAMPLES_URL, {"symbol": "BTCUSDT"})
@@ -73,8 +80,22 @@ def test_re_sending_a_batch_inserts_nothing(writer_client):
     body = snapshot_batch(50)
     first = writer_client.post(INGEST_URL, body, format="json").json()
     again = writer_client.post(INGEST_URL, body, format="json").json()
-    assert first == {"received": 50, "inserted": 50, "duplicates": 0, "partial": False}
-    assert again == {"received": 50, "inserted": 0, "duplicates": 50, "partial": False}
+    assert first == {
+        "success": True,
+        "received": 50,
+        "inserted": 50,
+        "duplicates": 0,
+        "partial": False,
+        "ignoredFields": [],
+    }
+    assert again == {
+        "success": True,
+        "received": 50,
+        "inserted": 0,
+        "duplicates": 50,
+        "partial": False,
+        "ignoredFields": [],
+    }
     assert OpenInterestSnapshot.objects.count() == 50
 
 
@@ -87,7 +108,14 @@ def test_the_same_sample_from_both_sources_is_kept_twice(writer_client):
 def test_a_batch_overlapping_a_stored_one_inserts_only_the_new_rows(writer_client):
     writer_client.post(INGEST_URL, snapshot_batch(10), format="json")
     response = writer_client.post(INGEST_URL, snapshot_batch(15), format="json")
-    assert response.json() == {"received": 15, "inserted": 5, "duplicates": 10, "partial": False}
+    assert response.json() == {
+        "success": True,
+        "received": 15,
+        "inserted": 5,
+        "duplicates": 10,
+        "partial": False,
+        "ignoredFields": [],
+    }
 
 
 def test_a_full_universe_batch_of_5000_rows_is_accepted(writer_client):

@@ -1,7 +1,11 @@
 """The schema's invariants live in Postgres itself, and its indexes serve the hot reads at scale."""
 
+from datetime import UTC, datetime
+
 import pytest
 from django.db import IntegrityError, connection, transaction
+
+from oi.selectors import _LATEST_USD_SQL, snapshot_at_or_before_queryset
 
 pytestmark = pytest.mark.django_db
 
@@ -97,11 +101,20 @@ def test_hot_reads_use_indexes_not_sequential_scans_at_a_million_rows():
         "SELECT * FROM open_interest_alerts WHERE symbol = %s AND ts >= %s ORDER BY ts DESC LIMIT 100",
         ["S7USDT", "2025-03-01T00:00:00Z"],
     )
-    print(latest_samples, alerts_since, symbol_alerts_since, sep="\n\n")
+    # the hourly script's oiChange reference (GET .../snapshot?symbol=&ts=), the selector's own
+    snapshot_at = snapshot_at_or_before_queryset(
+        symbol="S7USDT", ts=datetime(2025, 12, 1, 2, 30, tzinfo=UTC)
+    ).explain()
+    # the frontend's map of every symbol's latest USD value (GET /api/market/open-interest)
+    latest_usd = explain(_LATEST_USD_SQL, [datetime(2025, 12, 1, tzinfo=UTC)])
+    print(latest_samples, alerts_since, symbol_alerts_since, snapshot_at, latest_usd, sep="\n\n")
 
     # then each uses an index, none a sequential scan
     assert "oi_snapshot_symbol_ts_source_uniq" in latest_samples
     assert "oi_alert_ts_idx" in alerts_since
     assert "oi_alert_symbol_ts_idx" in symbol_alerts_since
-    for plan in (latest_samples, alerts_since, symbol_alerts_since):
+    assert "Index Scan Backward using oi_snapshot_symbol_ts_source_uniq" in snapshot_at
+    assert "Limit" in snapshot_at.splitlines()[0]
+    assert "Index Scan Backward using oi_snapshot_symbol_ts_source_uniq" in latest_usd
+    for plan in (latest_samples, alerts_since, symbol_alerts_since, snapshot_at, latest_usd):
         assert "Seq Scan" not in plan

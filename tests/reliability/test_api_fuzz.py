@@ -24,12 +24,18 @@ from schemathesis.specs.openapi.checks import (
 
 from alerts.models import OpenInterestAlert
 from oi.models import OpenInterestSnapshot
+from volume_alerts.models import VolumeAlert
 
 pytestmark = pytest.mark.reliability
 
 INGEST_URL = "/api/market/open-interest/ingest"
 ALERT_INGEST_URL = "/api/open-interest-alerts/ingest"
+VOLUME_INGEST_URL = "/api/volume-alerts/ingest"
 READ_URLS = {
+    "volume-alerts": "/api/volume-alerts",
+    "volume-alerts-recent": "/api/volume-alerts/recent",
+    "oi-latest": "/api/market/open-interest",
+    "oi-snapshot-at": "/api/market/open-interest/snapshot",
     "samples": "/api/market/open-interest/samples",
     "alerts": "/api/open-interest-alerts",
     "liquid-universe": "/api/market/open-interest/liquid-universe",
@@ -47,6 +53,12 @@ SCHEMA_OPERATIONS = [
     ("GET", "/api/market/open-interest/screener"),
     ("GET", "/api/open-interest-alerts"),
     ("POST", ALERT_INGEST_URL),
+    ("GET", "/api/market/open-interest"),
+    ("POST", "/api/market/open-interest"),
+    ("GET", "/api/market/open-interest/snapshot"),
+    ("GET", "/api/volume-alerts"),
+    ("POST", VOLUME_INGEST_URL),
+    ("GET", "/api/volume-alerts/recent"),
     *[
         (method, path)
         for collection in ("/api/alert-rules", "/api/alert-overrides")
@@ -99,13 +111,14 @@ def strings_in(value: object) -> set[str]:
     return set()
 
 
-def stored_counts(body: object) -> tuple[int, int]:
-    """Stored snapshots and alerts of the symbols a request body names (other processes may
+def stored_counts(body: object) -> tuple[int, int, int]:
+    """Stored snapshots, alerts and volume alerts of the symbols a request body names (other processes may
     write other symbols to the same database meanwhile)."""
     symbols = strings_in(body)
     return (
         OpenInterestSnapshot.objects.filter(symbol__in=symbols).count(),
         OpenInterestAlert.objects.filter(symbol__in=symbols).count(),
+        VolumeAlert.objects.filter(symbol__in=symbols).count(),
     )
 
 
@@ -294,9 +307,9 @@ def test_schemathesis_finds_no_server_error_and_no_shapeless_refusal(
 @FUZZ
 @given(body=snapshot_batches | json_values)
 def test_any_snapshot_batch_is_stored_whole_or_refused_with_a_reason(writer_client, body):
-    before, _ = stored_counts(body)
+    before, _, _ = stored_counts(body)
     response = writer_client.post(INGEST_URL, body, format="json")
-    after, _ = stored_counts(body)
+    after, _, _ = stored_counts(body)
     assert response.status_code in (200, 400), (response.status_code, response.content[:500])
     if response.status_code == 400:
         assert_error_shape(response)
@@ -311,9 +324,9 @@ def test_any_snapshot_batch_is_stored_whole_or_refused_with_a_reason(writer_clie
 @FUZZ
 @given(body=alert_bodies | json_values)
 def test_any_alert_is_stored_or_refused_with_a_reason(writer_client, body):
-    _, before = stored_counts(body)
+    _, before, _ = stored_counts(body)
     response = writer_client.post(ALERT_INGEST_URL, body, format="json")
-    _, after = stored_counts(body)
+    _, after, _ = stored_counts(body)
     assert response.status_code in (200, 201, 400), (response.status_code, response.content[:500])
     if response.status_code == 400:
         assert_error_shape(response)
@@ -330,7 +343,7 @@ def test_any_alert_is_stored_or_refused_with_a_reason(writer_client, body):
     | st.sampled_from([b"NaN", b"[1,", b'{"data": [}', b"\xff\xfe", b"1e999999", b"9" * 5000])
 )
 def test_a_body_that_is_not_json_is_refused_with_a_reason(writer_client, raw):
-    for url in (INGEST_URL, ALERT_INGEST_URL):
+    for url in (INGEST_URL, ALERT_INGEST_URL, VOLUME_INGEST_URL):
         try:
             body = json.loads(raw)
         except ValueError:
@@ -341,6 +354,49 @@ def test_a_body_that_is_not_json_is_refused_with_a_reason(writer_client, raw):
         if response.status_code >= 400:
             assert_error_shape(response)
             assert stored_counts(body) == before
+
+
+volume_alert_bodies = optional_keys(
+    {},
+    {
+        "symbol": maybe(valid_symbols),
+        "asset": maybe(st.sampled_from(["SOL", "BTC", ""])),
+        "currentVolume": maybe(st.floats(min_value=0, max_value=1e12)),
+        "previousVolume": maybe(st.floats(min_value=0, max_value=1e12)),
+        "volumeRatio": maybe(st.floats(min_value=0, max_value=1e3)),
+        "price": maybe(st.none() | st.floats(min_value=0, max_value=1e6)),
+        "fundingRate": maybe(st.none() | st.floats(min_value=-0.01, max_value=0.01)),
+        "candleDirection": maybe(st.sampled_from(["bullish", "bearish"])),
+        "message": maybe(st.text(max_size=40)),
+        "timestamp": maybe(valid_times),
+        "detectionTime": maybe(valid_times),
+        "hourTimestamp": maybe(valid_times.map(lambda t: t[:14] + "00:00Z")),
+        "isUpdate": maybe(st.booleans()),
+        "alertType": maybe(st.sampled_from(["SPIKE", "HALF_UPDATE", "FULL_UPDATE"])),
+        "priceChange": maybe(st.floats(min_value=-1, max_value=10)),
+        "oiChange": maybe(st.floats(min_value=-1, max_value=10)),
+        "note": json_values,
+    },
+)
+
+
+@pytest.mark.django_db
+@FUZZ
+@given(body=volume_alert_bodies | json_values)
+def test_any_volume_alert_is_stored_once_or_refused_with_a_reason(writer_client, body):
+    _, _, before = stored_counts(body)
+    response = writer_client.post(VOLUME_INGEST_URL, body, format="json")
+    _, _, after = stored_counts(body)
+    assert response.status_code in (200, 400), (response.status_code, response.content[:500])
+    if response.status_code == 400:
+        assert_error_shape(response)
+        assert after == before, "a refused volume alert was stored"
+    else:
+        result = response.json()
+        assert result["success"] is True
+        assert after - before == (0 if result["duplicate"] else 1)
+        again = writer_client.post(VOLUME_INGEST_URL, body, format="json").json()
+        assert (again["alertId"], again["duplicate"]) == (result["alertId"], True)
 
 
 # A way to spoil one row, and the field the refusal must name.
@@ -371,7 +427,6 @@ ROW_CORRUPTIONS = [
     ("timestamp", lambda row: row | {"timestamp": iso(datetime.now(UTC) + timedelta(days=3))}),
     ("timestamp", lambda row: row | {"timestamp": 1733000000}),
     ("timestamp", lambda row: row | {"timestamp": "2025-12-01T12:00:00+23:59"}),
-    ("zzz", lambda row: row | {"zzz": 1}),
     ("data", lambda row: [row]),
     ("data", lambda row: "BTCUSDT"),
     ("data", lambda row: None),
@@ -416,7 +471,7 @@ def test_one_bad_row_anywhere_refuses_the_whole_batch_naming_that_row(
     assert error["row"] == bad_index, error
     assert error["field"] == field, error
     assert error["message"].startswith(f"row {bad_index}, field '{field}': "), error
-    assert stored_counts(body) == (0, 0)
+    assert stored_counts(body) == (0, 0, 0)
 
 
 def valid_alert() -> dict:
@@ -469,10 +524,13 @@ def test_one_bad_alert_field_is_named_and_nothing_is_stored(writer_client, field
 
     error = assert_error_shape(response, status=400)
     assert error["field"] == field, error
-    assert stored_counts(body) == (0, 0)
+    assert stored_counts(body) == (0, 0, 0)
 
 
-QUERY_PARAMS = ["symbol", "limit", "source", "direction", "since", "after_id", "cursor", "token"]
+QUERY_PARAMS = [
+    "symbol", "limit", "source", "direction", "since", "after_id", "cursor", "token", "tier",
+    "alertType", "hours", "ts",
+]  # fmt: skip
 query_values = (
     st.text(max_size=20)
     | st.integers().map(str)
@@ -506,6 +564,14 @@ def test_any_query_string_gets_an_answer_or_a_refusal_with_a_reason(
     assert response.status_code in (200, 400, 404), (url, params, raw, response.status_code)
     if response.status_code >= 400:
         assert_error_shape(response)
+
+
+def valid_volume_alert() -> dict:
+    return {
+        "symbol": "AUTHUSDT", "asset": "AUTH", "currentVolume": 2e7, "previousVolume": 5e6,
+        "volumeRatio": 4.0, "message": "AUTH hourly volume 20.00M", "timestamp":
+        "2025-12-01T12:10:02Z", "hourTimestamp": "2025-12-01T12:00:00Z",
+    }  # fmt: skip
 
 
 def a_valid_batch() -> dict:
@@ -543,18 +609,26 @@ bad_authorizations = (
 
 @pytest.mark.django_db
 @FUZZ
-@given(authorization=bad_authorizations, url=st.sampled_from([INGEST_URL, ALERT_INGEST_URL]))
+@given(
+    authorization=bad_authorizations,
+    header=st.sampled_from(["HTTP_AUTHORIZATION", "HTTP_X_API_KEY"]),
+    url=st.sampled_from([INGEST_URL, ALERT_INGEST_URL, VOLUME_INGEST_URL]),
+)
 def test_writes_without_a_valid_token_are_refused_and_store_nothing(
-    api_client, api_key, authorization, url
+    api_client, api_key, authorization, header, url
 ):
     assume(authorization is None or api_key not in authorization)
-    headers = {} if authorization is None else {"HTTP_AUTHORIZATION": authorization}
-    body = a_valid_batch() if url == INGEST_URL else valid_alert()
+    headers = {} if authorization is None else {header: authorization}
+    body = {
+        INGEST_URL: a_valid_batch,
+        ALERT_INGEST_URL: valid_alert,
+        VOLUME_INGEST_URL: valid_volume_alert,
+    }[url]()
 
     response = api_client.post(url, body, format="json", **headers)
 
     assert_error_shape(response, status=401)
-    assert stored_counts(body) == (0, 0)
+    assert stored_counts(body) == (0, 0, 0)
 
 
 EDGE_NUMBERS = [
@@ -594,9 +668,9 @@ def test_edge_numbers_in_a_snapshot_are_stored_or_refused_never_a_server_error(
     if response.status_code == 400:
         error = assert_error_shape(response)
         assert error["row"] == 0 and error["field"] in (field, "markPrice"), error
-        assert stored_counts(body) == (0, 0)
+        assert stored_counts(body) == (0, 0, 0)
     else:
-        assert stored_counts(body) == (1, 0)
+        assert stored_counts(body) == (1, 0, 0)
 
 
 @pytest.mark.django_db
@@ -613,7 +687,7 @@ def test_edge_numbers_in_an_alert_are_stored_or_refused_never_a_server_error(
     if response.status_code == 400:
         # a changed baseline or current makes the (unchanged) pctChange and absChange disagree
         assert assert_error_shape(response)["field"] in (field, "pctChange", "absChange")
-        assert stored_counts(body) == (0, 0)
+        assert stored_counts(body) == (0, 0, 0)
 
 
 @pytest.mark.django_db

@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "oi",
     "liquidity",
     "alerts",
+    "volume_alerts",
     "dashboard",
 ]
 

@@ -679,6 +679,7 @@
     detail.className = "muted small";
     const context = [fmtOi(alert.baseline) + " → " + fmtOi(alert.current)];
     if (alert.rule) context.push(alert.rule);
+    else if (alert.windowSec) context.push("within " + (alert.windowSec % 3600 ? alert.windowSec / 60 + " min" : alert.windowSec / 3600 + " h"));
     if (alert.priceChangePct != null) context.push("price " + fmtPct(alert.priceChangePct));
     if (alert.fundingRate != null) context.push("funding " + (alert.fundingRate * 100).toFixed(4) + "%");
     if (alert.alerts24h != null) context.push(alert.alerts24h + " in 24 h");
@@ -725,6 +726,62 @@
     }
   }
 
+  // --- live volume alerts (the hourly script's, through the same feed) --------------------------
+
+  const volumeAlertsById = new Map();
+  let lastVolumeAlertId = 0;
+  const volumeAlertList = $("volume-alerts");
+  const VOLUME_BADGES = { SPIKE: "VOLUME SPIKE", HALF_UPDATE: "HALF-UPDATE", FULL_UPDATE: "UPDATE" };
+
+  function volumeAlertItem(alert, live) {
+    const li = document.createElement("li");
+    li.dataset.alertId = String(alert.id);
+    li.dataset.symbol = alert.symbol;
+    li.dataset.alertType = alert.alertType;
+    const up = alert.candleDirection !== "bearish";
+    li.className = "alert " + (up ? "alert-up" : "alert-down") + (live ? " fresh" : "");
+    const badge = document.createElement("span");
+    badge.className = "badge";
+    badge.textContent = VOLUME_BADGES[alert.alertType] || alert.alertType;
+    const symbol = document.createElement("a");
+    symbol.href = "#symbol=" + alert.symbol;
+    symbol.className = "alert-symbol";
+    symbol.textContent = alert.symbol;
+    const ratio = document.createElement("span");
+    ratio.className = "alert-pct";
+    ratio.textContent = "×" + Number(alert.volumeRatio).toFixed(2);
+    const age = document.createElement("span");
+    age.className = "alert-age small";
+    setAge(age, Date.parse(alert.detectionTime || alert.timestamp));
+    const detail = document.createElement("span");
+    detail.className = "muted small";
+    const context = [fmtUsd(alert.currentVolume) + " vs " + fmtUsd(alert.previousVolume) + " (1 h)"];
+    if (alert.priceChange != null) context.push("price " + fmtPct(alert.priceChange));
+    if (alert.oiChange != null) context.push("OI " + fmtPct(alert.oiChange));
+    if (alert.fundingRate != null) context.push("funding " + (alert.fundingRate * 100).toFixed(4) + "%");
+    context.push("hour " + alert.hourTimestamp.slice(11, 16) + " UTC · #" + alert.id);
+    detail.textContent = context.join(" · ");
+    li.append(badge, symbol, ratio, age, detail);
+    return li;
+  }
+
+  function addVolumeAlert(alert, live) {
+    if (volumeAlertsById.has(alert.id)) return;
+    const li = volumeAlertItem(alert, live);
+    volumeAlertsById.set(alert.id, li);
+    lastVolumeAlertId = Math.max(lastVolumeAlertId, alert.id);
+    let before = volumeAlertList.firstElementChild;
+    while (before && Number(before.dataset.alertId) > alert.id) before = before.nextElementSibling;
+    volumeAlertList.insertBefore(li, before);
+    while (volumeAlertList.children.length > MAX_ALERTS) {
+      const oldest = volumeAlertList.lastElementChild;
+      volumeAlertsById.delete(Number(oldest.dataset.alertId));
+      oldest.remove();
+    }
+    $("volume-alerts-empty").hidden = true;
+    $("volume-alert-count").textContent = "(" + volumeAlertList.children.length + " shown, newest first)";
+  }
+
   // --- WebSocket feed ------------------------------------------------------------------------
 
   const feed = { ws: null, urls: [], backoff: 1, lastFrameAt: 0, state: "connecting", retryTimer: null };
@@ -752,6 +809,7 @@
     clearTimeout(feed.retryTimer);
     const params = new URLSearchParams();
     if (lastAlertId) params.set("after_id", String(lastAlertId));
+    if (lastVolumeAlertId) params.set("volume_after_id", String(lastVolumeAlertId));
     if (TOKEN) params.set("token", TOKEN);
     const query = params.toString();
     const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + CONFIG.urls.feed + (query ? "?" + query : "");
@@ -772,6 +830,7 @@
       try { frame = JSON.parse(event.data); } catch { return; }
       if (frame.type === "open_interest_alert") addAlert(frame.data, true);
       else if (frame.type === "open_interest_update") applyUpdates(frame.data);
+      else if (frame.type === "volume_alert") addVolumeAlert(frame.data, true);
       else if (frame.type === "error") console.warn("feed error", frame);
     };
     ws.onclose = (event) => {

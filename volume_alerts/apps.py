@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class VolumeAlertsConfig(AppConfig):
+    name = "volume_alerts"
+    verbose_name = "Volume alerts"
