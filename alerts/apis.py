@@ -71,9 +71,9 @@ class AlertIngestApi(APIView):
                 f"{candidate.symbol} {candidate.direction} alerted within its cooldown; not stored"
             ),
         }
-        # 201 when stored, 200 for a duplicate or a cooldown: the VolSpike poller counts any
-        # 2xx (`response.ok`) as delivered, so neither is retried; `success` and `id` are what
-        # its upstream answer carried (`id` is null when the cooldown held the alert).
+        # Always 200, as upstream answered: the old VolSpike poller counts HTTP 200 with `success`
+        # and `id` as delivered, so none of the three is retried; `outcome` says which it was
+        # (`id` is null when the cooldown held the alert back).
         return Response(
             {
                 "success": True,
@@ -83,9 +83,7 @@ class AlertIngestApi(APIView):
                 "alert": alert_payload(raised.alert) if raised.alert else None,
                 "detail": details[raised.outcome],
             },
-            status=status.HTTP_201_CREATED
-            if raised.outcome == AlertOutcome.CREATED
-            else status.HTTP_200_OK,
+            status=status.HTTP_200_OK,
         )
 
 

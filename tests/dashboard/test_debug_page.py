@@ -120,7 +120,7 @@ def post_alert(base_url: str, api_key: str, symbol: str, baseline: float, pct: f
         },
         timeout=10,
     )
-    assert response.status_code == 201, response.text
+    assert response.status_code == 200, response.text
     return response.json()["alert"]
 
 

@@ -141,4 +141,4 @@ def test_an_alert_with_a_rounded_pct_change_is_stored(web, api_key):
         headers={"Authorization": f"Token {api_key}"},
         timeout=10,
     )
-    assert response.status_code == 201, response.text[:300]
+    assert response.status_code == 200, response.text[:300]
