@@ -8,6 +8,7 @@ from common.redis import get_redis
 from oi.keys import (
     CONSECUTIVE_FAILURES_KEY,
     COUNTERS_KEY,
+    DISPATCH_SENT_KEY,
     LAST_FAILURE_KEY,
     MARK_PRICE_TIME_KEY,
     STATUS_KEY,
@@ -98,3 +99,9 @@ def poller_status(*, universe: list[str]) -> PollerStatus:
         },
         mark_prices_age_sec=round((now_ms - int(mark_time)) / 1000, 3) if mark_time else None,
     )
+
+
+def poll_dispatch_sent_at_ms() -> int | None:
+    """When beat (or anyone) last sent a poll dispatch; None if never (or over a day ago)."""
+    raw = get_redis().get(DISPATCH_SENT_KEY)
+    return int(raw) if raw else None
