@@ -1,0 +1,83 @@
+"""Helpers of the deployment tests: render deploy/ templates with deploy/render.sh (as install.sh
+does) and read systemd unit files, so that the tests run exactly the files a user installs."""
+
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+UNITS = ("volspike-web", "volspike-worker", "volspike-poller", "volspike-beat")
+
+
+def render(template: Path, **values: str) -> str:
+    """deploy/render.sh TEMPLATE NAME=value ...: the text a user's install gets."""
+    result = subprocess.run(
+        [
+            "bash",
+            str(DEPLOY / "render.sh"),
+            str(template),
+            *(f"{k}={v}" for k, v in values.items()),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def unit_directives(text: str) -> dict[str, list[str]]:
+    """Every `Key=value` of a unit file (all sections), values in order of appearance."""
+    directives: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";", "[")):
+            continue
+        key, _, value = line.partition("=")
+        directives.setdefault(key.strip(), []).append(value.strip())
+    return directives
+
+
+def env_file_values(text: str) -> dict[str, str]:
+    """NAME=value lines of a systemd EnvironmentFile (comments and blank lines skipped)."""
+    values = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            values[name.strip()] = value.strip().strip('"')
+    return values
+
+
+def exec_start_argv(unit_text: str, env: dict[str, str], hostname: str = "test") -> list[str]:
+    """ExecStart= as systemd runs it: ${NAME} and $NAME from the environment, %% and %h... kept
+    to the one specifier the units use (%%h is a literal %h, which Celery expands)."""
+    (command,) = unit_directives(unit_text)["ExecStart"]
+
+    def expand(match: re.Match) -> str:
+        name = match.group(1) or match.group(2)
+        return env[name]
+
+    expanded = re.sub(r"\$\{(\w+)\}|\$(\w+)", expand, command).replace("%%", "%")
+    return shlex.split(expanded)
+
+
+def wait_answering(url: str, timeout: float, process=None, **kwargs) -> None:
+    """Until `url` answers at all (any status); a busy machine may be slow to, so read timeouts
+    count as "not yet". Fails early when `process` (a ManagedProcess) exits."""
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.process.poll() is not None:
+            raise RuntimeError(f"{process.name} exited early; see {process.log_path}")
+        try:
+            requests.get(url, timeout=3, **kwargs)
+            return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
