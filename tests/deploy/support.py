@@ -81,3 +81,32 @@ def wait_answering(url: str, timeout: float, process=None, **kwargs) -> None:
         except requests.RequestException:
             time.sleep(0.2)
     raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def celery_command(kind: str, name: str, queues: str = "", concurrency: int = 1) -> list[str]:
+    """The Procfile's worker or beat command for a test process (as tests/fixtures/processes)."""
+    import sys
+    import uuid
+
+    from tests.fixtures.processes import ARTIFACTS
+
+    base = [sys.executable, "-m", "celery", "-A", "volspike", kind, "-l", "INFO"]
+    if kind == "beat":
+        ARTIFACTS.mkdir(exist_ok=True)
+        return [*base, "--schedule", str(ARTIFACTS / f"celerybeat-schedule-{uuid.uuid4().hex[:8]}")]
+    return [*base, "-Q", queues, "--concurrency", str(concurrency), "--without-gossip",
+            "--without-mingle", "-n", f"{name}@%h"]  # fmt: skip
+
+
+def start_all(specs: dict[str, list[str]], env: dict[str, str], started: list) -> dict:
+    """Start every process at once (a busy machine boots them in parallel), appending each to
+    `started` for the caller's clean-up; wait until each says it is up. Name -> ManagedProcess."""
+    from tests.fixtures.processes import ManagedProcess, wait_for_log
+
+    processes = {}
+    for name, argv in specs.items():
+        processes[name] = ManagedProcess(name, argv, env)
+        started.append(processes[name])
+    for name, process in processes.items():
+        wait_for_log(process, "beat: Starting" if "beat" in specs[name] else "ready.", 60)
+    return processes

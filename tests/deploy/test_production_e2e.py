@@ -212,6 +212,11 @@ def test_the_production_deployment_end_to_end(sim, redis_client):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
+    test_started = time.monotonic()
+
+    def phase(text: str) -> None:
+        print(f"  +{time.monotonic() - test_started:.1f} s {text}")
+
     nginx = ensure_nginx()
     account = service_account()
     base = Path(tempfile.mkdtemp(prefix="volspike-e2e-"))
@@ -255,6 +260,19 @@ def test_the_production_deployment_end_to_end(sim, redis_client):
         env = env_file_values(env_file.read_text())
         assert env["DJANGO_SETTINGS_MODULE"] == "volspike.settings.production"
 
+        # --- the system, from the units -------------------------------------------------
+        unit_values = {
+            "APP_DIR": str(app), "VENV_DIR": str(venv), "ENV_FILE": str(env_file),
+            "USER": account[0] if account else pwd.getpwuid(os.getuid()).pw_name,
+            "STATE_DIR": str(state),
+        }  # fmt: skip
+        phase("app copied, venv made, environment file written")
+        start = time.monotonic()
+        for name in UNITS:
+            unit_text = render(DEPLOY / "systemd" / f"{name}.service", **unit_values)
+            assert unit_directives(unit_text)["EnvironmentFile"] == [str(env_file)]
+            started.append(UnitProcess(name, unit_text, env, account))
+
         # collectstatic (as root, into a directory nginx reads); the schema is the test's own
         manage_env = {"PATH": os.environ["PATH"], **env}
         subprocess.run(
@@ -277,18 +295,6 @@ def test_the_production_deployment_end_to_end(sim, redis_client):
         )  # fmt: skip
         for path in (cert, key):
             chown(path, account)
-
-        # --- the system, from the units -------------------------------------------------
-        unit_values = {
-            "APP_DIR": str(app), "VENV_DIR": str(venv), "ENV_FILE": str(env_file),
-            "USER": account[0] if account else pwd.getpwuid(os.getuid()).pw_name,
-            "STATE_DIR": str(state),
-        }  # fmt: skip
-        start = time.monotonic()
-        for name in UNITS:
-            unit_text = render(DEPLOY / "systemd" / f"{name}.service", **unit_values)
-            assert unit_directives(unit_text)["EnvironmentFile"] == [str(env_file)]
-            started.append(UnitProcess(name, unit_text, env, account))
 
         # --- nginx with the shipped site ---------------------------------------------------
         site = proxy / "volspike.conf"
@@ -323,6 +329,16 @@ def test_the_production_deployment_end_to_end(sim, redis_client):
         https = f"https://127.0.0.1:{https_port}"
         wait_answering(f"{https}/health", 60, verify=str(cert))  # checked against our certificate
 
+        # an admin, made as the README tells an operator to (manage.py with the production env)
+        password = secrets.token_urlsafe(16)
+        subprocess.run(
+            [venv / "bin" / "python", "manage.py", "createsuperuser", "--no-input",
+             "--username", "e2e-admin", "--email", "admin@example.com"],
+            cwd=app, env={**manage_env, "DJANGO_SUPERUSER_PASSWORD": password}, check=True,
+            capture_output=True, **as_account(account),
+        )  # fmt: skip
+        phase("installed while the units boot: static files, certificate, nginx, admin")
+
         # then it gets ready (universe, polling, beat, poller) through the proxy
         def ready() -> bool:
             for unit in started:
@@ -337,6 +353,7 @@ def test_the_production_deployment_end_to_end(sim, redis_client):
             f"not ready: {requests.get(f'{https}/health/ready', verify=str(cert), timeout=5).text}",
         )
         time_to_ready = time.monotonic() - start
+        phase("ready")
 
         # plain HTTP moves to HTTPS, except the probes' two paths
         http = f"http://127.0.0.1:{http_port}"
@@ -377,18 +394,11 @@ def test_the_production_deployment_end_to_end(sim, redis_client):
         assert ingest.json()["inserted"] == INGEST_ROWS
         body_mib = len(ingest.request.body) / 2**20
 
-        # an admin, made as the README tells an operator to (manage.py with the production env)
-        password = secrets.token_urlsafe(16)
-        subprocess.run(
-            [venv / "bin" / "python", "manage.py", "createsuperuser", "--no-input",
-             "--username", "e2e-admin", "--email", "admin@example.com"],
-            cwd=app, env={**manage_env, "DJANGO_SUPERUSER_PASSWORD": password}, check=True,
-            capture_output=True, **as_account(account),
-        )  # fmt: skip
         n_symbols = requests.get(
             f"{https}/api/market/open-interest/liquid-universe", verify=str(cert), timeout=10
         ).json()["counts"]["members"]
 
+        phase("HTTP checks and the 20,000-row ingest done")
         # Chromium: the page over https, live frames over wss, the admin over HTTPS
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -436,6 +446,7 @@ def test_the_production_deployment_end_to_end(sim, redis_client):
             assert session["secure"] and session["httpOnly"]
             browser.close()
 
+        phase("browser checks done")
         # the figures: time to ready, and memory per process in production settings
         lines = [
             f"time to ready (processes started -> /health/ready 200 through nginx): "

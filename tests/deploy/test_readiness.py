@@ -11,11 +11,11 @@ import requests
 from django.db.models import F
 
 from liquidity.models import UniverseRefresh
-from tests.deploy.support import wait_answering
+from tests.deploy.support import celery_command, start_all, wait_answering
 from tests.fixtures import processes
 from tests.fixtures.processes import ManagedProcess, free_port, wait_until
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.integration
 
 DISPATCH_SILENCE_SEC = 6  # READY_DISPATCH_MAX_SILENCE_SEC for this test (default: 10 s)
 
@@ -51,31 +51,36 @@ def wait_not_ready(base_url: str, part: str, timeout: float) -> tuple[float, dic
 
 
 def test_readiness_names_a_stopped_beat_a_stopped_poller_a_ban_and_a_stale_universe(
-    sim, celery_processes, redis_client
+    sim, redis_client, transactional_db
 ):
-    env = {
-        "BINANCE_BASE_URL": sim.base_url,
-        "READY_DISPATCH_MAX_SILENCE_SEC": str(DISPATCH_SILENCE_SEC),
-    }
+    env = processes.test_process_env(
+        BINANCE_BASE_URL=sim.base_url,
+        READY_DISPATCH_MAX_SILENCE_SEC=str(DISPATCH_SILENCE_SEC),
+    )
     port = free_port()
-    web = ManagedProcess(
-        "readiness-web",
-        [sys.executable, "-m", "uvicorn", "volspike.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--no-access-log"],
-        processes.test_process_env(**env),
-    )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
-    started = time.monotonic()
+    worker = celery_command("worker", "ready-worker", "default,oi_backfill")
+    poller = celery_command("worker", "ready-poller", "oi_poll", concurrency=2)
+    beat = celery_command("beat", "ready-beat")
+    started: list[ManagedProcess] = []
+    test_started = time.monotonic()
     try:
+        web = ManagedProcess(
+            "readiness-web",
+            [sys.executable, "-m", "uvicorn", "volspike.asgi:application", "--host", "127.0.0.1",
+             "--port", str(port), "--no-access-log"],
+            env,
+        )  # fmt: skip
+        started.append(web)
         wait_answering(f"{base_url}/health", 30, web)
         # before anything runs: not ready, and it says why
         status, body = readiness(base_url)
         assert status == 503
         assert {"beat", "universe"} <= set(body["failing"])
 
-        celery_processes.start_worker(queues="default,oi_backfill", **env)
-        poller = celery_processes.start_worker(queues="oi_poll", concurrency=2, **env)
-        beat = celery_processes.start_beat(**env)
+        running = start_all(
+            {"ready-worker": worker, "ready-poller": poller, "ready-beat": beat}, env, started
+        )
         t0 = time.monotonic()
         body = wait_ready(base_url, 60)
         print(f"ready {time.monotonic() - t0:.1f} s after the processes started")
@@ -84,29 +89,25 @@ def test_readiness_names_a_stopped_beat_a_stopped_poller_a_ban_and_a_stale_unive
         }  # fmt: skip
 
         # when beat stops: 503 naming beat (the poller is not blamed), 200 after a restart
-        t0 = time.monotonic()
-        beat.stop()
-        print(f"beat stopped in {time.monotonic() - t0:.1f} s")
+        running["ready-beat"].stop()
         waited, body = wait_not_ready(base_url, "beat", DISPATCH_SILENCE_SEC + 8)
         assert "poller" not in body["failing"], body
         assert "is beat running?" in body["components"]["beat"]
         assert requests.get(f"{base_url}/health", timeout=5).status_code == 200
         print(f"beat stopped: 503 naming beat after {waited:.1f} s")
         t0 = time.monotonic()
-        celery_processes.start_beat(**env)
-        wait_ready(base_url, 20)
+        start_all({"ready-beat-2": beat}, env, started)
+        wait_ready(base_url, 30)
         print(f"beat restarted: ready after {time.monotonic() - t0:.1f} s")
 
         # when the poller stops: dispatches are sent but not run, then polling goes stale
-        t0 = time.monotonic()
-        poller.stop()
-        print(f"poller stopped in {time.monotonic() - t0:.1f} s")
+        running["ready-poller"].stop()
         waited, body = wait_not_ready(base_url, "poller", DISPATCH_SILENCE_SEC + 8)
         assert "beat" not in body["failing"], body
         assert "oi_poll worker" in body["components"]["poller"]
         print(f"poller stopped: 503 naming the poller after {waited:.1f} s")
         t0 = time.monotonic()
-        celery_processes.start_worker(queues="oi_poll", concurrency=2, **env)
+        start_all({"ready-poller-2": poller}, env, started)
         wait_ready(base_url, 30)
         print(f"poller restarted: ready after {time.monotonic() - t0:.1f} s")
 
@@ -123,6 +124,7 @@ def test_readiness_names_a_stopped_beat_a_stopped_poller_a_ban_and_a_stale_unive
         assert "last refreshed" in body["components"]["universe"]
         UniverseRefresh.objects.update(finished_at=F("finished_at") + timedelta(hours=1))
         wait_ready(base_url, 10)
-        print(f"whole test {time.monotonic() - started:.1f} s")
+        print(f"whole test {time.monotonic() - test_started:.1f} s")
     finally:
-        web.stop()
+        for process in reversed(started):
+            process.stop()

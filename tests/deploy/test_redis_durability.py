@@ -23,9 +23,9 @@ from common.services import api_token_create, api_token_revoke
 from oi.batches import parse_snapshot_batch
 from oi.models import OpenInterestSnapshot
 from oi.snapshot_sink import PENDING_KEY
-from tests.deploy.support import DEPLOY, wait_answering
+from tests.deploy.support import DEPLOY, celery_command, start_all, wait_answering
 from tests.fixtures import processes
-from tests.fixtures.processes import ManagedProcess, free_port, wait_until
+from tests.fixtures.processes import RESPAWN, ManagedProcess, free_port, wait_until
 from volspike.celery import app as celery_app
 
 pytestmark = [
@@ -130,9 +130,7 @@ def post_alert(base_url: str, api_key: str, symbol: str) -> int:
     return response.json()["alert"]["id"]
 
 
-def test_a_redis_crash_loses_no_parked_batch_and_no_queued_alert(
-    sim, celery_processes, api_key, tmp_path
-):
+def test_a_redis_crash_loses_no_parked_batch_and_no_queued_alert(sim, api_key, tmp_path):
     redis_server = AofRedis(tmp_path)
     redis_server.start()
     telegram = TelegramStandIn()
@@ -150,7 +148,7 @@ def test_a_redis_crash_loses_no_parked_batch_and_no_queued_alert(
         "OI_REMOTE_INGEST_URL": f"http://127.0.0.1:{web_port}/api/market/open-interest/ingest",
         "OI_REMOTE_INGEST_TOKEN": remote_key,
     }
-    web: ManagedProcess | None = None
+    started: list[ManagedProcess] = []
     client = redis_lib.Redis.from_url(redis_server.url, decode_responses=True)
     t0 = time.monotonic()
 
@@ -158,13 +156,20 @@ def test_a_redis_crash_loses_no_parked_batch_and_no_queued_alert(
         print(f"  +{time.monotonic() - t0:.1f} s {text}")
 
     try:
-        web = uvicorn("aof-web", web_port, env)
-        # supervised as by systemd (Restart=always): kombu can kill a worker in a broker outage;
-        # one worker for every queue, to start fewer processes on a busy machine
-        celery_processes.start_worker(
-            queues="default,oi_backfill,oi_poll", concurrency=3, supervised=True, **env
+        started.append(uvicorn("aof-web", web_port, env))
+        # supervised as by systemd (Restart=always): kombu can kill a worker in a broker outage
+        start_all(
+            {
+                "aof-worker": [
+                    *RESPAWN,
+                    *celery_command("worker", "aof-worker", "default,oi_backfill"),
+                ],
+                "aof-poller": [*RESPAWN, *celery_command("worker", "aof-poller", "oi_poll", 2)],
+                "aof-beat": [*RESPAWN, *celery_command("beat", "aof-beat")],
+            },
+            processes.test_process_env(**env),
+            started,
         )
-        celery_processes.start_beat(supervised=True, **env)
         phase("processes up")
 
         # given alerts waiting for Telegram and poller batches parked for the remote backend
@@ -218,7 +223,7 @@ def test_a_redis_crash_loses_no_parked_batch_and_no_queued_alert(
         print(f"{len(parked)} parked batches ({len(rows)} rows) and {len(alert_ids)} queued "
               "alerts survived a SIGKILL of Redis and were delivered")  # fmt: skip
     finally:
-        if web is not None:
-            web.stop()
+        for process in reversed(started):
+            process.stop()
         telegram.server.shutdown()
         redis_server.stop()
