@@ -260,19 +260,6 @@ def test_the_production_deployment_end_to_end(sim, redis_client):
         env = env_file_values(env_file.read_text())
         assert env["DJANGO_SETTINGS_MODULE"] == "volspike.settings.production"
 
-        # --- the system, from the units -------------------------------------------------
-        unit_values = {
-            "APP_DIR": str(app), "VENV_DIR": str(venv), "ENV_FILE": str(env_file),
-            "USER": account[0] if account else pwd.getpwuid(os.getuid()).pw_name,
-            "STATE_DIR": str(state),
-        }  # fmt: skip
-        phase("app copied, venv made, environment file written")
-        start = time.monotonic()
-        for name in UNITS:
-            unit_text = render(DEPLOY / "systemd" / f"{name}.service", **unit_values)
-            assert unit_directives(unit_text)["EnvironmentFile"] == [str(env_file)]
-            started.append(UnitProcess(name, unit_text, env, account))
-
         # collectstatic (as root, into a directory nginx reads); the schema is the test's own
         manage_env = {"PATH": os.environ["PATH"], **env}
         subprocess.run(
@@ -295,6 +282,19 @@ def test_the_production_deployment_end_to_end(sim, redis_client):
         )  # fmt: skip
         for path in (cert, key):
             chown(path, account)
+
+        # --- the system, from the units -------------------------------------------------
+        unit_values = {
+            "APP_DIR": str(app), "VENV_DIR": str(venv), "ENV_FILE": str(env_file),
+            "USER": account[0] if account else pwd.getpwuid(os.getuid()).pw_name,
+            "STATE_DIR": str(state),
+        }  # fmt: skip
+        phase("installed: app, venv, environment file, static files, certificate")
+        start = time.monotonic()
+        for name in UNITS:
+            unit_text = render(DEPLOY / "systemd" / f"{name}.service", **unit_values)
+            assert unit_directives(unit_text)["EnvironmentFile"] == [str(env_file)]
+            started.append(UnitProcess(name, unit_text, env, account))
 
         # --- nginx with the shipped site ---------------------------------------------------
         site = proxy / "volspike.conf"
@@ -329,15 +329,7 @@ def test_the_production_deployment_end_to_end(sim, redis_client):
         https = f"https://127.0.0.1:{https_port}"
         wait_answering(f"{https}/health", 60, verify=str(cert))  # checked against our certificate
 
-        # an admin, made as the README tells an operator to (manage.py with the production env)
-        password = secrets.token_urlsafe(16)
-        subprocess.run(
-            [venv / "bin" / "python", "manage.py", "createsuperuser", "--no-input",
-             "--username", "e2e-admin", "--email", "admin@example.com"],
-            cwd=app, env={**manage_env, "DJANGO_SUPERUSER_PASSWORD": password}, check=True,
-            capture_output=True, **as_account(account),
-        )  # fmt: skip
-        phase("installed while the units boot: static files, certificate, nginx, admin")
+        phase("nginx started while the units boot")
 
         # then it gets ready (universe, polling, beat, poller) through the proxy
         def ready() -> bool:
@@ -354,6 +346,14 @@ def test_the_production_deployment_end_to_end(sim, redis_client):
         )
         time_to_ready = time.monotonic() - start
         phase("ready")
+        # an admin, made as the README tells an operator to (manage.py with the production env)
+        password = secrets.token_urlsafe(16)
+        subprocess.run(
+            [venv / "bin" / "python", "manage.py", "createsuperuser", "--no-input",
+             "--username", "e2e-admin", "--email", "admin@example.com"],
+            cwd=app, env={**manage_env, "DJANGO_SUPERUSER_PASSWORD": password}, check=True,
+            capture_output=True, **as_account(account),
+        )  # fmt: skip
 
         # plain HTTP moves to HTTPS, except the probes' two paths
         http = f"http://127.0.0.1:{http_port}"
