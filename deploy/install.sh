@@ -100,12 +100,14 @@ install -d -m 0750 -g "$SERVICE_USER" "$ENV_DIR"
 if [ ! -f "$ENV_FILE" ]; then
   [ -n "$DOMAIN" ] || die "first install: give --domain (the server's public name)"
   log "writing $ENV_FILE"
-  secret="$(openssl rand -base64 48 | tr -d '\n/+=' | cut -c1-60)"
+  secret="$(openssl rand -hex 32)"
   db_password="$(openssl rand -hex 16)"
+  umask 027  # the secret is never readable by others, not even for a moment
   sed -e "s|^DJANGO_SECRET_KEY=.*|DJANGO_SECRET_KEY=$secret|" \
       -e "s|^DJANGO_ALLOWED_HOSTS=.*|DJANGO_ALLOWED_HOSTS=$DOMAIN|" \
       -e "s|^DATABASE_URL=postgres://volspike:change-me@|DATABASE_URL=postgres://volspike:$db_password@|" \
       "$DEPLOY/production.env.example" >"$ENV_FILE"
+  umask 022
 fi
 chown root:"$SERVICE_USER" "$ENV_FILE"
 chmod 0640 "$ENV_FILE"
