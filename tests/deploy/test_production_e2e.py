@@ -348,11 +348,11 @@ def test_the_production_deployment_end_to_end(sim, redis_client):
         phase("ready")
         # an admin, made as the README tells an operator to (manage.py with the production env)
         password = secrets.token_urlsafe(16)
-        subprocess.run(
+        create_admin = subprocess.Popen(  # runs while the HTTP checks below do
             [venv / "bin" / "python", "manage.py", "createsuperuser", "--no-input",
              "--username", "e2e-admin", "--email", "admin@example.com"],
-            cwd=app, env={**manage_env, "DJANGO_SUPERUSER_PASSWORD": password}, check=True,
-            capture_output=True, **as_account(account),
+            cwd=app, env={**manage_env, "DJANGO_SUPERUSER_PASSWORD": password},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **as_account(account),
         )  # fmt: skip
 
         # plain HTTP moves to HTTPS, except the probes' two paths
@@ -398,6 +398,8 @@ def test_the_production_deployment_end_to_end(sim, redis_client):
             f"{https}/api/market/open-interest/liquid-universe", verify=str(cert), timeout=10
         ).json()["counts"]["members"]
 
+        output, _ = create_admin.communicate(timeout=60)
+        assert create_admin.returncode == 0, output.decode(errors="replace")
         phase("HTTP checks and the 20,000-row ingest done")
         # Chromium: the page over https, live frames over wss, the admin over HTTPS
         with sync_playwright() as playwright:
