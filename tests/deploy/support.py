@@ -110,3 +110,36 @@ def start_all(specs: dict[str, list[str]], env: dict[str, str], started: list) -
     for name, process in processes.items():
         wait_for_log(process, "beat: Starting" if "beat" in specs[name] else "ready.", 60)
     return processes
+
+
+def apt_install(package: str, command: str) -> str:
+    """The path of `command`, installing `package` from the OS packages first when it is missing
+    (as root, without letting the package start a service of its own). Fails, never skips."""
+    import os
+    import shutil
+
+    import pytest
+
+    search = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    if found := shutil.which(command, path=search):
+        return found
+    if os.geteuid() != 0:
+        pytest.fail(
+            f"{command} is not installed and this test is not root: apt-get install -y {package}"
+        )
+    policy = Path("/usr/sbin/policy-rc.d")
+    created = not policy.exists()
+    if created:
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+    apt = ["apt-get", "-o", "DPkg::Lock::Timeout=180", "-qq"]
+    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        subprocess.run([*apt, "update"], check=False, env=environment)
+        subprocess.run(
+            [*apt, "install", "-y", "--no-install-recommends", package], check=True, env=environment
+        )
+    finally:
+        if created:
+            policy.unlink()
+    return shutil.which(command, path=search) or pytest.fail(f"{package} gave no {command}")

@@ -35,6 +35,7 @@ from tests.deploy.support import (
     DEPLOY,
     ROOT,
     UNITS,
+    apt_install,
     env_file_values,
     exec_start_argv,
     render,
@@ -52,32 +53,6 @@ INGEST_ROWS = 20_000
 
 
 # --- set-up ------------------------------------------------------------------------------------
-
-
-def ensure_nginx() -> str:
-    """nginx from the OS packages; installed (as root, without starting Debian's own service)."""
-    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
-    if found:
-        return found
-    if os.geteuid() != 0:
-        pytest.fail("nginx is not installed and this test is not root: apt-get install -y nginx")
-    policy = Path("/usr/sbin/policy-rc.d")  # keeps the package from starting nginx on port 80
-    created = not policy.exists()
-    if created:
-        policy.write_text("#!/bin/sh\nexit 101\n")
-        policy.chmod(0o755)
-    apt = ["apt-get", "-o", "DPkg::Lock::Timeout=180", "-qq"]
-    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    try:
-        subprocess.run([*apt, "update"], check=False, env=environment)
-        subprocess.run(
-            [*apt, "install", "-y", "--no-install-recommends", "nginx"],
-            check=True, env=environment,
-        )  # fmt: skip
-    finally:
-        if created:
-            policy.unlink()
-    return shutil.which("nginx", path="/usr/sbin:/usr/bin") or pytest.fail("nginx not installed")
 
 
 def service_account() -> tuple[str, int, int] | None:
@@ -217,7 +192,7 @@ def test_the_production_deployment_end_to_end(sim, redis_client):
     def phase(text: str) -> None:
         print(f"  +{time.monotonic() - test_started:.1f} s {text}")
 
-    nginx = ensure_nginx()
+    nginx = apt_install("nginx", "nginx")
     account = service_account()
     base = Path(tempfile.mkdtemp(prefix="volspike-e2e-"))
     base.chmod(0o755)

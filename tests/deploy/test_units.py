@@ -2,14 +2,11 @@
 Procfile's commands as a non-root user, restarted without a crash loop, stopped gracefully."""
 
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.deploy.support import DEPLOY, ROOT, UNITS, render, unit_directives
+from tests.deploy.support import DEPLOY, ROOT, UNITS, apt_install, render, unit_directives
 
 ALL_UNITS = (*UNITS, "volspike-simulator")
 
@@ -31,12 +28,11 @@ def rendered_units(tmp_path: Path) -> dict[str, str]:
 
 
 def test_systemd_analyze_verify_finds_nothing_to_say(tmp_path):
-    if shutil.which("systemd-analyze") is None:
-        pytest.fail("systemd-analyze not found: apt-get install -y systemd")
+    systemd_analyze = apt_install("systemd", "systemd-analyze")
     rendered_units(tmp_path)
     files = sorted(str(p) for p in tmp_path.iterdir() if p.suffix in {".service", ".target"})
     result = subprocess.run(
-        ["systemd-analyze", "verify", "--man=no", *files],
+        [systemd_analyze, "verify", "--man=no", *files],
         capture_output=True, text=True, cwd=tmp_path, check=False,
     )  # fmt: skip
     # Unknown keys and unparsable values are only warnings (exit 0): any output is a failure.
@@ -128,3 +124,13 @@ def test_units_run_the_procfile_commands():
             f"{name}.service and the Procfile's {process} line differ: {unit_argv} != "
             f"{normalised(procfile[process])}"
         )
+
+
+def test_render_refuses_to_leave_a_placeholder_unfilled(tmp_path):
+    result = subprocess.run(
+        ["bash", str(DEPLOY / "render.sh"), str(DEPLOY / "nginx" / "volspike.conf"),
+         "DOMAIN=oi.example.com"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1 and not result.stdout
+    assert "no value for" in result.stderr and "{{TLS_CERT}}" in result.stderr
