@@ -1,6 +1,7 @@
 """The systemd units of deploy/systemd: valid for systemd (systemd-analyze verify), running the
 Procfile's commands as a non-root user, restarted without a crash loop, stopped gracefully."""
 
+import re
 import shlex
 import subprocess
 import sys
@@ -91,10 +92,10 @@ def normalised(argv: list[str]) -> list[str]:
     out = []
     for arg in argv:
         arg = arg.replace(".venv/bin/", "").replace("{{VENV_DIR}}/bin/", "")
+        arg = "env" if arg == "/usr/bin/env" else arg
         arg = arg.replace("%%h", "%h")
-        for var in ("WEB_PORT", "SIM_PORT", "SIM_EVENT_RATE_PER_DAY"):
-            if arg.startswith(f"${{{var}"):
-                arg = f"${{{var}}}"
+        # ${NAME:-default} (shell) is ${NAME} in a unit, its default in the environment file
+        arg = re.sub(r"\$\{(\w+):-[^}]*\}", r"${\1}", arg)
         if arg.endswith("celerybeat-schedule"):
             arg = "celerybeat-schedule"
         out.append(arg)

@@ -50,5 +50,6 @@ CELERY_PROCESS_ROLES = {"worker", "poller", "beat"}
 DATABASES["default"]["CONN_MAX_AGE"] = (
     env.int("DJANGO_CONN_MAX_AGE", default=600)
     if VOLSPIKE_PROCESS_ROLE in CELERY_PROCESS_ROLES
+    and not DATABASES["default"].get("OPTIONS", {}).get("pool")  # a pool needs 0
     else 0
 )
