@@ -8,8 +8,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.authentication import request_has_api_token, request_has_metrics_token
-from common.health import system_health
+from common.health import ComponentHealth, system_health
 from common.metrics import VolspikeCollector
+from common.readiness import system_readiness
 
 
 class HealthApi(APIView):
@@ -29,14 +30,38 @@ class HealthApi(APIView):
         )
     )
     def get(self, request):
-        components = system_health()
-        failing = [c.name for c in components if not c.ok]
-        body = {
-            "status": "ok" if not failing else "unavailable",
-            "components": {c.name: c.detail for c in components},
-            "failing": failing,
-        }
-        return Response(body, status=503 if failing else 200)
+        return _health_response(system_health(), ok_status="ok")
+
+
+class ReadinessApi(APIView):
+    """200 when the system does its job; 503 naming each part that does not (polling stalled,
+    beat silent, poller not running dispatches, universe stale, IP banned, a store down)."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        responses=inline_serializer(
+            "Readiness",
+            {
+                "status": serializers.CharField(help_text="ready or unavailable"),
+                "components": serializers.DictField(child=serializers.CharField()),
+                "failing": serializers.ListField(child=serializers.CharField()),
+            },
+        )
+    )
+    def get(self, request):
+        return _health_response(system_readiness(), ok_status="ready")
+
+
+def _health_response(components: list[ComponentHealth], *, ok_status: str) -> Response:
+    failing = [c.name for c in components if not c.ok]
+    body = {
+        "status": ok_status if not failing else "unavailable",
+        "components": {c.name: c.detail for c in components},
+        "failing": failing,
+    }
+    return Response(body, status=503 if failing else 200)
 
 
 def metrics_view(request) -> HttpResponse:

@@ -9,6 +9,7 @@ from common.redis import get_redis
 from oi.keys import (
     CONSECUTIVE_FAILURES_KEY,
     COUNTERS_KEY,
+    DISPATCH_SENT_KEY,
     LAST_FAILURE_KEY,
     MARK_PRICE_TIME_KEY,
     STATUS_KEY,
@@ -139,3 +140,9 @@ def open_interest_usd_latest(*, since) -> list[tuple[str, object, object]]:
     with connection.cursor() as cursor:
         cursor.execute(_LATEST_USD_SQL, [since])
         return cursor.fetchall()
+
+
+def poll_dispatch_sent_at_ms() -> int | None:
+    """When beat (or anyone) last sent a poll dispatch; None if never (or over a day ago)."""
+    raw = get_redis().get(DISPATCH_SENT_KEY)
+    return int(raw) if raw else None

@@ -4,7 +4,7 @@ from django.db import connection, transaction
 
 from common.redis import get_redis
 from oi.batches import SnapshotBatch, SnapshotRow
-from oi.keys import SNAPSHOTS_STORED_TOTAL_KEY
+from oi.keys import DISPATCH_SENT_KEY, SNAPSHOTS_STORED_TOTAL_KEY
 
 # One statement for the whole batch: atomic by itself, and idempotent through the unique key.
 _INSERT_SNAPSHOTS_SQL = """
@@ -77,3 +77,9 @@ def snapshot_batch_ingest(*, batch: SnapshotBatch) -> SnapshotIngestResult:
         partial=batch.is_partial,
         ignored_fields=batch.ignored_fields,
     )
+
+
+def poll_dispatch_sent_record(*, at_ms: int) -> None:
+    """Beat's heartbeat: when a poll dispatch was last sent (readiness tells a stopped beat from a
+    stopped poller by it). Kept a day, so that a long-dead beat still reads as dead."""
+    get_redis().set(DISPATCH_SENT_KEY, at_ms, ex=86_400)

@@ -1,9 +1,11 @@
 """Celery app, following Celery's Django recipe."""
 
+import logging
 import os
+import time
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import before_task_publish, setup_logging
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "volspike.settings.local")
 
@@ -20,3 +22,21 @@ def _use_django_logging(**kwargs: object) -> None:
     from django.conf import settings
 
     dictConfig(settings.LOGGING)
+
+
+POLL_DISPATCH_TASK = "oi.poll_dispatch"
+
+
+@before_task_publish.connect
+def _record_poll_dispatch_sent(sender: str | None = None, **kwargs: object) -> None:
+    """Beat's heartbeat for /health/ready: the time a poll dispatch left the publishing process."""
+    if sender != POLL_DISPATCH_TASK:
+        return
+    from redis import RedisError
+
+    from oi.services import poll_dispatch_sent_record
+
+    try:
+        poll_dispatch_sent_record(at_ms=int(time.time() * 1000))
+    except RedisError as exc:  # the broker is this Redis: the publish itself will say why
+        logging.getLogger(__name__).warning("poll dispatch heartbeat not recorded: %s", exc)

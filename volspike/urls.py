@@ -2,12 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from common.apis import HealthApi, metrics_view
+from common.apis import HealthApi, ReadinessApi, metrics_view
 from liquidity.apis import ExchangeInfoProxyApi
 from oi.apis import OpenInterestLatestApi
 
 urlpatterns = [
     path("health", HealthApi.as_view(), name="health"),
+    path("health/ready", ReadinessApi.as_view(), name="health-ready"),
     path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -328,3 +328,17 @@ LOGGING = {
         "celery": {"level": "INFO"},
     },
 }
+
+# --- Readiness (GET /health/ready): 503 naming the cause when the system is up but not working --
+# Not ready when the stalest liquid symbol's sample is older than this many poll intervals,
+READY_POLL_STALE_INTERVALS = env.float("READY_POLL_STALE_INTERVALS", default=3.0)
+# when beat has sent no poll dispatch (or no poller has run one) for this many seconds,
+READY_DISPATCH_MAX_SILENCE_SEC = env.float(
+    "READY_DISPATCH_MAX_SILENCE_SEC", default=max(5.0 * OI_WINDOW_SEC, 10.0)
+)
+# when the liquid universe's last successful refresh is older than this many seconds,
+READY_UNIVERSE_MAX_AGE_SEC = env.int(
+    "READY_UNIVERSE_MAX_AGE_SEC", default=3 * LIQUIDITY_REFRESH_SEC
+)
+# and while the exchange has banned the IP (418), or any back-off has more than this many s left.
+READY_MAX_BACKOFF_SEC = env.float("READY_MAX_BACKOFF_SEC", default=60.0)
