@@ -29,9 +29,11 @@ from tests.fixtures.processes import (
     ManagedProcess,
     free_port,
     process_tree_pids,
-    test_process_env,
     wait_until,
     whole_universe_dispatched,
+)
+from tests.fixtures.processes import (
+    test_process_env as process_env,
 )
 
 pytestmark = [
@@ -59,7 +61,7 @@ def start_web(**env: str) -> tuple[ManagedProcess, str]:
         f"hostile-web-{port}",
         [sys.executable, "-m", "uvicorn", "volspike.asgi:application", "--host", "127.0.0.1",
          "--port", str(port), "--no-access-log"],
-        test_process_env(**env),
+        process_env(**env),
     )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
 
