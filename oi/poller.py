@@ -450,6 +450,7 @@ def ring_backfill(symbols: list[str]) -> dict[str, int]:
             )
             redis.delete(BACKFILL_QUEUED_KEY.format(symbol))
             continue
+        history = [entry for entry in history if _hist_entry_ok(symbol, entry)]
         ring_append(
             redis,
             {
@@ -488,6 +489,20 @@ def ingested_samples_process(samples: list[list]) -> None:
         record_last_sample=False,
     )  # fmt: skip
     alerts_evaluate(list(by_symbol), mark_prices=marks, source=AlertSource.INGEST)
+
+
+def _hist_entry_ok(symbol: str, entry) -> bool:
+    """An openInterestHist entry through the same amount rules as every sample (dropped and
+    logged otherwise): a hostile history must not reach the ring either."""
+    try:
+        if entry.symbol != symbol:
+            raise InvalidInput(field="symbol", reason=f"is {entry.symbol!r}, asked for {symbol}")
+        amount_checked(entry.sum_open_interest, field="sumOpenInterest", row=None)
+        amount_checked(entry.sum_open_interest_value, field="sumOpenInterestValue", row=None)
+    except InvalidInput as exc:
+        logger.warning("backfill entry dropped", extra={"symbol": symbol, "cause": str(exc)})
+        return False
+    return True
 
 
 def _price_of(value_usd: Decimal, open_interest: Decimal) -> Decimal | None:

@@ -185,6 +185,26 @@ def test_impossible_exchange_answers_are_dropped_and_logged_and_never_block_park
     assert page.status_code == 200 and "BTCUSDT" in page.content.decode()
 
 
+def test_a_hostile_history_never_reaches_the_ring(sim, redis_client, settings):
+    from common.redis import get_redis
+    from oi import poller
+
+    settings.BINANCE_BASE_URL = sim.base_url
+    get_redis.cache_clear()
+    poller._thread_clients.__dict__.clear()
+    symbol = "BTCUSDT"
+    sim.add_tamper(
+        "/futures/data/openInterestHist", symbol=symbol, fields={"sumOpenInterest": "-5"}
+    )
+    try:
+        filled = poller.ring_backfill([symbol])
+    finally:
+        poller._thread_clients.__dict__.clear()
+        get_redis.cache_clear()
+    assert filled == {symbol: 0}
+    assert ring_read(redis_client, symbol) == []
+
+
 # --- hardening #4 ----------------------------------------------------------------------------------
 
 
