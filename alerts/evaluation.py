@@ -31,7 +31,7 @@ from common.locks import redis_lease
 from common.redis import get_redis
 from liquidity.services import REDIS_META_KEY_PREFIX
 from oi.keys import BACKFILL_DONE_KEY, FUNDING_RATE_KEY
-from oi.ring import decode_members, ring_key
+from oi.ring import RING_MAX_AHEAD_MS, decode_members, ring_key
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,13 @@ class _RuleSet:
 _rule_set: _RuleSet | None = None
 # symbol -> (tracker, the symbol's backfill stamp when it was built, the rule windows it serves)
 _trackers: dict[str, tuple[SymbolTracker, str | None, frozenset]] = {}
+# symbol -> when (time.monotonic()) its tracker was last brought up to date. A tracker idle this
+# long (its symbol left the universe, or was only ever sent once) is dropped: memory follows the
+# symbols in use, not every symbol ever seen. A symbol that comes back is rebuilt from its ring.
+TRACKER_IDLE_SEC = 15 * 60
+TRACKER_SWEEP_EVERY_SEC = 60
+_tracker_used_at: dict[str, float] = {}
+_last_sweep = [0.0]
 
 
 def engine_reset() -> None:
@@ -106,6 +113,22 @@ def engine_reset() -> None:
     global _rule_set
     _rule_set = None
     _trackers.clear()
+    _tracker_used_at.clear()
+
+
+def trackers_evict_idle(*, now: float | None = None) -> int:
+    """Drop the trackers not used for TRACKER_IDLE_SEC; returns how many."""
+    now = time.monotonic() if now is None else now
+    idle = [s for s, used in _tracker_used_at.items() if now - used > TRACKER_IDLE_SEC]
+    for symbol in idle:
+        _trackers.pop(symbol, None)
+        del _tracker_used_at[symbol]
+    _last_sweep[0] = now
+    return len(idle)
+
+
+def tracker_count() -> int:
+    return len(_trackers)
 
 
 def current_rule_set() -> _RuleSet:
@@ -165,6 +188,12 @@ def _trackers_sync(symbols: list[str], rule_set: _RuleSet) -> list[str]:
     sample is never missed."""
     redis = get_redis()
     now_ms = time.time_ns() // 1_000_000
+    # Never read the future into a tracker: one sample dated ahead would be its "latest" until
+    # that time comes, and every real sample before it would be ignored.
+    future_ms = now_ms + RING_MAX_AHEAD_MS
+    used_at = time.monotonic()
+    if used_at - _last_sweep[0] > TRACKER_SWEEP_EVERY_SEC:
+        trackers_evict_idle(now=used_at)
     window_keys = rule_set.window_keys
     stamps = redis.mget([BACKFILL_DONE_KEY.format(symbol) for symbol in symbols])
     rebuild: set[str] = set()
@@ -176,15 +205,17 @@ def _trackers_sync(symbols: list[str], rule_set: _RuleSet) -> list[str]:
                 or known[1] != stamp
                 or known[2] != window_keys
                 or known[0].latest is None
+                or known[0].latest[0] > future_ms
             ):
                 rebuild.add(symbol)
                 since: int | str = now_ms - rule_set.longest_window_ms - COVERAGE_MARGIN_MS
             else:
                 since = f"({known[0].latest[0]}"
-            pipe.zrangebyscore(ring_key(symbol), since, "+inf")
+            pipe.zrangebyscore(ring_key(symbol), since, future_ms)
         new_members = pipe.execute()
     updated = []
     for symbol, stamp, members in zip(symbols, stamps, new_members, strict=True):
+        _tracker_used_at[symbol] = used_at
         samples = decode_members(members)
         if symbol in rebuild:
             tracker = SymbolTracker(rule_set.rules)

@@ -42,10 +42,42 @@ class AlertRuleSerializer(serializers.ModelSerializer):
             if self.instance is not None and name not in ("id", "created_at", "updated_at")
         }
         merged.update(attrs)
-        problem = rule_problem(merged)
+        problem = rule_problem(merged) or rule_cap_problem(merged, self.instance)
         if problem:
             raise serializers.ValidationError({problem[0]: problem[1]})
         return attrs
+
+
+def rule_cap_problem(fields: dict, instance: AlertRule | None) -> tuple[str, str] | None:
+    """(field, reason) when enabling this rule would pass the caps on enabled rules or on their
+    distinct windows: every poller process keeps one window tracker per symbol and distinct
+    window, and runs every enabled rule on every sample."""
+    if not fields.get("enabled", True):
+        return None
+    others = AlertRule.objects.filter(enabled=True)
+    if instance is not None:
+        others = others.exclude(pk=instance.pk)
+    max_rules = settings.OI_ALERT_RULES_MAX_ENABLED
+    if others.count() + 1 > max_rules:
+        return "enabled", (
+            f"at most {max_rules} rules may be enabled (OI_ALERT_RULES_MAX_ENABLED); "
+            "disable or delete one first"
+        )
+    windows = set(
+        others.values_list("kind", "window_sec", "baseline_from_sec").distinct().order_by()
+    )
+    key = (
+        fields.get("kind", RuleKind.WINDOW_CHANGE),
+        fields.get("window_sec"),
+        fields.get("baseline_from_sec"),
+    )
+    max_windows = settings.OI_ALERT_MAX_DISTINCT_WINDOWS
+    if key not in windows and len(windows) + 1 > max_windows:
+        return "window_sec", (
+            f"the enabled rules may use at most {max_windows} distinct windows "
+            "(OI_ALERT_MAX_DISTINCT_WINDOWS); reuse the window of an enabled rule"
+        )
+    return None
 
 
 def rule_problem(fields: dict) -> tuple[str, str] | None:

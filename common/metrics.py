@@ -13,7 +13,7 @@ from exchange.factory import build_budget
 from liquidity.services import REDIS_UNIVERSE_KEY
 from oi.keys import SNAPSHOTS_STORED_TOTAL_KEY
 from oi.selectors import poller_status
-from oi.snapshot_sink import PENDING_KEY
+from oi.snapshot_sink import PENDING_KEY, dead_letter_count
 
 
 class VolspikeCollector(Collector):
@@ -75,6 +75,11 @@ class VolspikeCollector(Collector):
             "volspike_snapshot_batches_parked", "Snapshot batches waiting for a delivery retry",
             value=redis.llen(PENDING_KEY),
         )  # fmt: skip
+        yield GaugeMetricFamily(
+            "volspike_snapshot_batches_dead_lettered",
+            "Snapshot batches refused for good by their store, kept in the admin's dead letters",
+            value=dead_letter_count(),
+        )
 
         alerts = CounterMetricFamily(
             "volspike_alerts", "Open-interest alerts stored", labels=["direction"]

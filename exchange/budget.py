@@ -63,7 +63,8 @@ REASON_NAMES = {
 ACQUIRE_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local limit = tonumber(redis.call('GET', KEYS[2]) or ARGV[3])
+-- A learned limit only ever lowers the configured one (set_ip_limit keeps it in the sane band).
+local limit = math.min(tonumber(redis.call('GET', KEYS[2]) or ARGV[3]), tonumber(ARGV[3]))
 local max_wait = tonumber(ARGV[11])
 
 local backoff_until = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -112,8 +113,10 @@ return {1, send_at - now, reason, limit, now}
 
 # KEYS: 1 back-off-until (µs), 2 back-off reason
 # ARGV: 1 mode ("at": absolute µs, "in": µs from now, "minute": next minute + ARGV[2] µs),
-#       2 value, 3 reason
-# Returns {until_us, now_us}; an earlier deadline never shortens a later one.
+#       2 value, 3 reason, 4 longest back-off (µs from now)
+# Returns {until_us, now_us}; an earlier deadline never shortens a later one, and no deadline
+# lies further than the longest back-off from now (a hostile "banned until" cannot stop us for
+# years).
 BACKOFF_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -127,7 +130,7 @@ elseif mode == 'in' then
 else
   target = (math.floor(now / 60000000) + 1) * 60000000 + value
 end
-target = math.ceil(target)
+target = math.min(math.ceil(target), now + tonumber(ARGV[4]))
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if current >= target then return {current, now} end
 if target <= now then return {0, now} end
@@ -136,6 +139,11 @@ redis.call('SET', KEYS[1], string.format('%.0f', target), 'PX', ttl_ms)
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ttl_ms)
 return {target, now}
 """
+
+
+# Binance's longest ban: bans grow "from 2 minutes to 3 days" (API_FACTS.md, [GI]). No 429 or 418,
+# whatever its Retry-After or "banned until", stops traffic for longer than this.
+MAX_BACKOFF_SECONDS = 3 * 24 * 3600
 
 
 def _default_consumer_budgets() -> dict[str, int]:
@@ -157,6 +165,11 @@ class BudgetConfig:
     futures_data_burst: int = 5
     pause_margin_s: float = 0.25
     default_max_wait_s: float = 30.0
+    # A REQUEST_WEIGHT limit reported by exchangeInfo is taken only when it lies within
+    # [ip_limit_floor_ratio × ip_weight_limit, ip_weight_limit]: it may lower our limit, never
+    # raise it, and an absurd 1/min is ignored rather than trusted to starve every consumer.
+    ip_limit_floor_ratio: float = 0.25
+    max_backoff_s: float = MAX_BACKOFF_SECONDS
     key_prefix: str = "volspike:binance"
 
     def __post_init__(self) -> None:
@@ -369,10 +382,17 @@ class RequestBudget:
         """
         if (seconds is None) == (until is None):
             raise ValueError("give exactly one of seconds or until")
+        longest_s = self.config.max_backoff_s
         if until is not None:
-            mode, value = "at", until.timestamp() * 1e6
+            # Clamped here too (the script clamps again on the Redis clock), so the float sent
+            # to Lua stays finite and precise.
+            latest = time.time() + longest_s + 60
+            mode, value = "at", min(until.timestamp(), latest) * 1e6
         else:
-            mode, value = "in", max(float(seconds), 0.0) * 1e6  # type: ignore[arg-type]
+            seconds = float(seconds)  # type: ignore[arg-type]
+            if not math.isfinite(seconds):
+                seconds = longest_s
+            mode, value = "in", min(max(seconds, 0.0), longest_s) * 1e6
         return self._set_backoff(mode, value, reason)
 
     def pause_until_next_minute(self, reason: str = "used-weight") -> datetime | None:
@@ -382,7 +402,7 @@ class RequestBudget:
     def _set_backoff(self, mode: str, value: float, reason: str) -> datetime | None:
         until_us, _now_us = self._backoff_script(
             keys=[self.keys["backoff_until"], self.keys["backoff_reason"]],
-            args=[mode, repr(float(value)), reason],
+            args=[mode, repr(float(value)), reason, repr(self.config.max_backoff_s * 1e6)],
         )
         return _utc_from_us(int(until_us)) if int(until_us) else None
 
@@ -422,12 +442,28 @@ class RequestBudget:
         self.pause_until_next_minute(reason=f"used-weight {used_weight}/{self.ip_limit}")
         return True
 
-    def set_ip_limit(self, limit: int) -> None:
-        """Record the exchange's REQUEST_WEIGHT per minute (from exchangeInfo) for all processes."""
+    def accepted_ip_limit(self, reported: int) -> int | None:
+        """The IP limit to use given the exchange's reported REQUEST_WEIGHT per minute: the
+        smaller of the setting and the report, or None when the report lies below the sane band
+        (ignored: a broken exchangeInfo must not starve every consumer for a day)."""
+        configured = self.config.ip_weight_limit
+        floor = math.ceil(configured * self.config.ip_limit_floor_ratio)
+        if reported < floor:
+            return None
+        return min(configured, int(reported))
+
+    def set_ip_limit(self, limit: int) -> int | None:
+        """Record the exchange's REQUEST_WEIGHT per minute (from exchangeInfo) for all processes,
+        within the sane band (see ``accepted_ip_limit``). Returns the limit now in force, or None
+        when the report was ignored."""
         if limit <= 0:
             raise ValueError("limit must be positive")
-        self.redis.set(self.keys["ip_limit"], int(limit), ex=86_400)
-        self.ip_limit = int(limit)
+        accepted = self.accepted_ip_limit(limit)
+        if accepted is None:
+            return None
+        self.redis.set(self.keys["ip_limit"], accepted, ex=86_400)
+        self.ip_limit = accepted
+        return accepted
 
     def reset(self) -> None:
         """Forget all limiter state of this egress (tests and benchmarks)."""

@@ -7,8 +7,10 @@ dataclasses: decimals as ``Decimal``, times as aware UTC ``datetime``. Transient
 and jitter; 4xx answers are not. A 429 or 418 sets the shared back-off every process obeys.
 """
 
+import email.utils
 import json
 import logging
+import math
 import random
 import re
 import time
@@ -20,12 +22,13 @@ from typing import Any, TypeVar, overload
 
 import requests
 
-from exchange.budget import RequestBudget
+from exchange.budget import MAX_BACKOFF_SECONDS, RequestBudget
 from exchange.errors import (
     BINANCE_INVALID_SYMBOL,
     BadRequest,
     ExchangeError,
     ExchangeUnavailable,
+    ImplausibleAnswer,
     InvalidResponse,
     InvalidSymbol,
     IpBanned,
@@ -46,6 +49,12 @@ KLINE_INTERVALS = frozenset(
     {"1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"}
 )
 PARSE_ERRORS = (KeyError, IndexError, TypeError, ValueError, InvalidOperation, OverflowError)
+# A sample time may lead the exchange's Date header by this much (the header is truncated to the
+# second) before it is refused as impossible.
+DEFAULT_MAX_TIME_AHEAD_SEC = 10.0
+# The exchange's Date header is believed only this far ahead of our own clock, so a hostile Date
+# cannot vouch for a sample dated a day ahead.
+MAX_CLOCK_DISAGREEMENT_SEC = 60.0
 
 
 def _decimal(value: Any) -> Decimal:
@@ -345,12 +354,37 @@ def _reject_constant(name: str) -> Any:
 
 
 def _retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Retry-After in seconds, at most Binance's longest ban (3 days); None if absent or garbage."""
     raw = headers.get("Retry-After")
     try:
         seconds = float(raw) if raw is not None else None
     except ValueError:
         return None
-    return seconds if seconds is not None and seconds >= 0 else None
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_BACKOFF_SECONDS)
+
+
+def _banned_until(message: str) -> datetime | None:
+    """The "banned until <epoch ms>" of a 418, at most Binance's longest ban from now."""
+    match = BAN_UNTIL_RE.search(message)
+    if not match:
+        return None
+    latest_ms = (time.time() + MAX_BACKOFF_SECONDS) * 1000
+    return EPOCH + timedelta(milliseconds=min(int(match.group(1)), latest_ms))
+
+
+def _exchange_now(headers: Mapping[str, str]) -> datetime:
+    """The exchange's clock from its Date header (rounded up to the next second, as the header
+    truncates), believed at most MAX_CLOCK_DISAGREEMENT_SEC ahead of ours; ours without one."""
+    local = datetime.now(tz=UTC)
+    try:
+        date = email.utils.parsedate_to_datetime(headers.get("Date") or "")
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return local
+    if date.tzinfo is None:
+        return local
+    return min(date + timedelta(seconds=1), local + timedelta(seconds=MAX_CLOCK_DISAGREEMENT_SEC))
 
 
 class BinanceFuturesClient:
@@ -374,6 +408,7 @@ class BinanceFuturesClient:
         retry_max_delay: float = 5.0,
         max_wait: float = 30.0,
         max_body_bytes: int = 32 * 1024 * 1024,
+        max_time_ahead: float = DEFAULT_MAX_TIME_AHEAD_SEC,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -387,6 +422,7 @@ class BinanceFuturesClient:
         self.retry_max_delay = retry_max_delay
         self.max_wait = max_wait
         self.max_body_bytes = max_body_bytes
+        self.max_time_ahead = timedelta(seconds=max_time_ahead)
         self.session = session or requests.Session()
         self.session.headers.setdefault("User-Agent", "volspike-oi/0.1")
         self._sleep = sleep
@@ -426,8 +462,17 @@ class BinanceFuturesClient:
         )
         limit = info.request_weight_per_minute
         if limit and limit != self.budget.ip_limit:
-            logger.info("exchange weight limit %s/min (was %s)", limit, self.budget.ip_limit)
-            self.budget.set_ip_limit(limit)
+            previous = self.budget.ip_limit
+            accepted = self.budget.set_ip_limit(limit)
+            if accepted is None:
+                logger.warning(
+                    "exchange weight limit %s/min ignored: below the sane band; keeping %s",
+                    limit,
+                    previous,
+                )
+            elif accepted != previous:
+                logger.info("exchange weight limit %s/min: using %s (was %s)", limit, accepted,
+                            previous)  # fmt: skip
         return info, document
 
     @overload
@@ -437,11 +482,29 @@ class BinanceFuturesClient:
     def ticker_24hr(self, symbol: str | None = None) -> Ticker24hr | list[Ticker24hr]:
         """One symbol (weight 1) or all symbols (weight 40)."""
         if symbol is not None:
-            return self._get("/fapi/v1/ticker/24hr", {"symbol": symbol}, Ticker24hr.from_json)
+            return self._get(
+                "/fapi/v1/ticker/24hr", {"symbol": symbol}, Ticker24hr.from_json,
+                check=lambda answer, _: _check_symbol(answer.symbol, symbol),
+            )  # fmt: skip
         return self._get("/fapi/v1/ticker/24hr", {}, _list_of(Ticker24hr.from_json))
 
     def open_interest(self, symbol: str) -> OpenInterest:
-        return self._get("/fapi/v1/openInterest", {"symbol": symbol}, OpenInterest.from_json)
+        """The symbol's open interest; an answer for another symbol, or dated ahead of the
+        exchange's own clock (its Date header), raises ``ImplausibleAnswer``."""
+
+        def check(answer: OpenInterest, exchange_now: datetime) -> None:
+            _check_symbol(answer.symbol, symbol)
+            if answer.time > exchange_now + self.max_time_ahead:
+                raise ImplausibleAnswer(
+                    f"{symbol} sample time {answer.time.isoformat()} is "
+                    f"{(answer.time - exchange_now).total_seconds():.0f}s ahead of the exchange's "
+                    f"clock (at most {self.max_time_ahead.total_seconds():.0f}s)",
+                    path="/fapi/v1/openInterest",
+                )
+
+        return self._get(
+            "/fapi/v1/openInterest", {"symbol": symbol}, OpenInterest.from_json, check=check
+        )
 
     @overload
     def premium_index(self, symbol: str) -> PremiumIndex: ...
@@ -450,7 +513,10 @@ class BinanceFuturesClient:
     def premium_index(self, symbol: str | None = None) -> PremiumIndex | list[PremiumIndex]:
         """Mark price and funding of one symbol (weight 1) or all symbols (weight 10)."""
         if symbol is not None:
-            return self._get("/fapi/v1/premiumIndex", {"symbol": symbol}, PremiumIndex.from_json)
+            return self._get(
+                "/fapi/v1/premiumIndex", {"symbol": symbol}, PremiumIndex.from_json,
+                check=lambda answer, _: _check_symbol(answer.symbol, symbol),
+            )  # fmt: skip
         return self._get("/fapi/v1/premiumIndex", {}, _list_of(PremiumIndex.from_json))
 
     def open_interest_hist(
@@ -495,7 +561,16 @@ class BinanceFuturesClient:
 
     # --- transport ---------------------------------------------------------------------------
 
-    def _get(self, path: str, params: dict[str, Any], parse: Callable[[Any], T]) -> T:
+    def _get(
+        self,
+        path: str,
+        params: dict[str, Any],
+        parse: Callable[[Any], T],
+        *,
+        check: Callable[[T, datetime], None] | None = None,
+    ) -> T:
+        """One admitted, retried request; ``check(answer, exchange_now)`` may refuse the parsed
+        answer (``ImplausibleAnswer``, not retried)."""
         weight = request_weight(path, params)
         futures_data = is_futures_data(path)
         deadline = time.monotonic() + self.max_wait
@@ -508,7 +583,7 @@ class BinanceFuturesClient:
                 max_wait=max(deadline - time.monotonic(), 0.0),
             )
             try:
-                return self._attempt(path, params, parse)
+                return self._attempt(path, params, parse, check)
             except ExchangeUnavailable as exc:
                 failures += 1
                 delay = self._retry_delay(failures)
@@ -524,7 +599,13 @@ class BinanceFuturesClient:
         ceiling = min(self.retry_max_delay, self.retry_base_delay * 2 ** (failures - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
-    def _attempt(self, path: str, params: dict[str, Any], parse: Callable[[Any], T]) -> T:
+    def _attempt(
+        self,
+        path: str,
+        params: dict[str, Any],
+        parse: Callable[[Any], T],
+        check: Callable[[T, datetime], None] | None = None,
+    ) -> T:
         self.attempts += 1
         try:
             response = self.session.get(
@@ -550,14 +631,21 @@ class BinanceFuturesClient:
         status = response.status_code
         if 200 <= status < 300:
             try:
-                return parse(self._decode(body, status, path))
+                answer = parse(self._decode(body, status, path))
             except InvalidResponse:
                 raise
             except PARSE_ERRORS as exc:
                 raise InvalidResponse(
                     f"unexpected response shape: {exc!r}", status=status, path=path
                 ) from exc
-        raise self._error(response, body, path)
+            if check is not None:
+                check(answer, _exchange_now(response.headers))
+            return answer
+        try:
+            error = self._error(response, body, path)
+        except (OverflowError, ValueError) as exc:  # never anything but an ExchangeError
+            error = InvalidResponse(f"unreadable error answer: {exc!r}", status=status, path=path)
+        raise error
 
     def _read_body(self, response: requests.Response, path: str) -> bytes:
         deadline = time.monotonic() + self.read_timeout
@@ -650,14 +738,18 @@ class BinanceFuturesClient:
         retry_after = _retry_after_seconds(headers)
         if retry_after is not None:
             retry_at = self.budget.back_off(seconds=retry_after, reason=reason)
-        match = BAN_UNTIL_RE.search(message)
-        if match:
-            banned_until = EPOCH + timedelta(milliseconds=int(match.group(1)))
+        banned_until = _banned_until(message)
+        if banned_until is not None:
             retry_at = self.budget.back_off(until=banned_until, reason=reason) or retry_at
         if retry_at is None:
             retry_at = self.budget.back_off(seconds=DEFAULT_BAN_SECONDS, reason=reason)
         assert retry_at is not None
         return retry_at
+
+
+def _check_symbol(answered: str, asked: str) -> None:
+    if answered != asked:
+        raise ImplausibleAnswer(f"asked for {asked}, the answer is for {answered!r}")
 
 
 def _params(**values: Any) -> dict[str, Any]:

@@ -8,6 +8,8 @@ ExchangeError
 │   └── IpBanned             HTTP 418; the IP is banned until ``retry_at`` (never retried)
 ├── BadRequest               other 4xx, with Binance's code and message (never retried)
 │   └── InvalidSymbol        Binance code -1121
+├── ImplausibleAnswer        a 200 whose data cannot be true: another symbol than asked, a time
+│                            ahead of the exchange's own clock (never retried)
 └── BudgetExhausted          the shared budget cannot admit the request before the caller's deadline
 """
 
@@ -71,6 +73,11 @@ class BadRequest(ExchangeError):
 
 class InvalidSymbol(BadRequest):
     """Binance code -1121: the symbol does not exist."""
+
+
+class ImplausibleAnswer(ExchangeError):
+    """A well-formed 200 whose content cannot be true (another symbol than the one asked for, a
+    sample time ahead of the exchange's own clock). Asking again would not make it true."""
 
 
 class BudgetExhausted(ExchangeError):

@@ -54,4 +54,5 @@ def build_client(
         retry_base_delay=settings.BINANCE_RETRY_BASE_DELAY,
         retry_max_delay=settings.BINANCE_RETRY_MAX_DELAY,
         max_wait=settings.BINANCE_MAX_BUDGET_WAIT if max_wait is None else max_wait,
+        max_time_ahead=settings.OI_MAX_CLOCK_AHEAD_SEC,
     )

@@ -102,8 +102,7 @@ class ExchangeInfoProxyApi(APIView):
         if copy.refreshed_now:
             response["X-Cache"] = "MISS"
         elif copy.refresh_error:
-            response["X-Cache"] = "STALE"
-            response["X-Upstream-Error"] = copy.refresh_error[:200]
+            response["X-Cache"] = "STALE"  # the cause is in the log, not for anonymous clients
         else:
             response["X-Cache"] = "HIT"
         return self._with_cors(request, response)

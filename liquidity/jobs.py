@@ -57,7 +57,7 @@ def _refresh_once(started_at) -> UniverseRefresh:
     thresholds = Thresholds(
         enter=settings.LIQUIDITY_ENTER_QUOTE_VOLUME, exit=settings.LIQUIDITY_EXIT_QUOTE_VOLUME
     )
-    exchange_info = exchange_info_get()
+    exchange_info = exchange_info_get(max_retries=None)
     if exchange_info.refresh_error and exchange_info.age_sec() > settings.LIQUIDITY_REFRESH_SEC:
         raise UnusableExchangeData(
             f"exchangeInfo is {exchange_info.age_sec():.0f}s old: {exchange_info.refresh_error}"

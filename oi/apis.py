@@ -76,7 +76,10 @@ class SnapshotIngestApi(APIView):
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
     def post(self, request):
         batch = parse_snapshot_batch(
-            request.data, now=timezone.now(), max_rows=settings.OI_INGEST_MAX_ROWS
+            request.data,
+            now=timezone.now(),
+            max_rows=settings.OI_INGEST_MAX_ROWS,
+            max_ahead=timedelta(seconds=settings.OI_MAX_CLOCK_AHEAD_SEC),
         )
         result = snapshot_batch_ingest(batch=batch)
         return Response(self.OutputSerializer(result).data)

@@ -57,3 +57,22 @@ class OpenInterestSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol} {self.open_interest} @ {self.ts:%Y-%m-%d %H:%M:%S} ({self.source})"
+
+
+class SnapshotDeadLetter(models.Model):
+    """A snapshot batch that its store refused for good (a value Postgres cannot hold, a remote
+    ingest answering 400): kept here, with why, instead of blocking every parked batch behind it.
+    Visible in the admin (which can retry one after a fix) and in /metrics."""
+
+    failed_at = models.DateTimeField(auto_now_add=True, db_default=models.functions.Now())
+    rows = models.PositiveIntegerField()
+    symbols = models.TextField(help_text="The batch's symbols (the first 20)")
+    cause = models.TextField()
+    payload = models.JSONField(help_text="The batch as the ingest API takes it (design §4.4)")
+
+    class Meta:
+        db_table = "open_interest_snapshot_dead_letters"
+        ordering = ("-failed_at",)
+
+    def __str__(self) -> str:
+        return f"{self.rows} rows refused at {self.failed_at:%Y-%m-%d %H:%M:%S}: {self.cause[:80]}"

@@ -12,13 +12,16 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
 
 from django.conf import settings
+from django.utils import timezone
 
 from alerts.evaluation import alerts_evaluate
 from alerts.models import AlertSource
+from common.errors import InvalidInput
 from common.realtime import OI_UPDATES_GROUP, broadcast
 from common.redis import get_redis
 from exchange.client import BinanceFuturesClient, OpenInterest, PremiumIndex
@@ -26,7 +29,7 @@ from exchange.errors import BudgetExhausted, ExchangeError
 from exchange.factory import build_client
 from liquidity.selectors import liquid_symbol_list
 from liquidity.services import REDIS_UNIVERSE_KEY
-from oi.batches import SnapshotRow
+from oi.batches import amount_checked, exchange_sample_row
 from oi.keys import (
     BACKFILL_DONE_KEY,
     BACKFILL_QUEUED_KEY,
@@ -304,6 +307,9 @@ def _poll_one(symbol: str) -> OpenInterest | None:
 
 
 def mark_prices_store(indexes: list[PremiumIndex]) -> None:
+    """Mark prices and funding rates for every symbol; an impossible mark price (negative, 1e40)
+    is dropped and logged, the symbol keeping its previous one."""
+    indexes = [index for index in indexes if _mark_price_ok(index)]
     if not indexes:
         return
     redis = get_redis()
@@ -312,6 +318,36 @@ def mark_prices_store(indexes: list[PremiumIndex]) -> None:
         pipe.hset(FUNDING_RATE_KEY, mapping={i.symbol: str(i.last_funding_rate) for i in indexes})
         pipe.set(MARK_PRICE_TIME_KEY, max(int(i.time.timestamp() * 1000) for i in indexes))
         pipe.execute()
+
+
+def _mark_price_ok(index: PremiumIndex) -> bool:
+    try:
+        amount_checked(index.mark_price, field="markPrice", row=None)
+    except InvalidInput as exc:
+        logger.warning("mark price dropped", extra={"symbol": index.symbol, "cause": str(exc)})
+        return False
+    return True
+
+
+def _checked_rows(samples: list[OpenInterest], marks: dict[str, Decimal], failures: dict) -> list:
+    """The samples as rows through the ingest API's rules (oi.batches); a sample that fails
+    them is dropped and logged with its symbol and cause (as a failure of its poll)."""
+    rows = []
+    now = timezone.now()
+    max_ahead = timedelta(seconds=settings.OI_MAX_CLOCK_AHEAD_SEC)
+    for sample in samples:
+        fields = dict(symbol=sample.symbol, ts=sample.time, open_interest=sample.open_interest,
+                      source="realtime", now=now, max_ahead=max_ahead)  # fmt: skip
+        try:
+            try:
+                rows.append(exchange_sample_row(mark_price=marks.get(sample.symbol), **fields))
+            except InvalidInput as exc:
+                if exc.field != "markPrice":
+                    raise
+                rows.append(exchange_sample_row(mark_price=None, **fields))
+        except InvalidInput as exc:
+            failures[sample.symbol] = f"InvalidInput: {exc}"
+    return rows
 
 
 def poll_results_store(
@@ -323,34 +359,24 @@ def poll_results_store(
     symbols = [sample.symbol for sample in samples]
     raw_marks = redis.hmget(MARK_PRICE_KEY, symbols) if symbols else []
     marks = {s: Decimal(m) for s, m in zip(symbols, raw_marks, strict=True) if m}
+    failures = dict(failures)
+    rows = _checked_rows(samples, marks, failures)
+    symbols = [row.symbol for row in rows]
     _failures_record(redis, ok_symbols=symbols, failures=failures, weight=weight, at_ms=at_ms)
-    if not samples:
+    if not rows:
         return
-    rows = []
-    for sample in samples:
-        mark = marks.get(sample.symbol)
-        rows.append(
-            SnapshotRow(
-                symbol=sample.symbol,
-                ts=sample.time,
-                open_interest=sample.open_interest,
-                open_interest_usd=sample.open_interest * mark if mark is not None else None,
-                mark_price=mark,
-                source="realtime",
-            )
-        )
     # Postgres (or a parked batch) first, then the rings: a worker killed in between must not
     # leave a sample in a ring that never reaches Postgres.
     snapshot_rows_deliver(rows)
     ring_append(
         redis,
         {
-            s.symbol: [
+            row.symbol: [
                 RingSample(
-                    int(s.time.timestamp() * 1000), s.open_interest, mark_price=marks.get(s.symbol)
+                    int(row.ts.timestamp() * 1000), row.open_interest, mark_price=row.mark_price
                 )
             ]
-            for s in samples
+            for row in rows
         },
         window_ms=settings.OI_RING_WINDOW_SEC * 1000,
         now_ms=at_ms,
@@ -424,6 +450,7 @@ def ring_backfill(symbols: list[str]) -> dict[str, int]:
             )
             redis.delete(BACKFILL_QUEUED_KEY.format(symbol))
             continue
+        history = [entry for entry in history if _hist_entry_ok(symbol, entry)]
         ring_append(
             redis,
             {
@@ -462,6 +489,20 @@ def ingested_samples_process(samples: list[list]) -> None:
         record_last_sample=False,
     )  # fmt: skip
     alerts_evaluate(list(by_symbol), mark_prices=marks, source=AlertSource.INGEST)
+
+
+def _hist_entry_ok(symbol: str, entry) -> bool:
+    """An openInterestHist entry through the same amount rules as every sample (dropped and
+    logged otherwise): a hostile history must not reach the ring either."""
+    try:
+        if entry.symbol != symbol:
+            raise InvalidInput(field="symbol", reason=f"is {entry.symbol!r}, asked for {symbol}")
+        amount_checked(entry.sum_open_interest, field="sumOpenInterest", row=None)
+        amount_checked(entry.sum_open_interest_value, field="sumOpenInterestValue", row=None)
+    except InvalidInput as exc:
+        logger.warning("backfill entry dropped", extra={"symbol": symbol, "cause": str(exc)})
+        return False
+    return True
 
 
 def _price_of(value_usd: Decimal, open_interest: Decimal) -> Decimal | None:

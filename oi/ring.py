@@ -4,16 +4,25 @@ Score = the exchange's sample time in ms; member = "<time_ms>:<open_interest>", 
 when the mark price at the sample is known and ":h" for a sample backfilled from
 openInterestHist. Equal values at different times are both kept, while the same sample stored
 twice collapses into one (readers also keep only the first member of a time).
-Every append trims by age and renews a TTL, so symbols that leave the universe do not linger.
+Every append trims by age and renews a TTL, so symbols that leave the universe do not linger,
+and never holds the future: a sample dated more than RING_MAX_AHEAD_MS ahead of the writer's
+clock is not added, and members that far ahead are trimmed (one would freeze its symbol's
+screener row and silence its alerts until that time comes).
 """
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 import redis
 
+logger = logging.getLogger(__name__)
+
 RING_KEY_PREFIX = "oi:ring:"
+# The last guard (samples are refused at 10 s ahead where they come in): clocks of the processes
+# writing may differ a little, never by a minute.
+RING_MAX_AHEAD_MS = 60_000
 LAST_SAMPLE_KEY = "oi:last_sample_ms"
 
 
@@ -30,9 +39,9 @@ def ring_key(symbol: str) -> str:
 
 
 def encode_member(sample: RingSample) -> str:
-    price = f":p{sample.mark_price}" if sample.mark_price is not None else ""
+    price = f":p{sample.mark_price:f}" if sample.mark_price is not None else ""
     suffix = ":h" if sample.backfilled else ""
-    return f"{sample.time_ms}:{sample.open_interest}{price}{suffix}"
+    return f"{sample.time_ms}:{sample.open_interest:f}{price}{suffix}"
 
 
 def decode_member(member: str) -> RingSample:
@@ -61,18 +70,27 @@ def ring_append(
     now_ms: int,
     record_last_sample: bool = True,
 ) -> None:
-    """Append, trim by age and renew the TTL of every symbol's buffer in one round trip."""
+    """Append, trim by age (and the future) and renew the TTL of every symbol's buffer in one
+    round trip."""
     if not samples_by_symbol:
         return
     cutoff_ms = now_ms - window_ms
+    future_ms = now_ms + RING_MAX_AHEAD_MS
     with client.pipeline(transaction=False) as pipe:
         latest: dict[str, int] = {}
-        for symbol, samples in samples_by_symbol.items():
+        for symbol, given in samples_by_symbol.items():
+            samples = [sample for sample in given if sample.time_ms <= future_ms]
+            if len(samples) < len(given):
+                logger.warning(
+                    "ring sample refused: dated ahead of the clock",
+                    extra={"symbol": symbol, "cause": f"time_ms > {future_ms}"},
+                )
             if not samples:
                 continue
             key = ring_key(symbol)
             pipe.zadd(key, {encode_member(sample): sample.time_ms for sample in samples})
             pipe.zremrangebyscore(key, "-inf", f"({cutoff_ms}")
+            pipe.zremrangebyscore(key, f"({future_ms}", "+inf")
             pipe.pexpire(key, window_ms)
             latest[symbol] = max(sample.time_ms for sample in samples)
         if record_last_sample and latest:

@@ -3,6 +3,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 
 from common.redis import get_redis
+from liquidity.services import REDIS_UNIVERSE_KEY
 from oi.batches import SnapshotBatch, SnapshotRow
 from oi.keys import DISPATCH_SENT_KEY, SNAPSHOTS_STORED_TOTAL_KEY
 
@@ -53,11 +54,24 @@ def snapshot_rows_store(*, rows: list[SnapshotRow]) -> int:
     return inserted
 
 
+def liquid_rows(rows: list[SnapshotRow]) -> list[SnapshotRow]:
+    """The rows whose symbol is in the liquid universe (the symbols the exchange lists and the
+    poller polls): only those reach the ring buffers and alert trackers, whose memory is per
+    symbol. Every ingested row is stored in Postgres all the same."""
+    if not rows:
+        return rows
+    symbols = list(dict.fromkeys(row.symbol for row in rows))
+    members = get_redis().smismember(REDIS_UNIVERSE_KEY, symbols)
+    liquid = {symbol for symbol, member in zip(symbols, members, strict=True) if member}
+    return [row for row in rows if row.symbol in liquid]
+
+
 def snapshot_batch_ingest(*, batch: SnapshotBatch) -> SnapshotIngestResult:
-    """Store an ingested batch; after commit, its samples feed the ring buffers and the alert
-    evaluation in a Celery task."""
+    """Store an ingested batch; after commit, its samples of liquid symbols feed the ring
+    buffers and the alert evaluation in a Celery task (the others are kept in Postgres only)."""
     inserted = snapshot_rows_store(rows=batch.rows)
-    if inserted:
+    live_rows = liquid_rows(batch.rows) if inserted else []
+    if live_rows:
         from oi.tasks import ingested_samples_process_task
 
         samples = [
@@ -67,7 +81,7 @@ def snapshot_batch_ingest(*, batch: SnapshotBatch) -> SnapshotIngestResult:
                 str(row.open_interest),
                 None if row.mark_price is None else str(row.mark_price),
             ]
-            for row in batch.rows
+            for row in live_rows
         ]
         transaction.on_commit(lambda: ingested_samples_process_task.delay(samples))
     return SnapshotIngestResult(

@@ -23,6 +23,12 @@ Control API (JSON; never rate-limited, faulted or counted):
                latency_jitter_ms, error_rate, error_status (default: random 500/502/503/504),
                timeout_rate, truncate_rate, nonjson_rate, html_rate (shares 0..1, drawn from a
                seeded RNG), paths [prefixes], ips [addresses], remaining (N faulted answers).
+  /sim/tampers GET: list; POST one hostile answer (added; the first that matches applies);
+               DELETE: none. {"path": prefix, "symbol"?, "fields"? {name: value, or
+               {"now_plus_ms": N} for the clock + N ms}: overrides fields of the answer (per
+               item of a list), "status"?, "headers"?, "body"?: replace the answer,
+               "remaining"? N answers}. E.g. wrong symbol, negative or 1e400 OI, a time a month
+               ahead, markPrice 1e40, Retry-After 999999999, a far-future ban, REQUEST_WEIGHT 1.
   GET|POST /sim/settings             weight_limit, futures_data_limit, futures_data_window_sec,
                                      ban_after_429s, ban_base_sec, ban_max_sec.
   POST /sim/ratelimit                {"status": 429|418, "seconds": s, "ip": optional}: force 429s or

@@ -14,7 +14,14 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from exchange.simulator.config import FAULT_KEYS, SimConfig
-from exchange.simulator.faults import HTML_502, NON_JSON_BODY, SERVER_ERRORS, FaultPlan, Faults
+from exchange.simulator.faults import (
+    HTML_502,
+    NON_JSON_BODY,
+    SERVER_ERRORS,
+    FaultPlan,
+    Faults,
+    Tamper,
+)
 from exchange.simulator.limits import RateLimiter, Verdict
 from exchange.simulator.market import (
     HIST_PERIODS,
@@ -171,6 +178,7 @@ class SimulatorApp:
             ban_max_sec=config.ban_max_sec,
         )
         self.faults = self._initial_faults()
+        self.tampers: list[Tamper] = []
         self.stats = Stats(config.stats_keep)
         self.routes: dict[str, Handler] = {
             "/fapi/v1/ping": self.ping,
@@ -214,6 +222,8 @@ class SimulatorApp:
             weight_used = verdict.weight_used
             if verdict.status != 200:
                 response = self._limit_response(verdict, ip)
+            elif tamper := self._tamper_for(path, params):
+                response = self._tampered_response(tamper, handler, params, now)
             else:
                 plan = self.faults.plan(path, ip)
                 response = self._fault_response(plan, handler, params, now) if plan else None
@@ -271,6 +281,24 @@ class SimulatorApp:
             response.body = response.body[: max(1, len(response.body) // 2)]
             return response
         return None
+
+    def _tamper_for(self, path: str, params: Params) -> Tamper | None:
+        symbol = params.values.get("symbol")
+        return next((t for t in self.tampers if t.matches(path, symbol)), None)
+
+    def _tampered_response(
+        self, tamper: Tamper, handler: Handler, params: Params, now: int
+    ) -> Response:
+        tamper.used()
+        headers = [(k.lower().encode(), v.encode()) for k, v in tamper.headers.items()]
+        if tamper.status or tamper.body is not None:
+            body = (tamper.body or "").encode()
+            return Response(tamper.status or 200, body, headers=headers)
+        response = self._serve(handler, params, now)
+        if response.status == 200:
+            response.body = dumps(tamper.rewrite(json.loads(response.body), now))
+        response.headers.extend(headers)
+        return response
 
     # ----------------------------------------------------------------- endpoints
     def _symbol(self, params: Params, required: bool) -> SymbolState | None:
@@ -405,6 +433,12 @@ class SimulatorApp:
             elif method == "DELETE":
                 self.faults = Faults(seed=self.config.seed)
             return self.faults.as_dict()
+        if path == "/sim/tampers":
+            if method == "POST":
+                self.tampers.append(Tamper.from_json(data))
+            elif method == "DELETE":
+                self.tampers.clear()
+            return [tamper.as_dict() for tamper in self.tampers]
         if path == "/sim/settings":
             if method == "POST":
                 self._apply_settings(data)
@@ -541,5 +575,6 @@ class SimulatorApp:
         self.limiter.ban_base_sec = self.config.ban_base_sec
         self.limiter.ban_max_sec = self.config.ban_max_sec
         self.faults = self._initial_faults()
+        self.tampers.clear()
         self.stats.reset()
         self.market.restore_symbols(self._original_infos)

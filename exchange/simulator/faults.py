@@ -129,3 +129,97 @@ class Faults:
         elif not plan.delay_sec:
             return None
         return plan
+
+
+# Relative times in a tamper's `fields`: {"time": {"now_plus_ms": 2592000000}} is the simulator's
+# clock plus that many ms at the moment of the answer.
+NOW_PLUS_KEY = "now_plus_ms"
+TAMPER_KEYS = frozenset({"path", "symbol", "fields", "status", "headers", "body", "remaining"})
+
+
+@dataclass
+class Tamper:
+    """A hostile answer: what a broken or malicious exchange (or a man in the middle) sends.
+
+    Applies to requests whose path starts with `path` (and, with `symbol`, to that symbol's
+    requests, or to that symbol's items of a list answer). `fields` overrides fields of the JSON
+    object (of each item, for lists) the endpoint would have sent, e.g. {"openInterest": "-5"}
+    or {"symbol": "ETHUSDT"}; a value {"now_plus_ms": N} becomes the simulator's clock + N ms.
+    `status`, `headers` and `body` replace the answer instead (e.g. a 429 with
+    `Retry-After: 999999999`). `remaining` limits it to that many answers.
+    """
+
+    path: str
+    symbol: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+    status: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str | None = None
+    remaining: int | None = None
+    hits: int = 0
+
+    @classmethod
+    def from_json(cls, data: Any) -> Tamper:
+        if not isinstance(data, dict):
+            raise ValueError("a tamper must be an object")
+        unknown = set(data) - TAMPER_KEYS
+        if unknown:
+            raise ValueError(f"unknown tamper keys: {sorted(unknown)}")
+        if not isinstance(data.get("path"), str) or not data["path"].startswith("/"):
+            raise ValueError("a tamper needs a 'path' prefix such as /fapi/v1/openInterest")
+        status = int(data.get("status") or 0)
+        if status and not 100 <= status <= 599:
+            raise ValueError("status must be an HTTP status")
+        return cls(
+            path=data["path"],
+            symbol=None if data.get("symbol") is None else str(data["symbol"]),
+            fields=dict(data.get("fields") or {}),
+            status=status,
+            headers={str(k): str(v) for k, v in (data.get("headers") or {}).items()},
+            body=None if data.get("body") is None else str(data["body"]),
+            remaining=None if data.get("remaining") is None else int(data["remaining"]),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "symbol": self.symbol,
+            "fields": self.fields,
+            "status": self.status,
+            "headers": self.headers,
+            "body": self.body,
+            "remaining": self.remaining,
+            "hits": self.hits,
+        }
+
+    def matches(self, path: str, symbol: str | None) -> bool:
+        if not path.startswith(self.path):
+            return False
+        if self.remaining is not None and self.remaining <= 0:
+            return False
+        # A symbol-bound tamper also applies to list answers (filtered per item in `rewrite`).
+        return self.symbol is None or symbol is None or symbol == self.symbol
+
+    def used(self) -> None:
+        self.hits += 1
+        if self.remaining is not None:
+            self.remaining -= 1
+
+    def rewrite(self, payload: Any, now: int) -> Any:
+        """The endpoint's payload with `fields` applied (per item of a list, per symbol)."""
+        values = {
+            name: now + int(value[NOW_PLUS_KEY])
+            if isinstance(value, dict) and NOW_PLUS_KEY in value
+            else value
+            for name, value in self.fields.items()
+        }
+        if isinstance(payload, list):
+            return [self._rewrite_item(item, values) for item in payload]
+        return self._rewrite_item(payload, values)
+
+    def _rewrite_item(self, item: Any, values: dict[str, Any]) -> Any:
+        if not isinstance(item, dict):
+            return item
+        if self.symbol is not None and item.get("symbol") not in (None, self.symbol):
+            return item
+        return {**item, **values}

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import logging
 import signal
 import sys
+import time
 from collections import deque
 from http import HTTPStatus
 
@@ -23,10 +25,23 @@ _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 _REASONS[418] = b"I'm a teapot"
 
 
+_date_cache: list = [0, b""]
+
+
+def _date_header() -> bytes:
+    """The Date header (RFC 9110), as Binance sends it: the exchange's clock, to the second."""
+    second = int(time.time())
+    if _date_cache[0] != second:
+        _date_cache[0] = second
+        _date_cache[1] = email.utils.formatdate(second, usegmt=True).encode()
+    return _date_cache[1]
+
+
 def render(response: Response, keep_alive: bool, head_only: bool = False) -> bytes:
     status = response.status
     lines = [
         b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown")),
+        b"Date: %s\r\n" % _date_header(),
         b"Content-Type: %s;charset=UTF-8\r\n" % response.content_type,
         b"Content-Length: %d\r\n" % len(response.body),
     ]

@@ -167,9 +167,9 @@ def test_used_weight_over_what_the_limiter_admits_pauses_until_next_minute(redis
 
 
 def test_learned_ip_limit_is_shared_with_other_connectiones(redis_client):
-    learner = make_budget(redis_client, ip_weight_limit=6000, burst=2)
-    learner.set_ip_limit(120)
-    fresh = make_budget(redis_client, ip_weight_limit=6000, burst=2)
+    learner = make_budget(redis_client, ip_weight_limit=400, burst=2)
+    assert learner.set_ip_limit(120) == 120
+    fresh = make_budget(redis_client, ip_weight_limit=400, burst=2)
     fresh.acquire(1, max_wait=0)
     assert fresh.ip_limit == 120
     fresh.acquire(1, max_wait=0)

@@ -201,3 +201,27 @@ def test_a_batch_with_fewer_symbols_than_total_symbols_is_marked_partial():
     assert parse(batch(*rows, totalSymbols=3)).is_partial
     assert not parse(batch(*rows, totalSymbols=2)).is_partial
     assert not parse(batch(*rows)).is_partial
+
+
+def test_values_come_out_as_postgres_stores_them_so_the_ring_and_postgres_agree():
+    row = parse(
+        batch(
+            {"symbol": "BTCUSDT", "openInterest": "-0", "markPrice": "0.00000000000049"},
+            {"symbol": "ETHUSDT", "openInterest": "1.2345678901235", "markPrice": "1E+3"},
+            {"symbol": "XRPUSDT", "openInterest": "1e-20"},
+        )
+    ).rows
+    assert [str(r.open_interest) for r in row] == ["0", "1.234567890124", "0"]
+    assert row[0].mark_price == 0 and str(row[1].mark_price) == "1000"
+    assert row[1].as_json()["openInterestUsd"] == "1234.5678901235"
+
+
+def test_a_sample_dated_ahead_of_the_clock_is_refused_naming_the_timestamp():
+    ahead = refusal(
+        batch({"symbol": "BTCUSDT", "openInterest": "1"}, timestamp="2025-12-01T13:00:11Z")
+    )
+    assert (ahead.field, ahead.row) == ("timestamp", 0)
+    assert "11s ahead of the server clock (at most 10s)" in ahead.reason
+    assert parse(
+        batch({"symbol": "BTCUSDT", "openInterest": "1"}, timestamp="2025-12-01T13:00:10Z")
+    )

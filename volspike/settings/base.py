@@ -177,6 +177,9 @@ SPECTACULAR_SETTINGS = {
 # --- Open interest ----------------------------------------------------------------------------
 # The largest ingest batch accepted; the hourly script sends the full universe (~650 rows).
 OI_INGEST_MAX_ROWS = env.int("OI_INGEST_MAX_ROWS", default=20_000)
+# A sample dated more than this ahead of the server clock (ingest) or of the exchange's own clock
+# (poller) is refused: it would silence its symbol's alerts until that time came.
+OI_MAX_CLOCK_AHEAD_SEC = env.float("OI_MAX_CLOCK_AHEAD_SEC", default=10.0)
 OI_SAMPLES_DEFAULT_LIMIT = 100
 OI_SAMPLES_MAX_LIMIT = 5_000
 
@@ -259,6 +262,10 @@ OI_MIN_DELTA_CONTRACTS = env.float("OI_MIN_DELTA_CONTRACTS", default=5000)
 # Optional minimum |change| × mark price in USD; empty = no USD minimum.
 OI_MIN_DELTA_USD = env.float("OI_MIN_DELTA_USD", default=None)
 OI_ALERT_COOLDOWN_SEC = env.int("OI_ALERT_COOLDOWN_SEC", default=900)
+# Caps on the rules API (400 naming the cap): every poller process keeps one tracker per symbol
+# and distinct window, and runs every enabled rule on every sample.
+OI_ALERT_RULES_MAX_ENABLED = env.int("OI_ALERT_RULES_MAX_ENABLED", default=50)
+OI_ALERT_MAX_DISTINCT_WINDOWS = env.int("OI_ALERT_MAX_DISTINCT_WINDOWS", default=12)
 # Extra browser origins allowed to open the WebSocket feed (besides DJANGO_ALLOWED_HOSTS).
 WS_ALLOWED_ORIGINS = env.list("WS_ALLOWED_ORIGINS", default=[])
 # Alerts sent to a new WebSocket client so it does not start blank.
