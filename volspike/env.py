@@ -1,11 +1,14 @@
-"""The one environment reader. Settings modules import `env` from here."""
+"""The one environment reader. Settings modules import `env` from here.
 
-from pathlib import Path
+`.env` (or $VOLSPIKE_ENV_FILE) is read by volspike/dotenv.py, the same parser the shell scripts
+use, and only fills variables the real environment does not set: the shell always wins.
+"""
 
 import environ
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+from volspike import dotenv
 
+BASE_DIR = dotenv.ROOT
+
+dotenv.load()
 env = environ.Env()
-# A local .env (copied from .env.example) is read if present; real environment variables win.
-env.read_env(str(BASE_DIR / ".env"), overwrite=False)

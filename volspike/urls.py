@@ -1,16 +1,23 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from common.apis import HealthApi, metrics_view
 from liquidity.apis import ExchangeInfoProxyApi
 
 urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="debug-open-interest"), name="home"),
     path("health", HealthApi.as_view(), name="health"),
     path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path(
+        "api/redoc/",
+        SpectacularRedocView.as_view(url_name="api-schema", template_name="common/redoc.html"),
+        name="api-redoc",
+    ),
     path("api/market/open-interest/", include("oi.urls")),
     path("api/market/open-interest/", include("liquidity.urls")),
     path("api/", include("alerts.urls")),
