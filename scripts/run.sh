@@ -2,17 +2,22 @@
 # The whole system: every process of the Procfile (web, worker, poller, beat, and the local
 # Binance simulator unless the exchange is elsewhere). Prints the page's URL once it is ready.
 #   bash scripts/run.sh                    offline, against the simulator
-#   bash scripts/run.sh --no-simulator     without it (also SIMULATOR=off; automatic when
-#                                          BINANCE_BASE_URL is not a local address)
+#   bash scripts/run.sh --no-simulator     the real exchange (BINANCE_BASE_URL, by default
+#                                          https://fapi.binance.com), no simulator; also
+#                                          SIMULATOR=off, and automatic when BINANCE_BASE_URL
+#                                          is not a local address
+#   bash scripts/run.sh --dry-run          say what would run, and start nothing
 # Settings: the environment, then .env (volspike/dotenv.py; the shell always wins).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
+dry_run=0
 for arg in "$@"; do
   case "$arg" in
     --no-simulator) export SIMULATOR=off ;;
     --simulator) export SIMULATOR=on ;;
-    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --dry-run) dry_run=1 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "[run] unknown option: $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -31,13 +36,19 @@ case "${SIMULATOR:-auto}" in
 esac
 if [ "$simulator" = on ]; then
   export BINANCE_BASE_URL="${BINANCE_BASE_URL:-http://$SIM_HOST:$SIM_PORT}"
+else  # no simulator and no exchange named: the real one
+  export BINANCE_BASE_URL="${BINANCE_BASE_URL:-https://fapi.binance.com}"
+fi
+processes="$(sed -n 's/^\([A-Za-z0-9_-]*\):.*/\1/p' Procfile | { [ "$simulator" = on ] && cat || grep -vx simulator; } | xargs)"
+if [ "$dry_run" = 1 ]; then
+  echo "[run] would start: $processes; exchange $BINANCE_BASE_URL; web on 127.0.0.1:$WEB_PORT; settings $DJANGO_SETTINGS_MODULE" >&2
+  exit 0
 fi
 bash scripts/bootstrap.sh
 bash scripts/services.sh
 mkdir -p .local
 .venv/bin/python manage.py migrate --no-input
 .venv/bin/python manage.py collectstatic --no-input -v0
-processes="$(sed -n 's/^\([A-Za-z0-9_-]*\):.*/\1/p' Procfile | { [ "$simulator" = on ] && cat || grep -vx simulator; } | xargs)"
 echo "[run] starting $processes; exchange $BINANCE_BASE_URL (Ctrl-C stops every process)" >&2
 
 # Once /health answers and the liquid universe has members, print where everything is.
