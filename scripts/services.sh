@@ -17,11 +17,16 @@ export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
 PY=.venv/bin/python
 
 # The parts of both URLs, shell-quoted.
-eval "$("$PY" - <<'PY'
-import os, shlex
+url_parts="$("$PY" - <<'PY'
+import os, shlex, sys
 from urllib.parse import parse_qs, unquote, urlsplit
 db, rd = urlsplit(os.environ["DATABASE_URL"]), urlsplit(os.environ["REDIS_URL"])
 host = db.hostname or parse_qs(db.query).get("host", [""])[0]
+for name, url in (("DATABASE_URL", db), ("REDIS_URL", rd)):
+    try:
+        url.port
+    except ValueError as error:
+        sys.exit(f"[services] {name}: {error} (percent-encode @ : / # and spaces in a password)")
 parts = {
     "PG_HOST": host, "PG_PORT": db.port or 5432, "PG_USER": unquote(db.username or ""),
     "PG_PASSWORD": unquote(db.password or ""), "PG_DB": unquote(db.path.lstrip("/")),
@@ -32,7 +37,8 @@ parts = {
 for key, value in parts.items():
     print(f"{key}={shlex.quote(str(value))}")
 PY
-)"
+)" || exit 1
+eval "$url_parts"
 [ -n "$PG_USER" ] && [ -n "$PG_DB" ] || fail "DATABASE_URL needs a user and a database name"
 is_local() { case "$1" in ""|/*|127.*|localhost|::1) return 0 ;; *) return 1 ;; esac; }
 pg_where="${PG_HOST:-local socket}:$PG_PORT"

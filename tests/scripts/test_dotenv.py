@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from tests.fixtures import processes
 from volspike import dotenv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,10 +134,7 @@ def test_services_script_takes_database_url_from_the_file_and_redis_url_from_the
     """A quoted DATABASE_URL in .env is used; the .env's REDIS_URL (nothing listens there) loses
     to the shell's. The database already connects, so no superuser and no root are needed."""
     database = settings.DATABASES["default"]
-    url = (
-        f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST']}:"
-        f"{database['PORT']}/{database['NAME']}"
-    )
+    url = processes.test_process_env()["DATABASE_URL"]
     env_file = tmp_path / ".env"
     env_file.write_text(f'DATABASE_URL="{url}"  # quoted\nREDIS_URL=redis://127.0.0.1:1/0\n')
     environment = clean_environment(env_file, REDIS_URL=settings.REDIS_URL)
