@@ -6,10 +6,10 @@
 # The command runs in a session of its own, so a signal meant for this loop's process group
 # (honcho's SIGTERM, a terminal's Ctrl-C) reaches only its main process, as one SIGTERM: Celery's
 # warm shutdown, instead of its pool children being killed mid-task (WorkerLostError). What is
-# still running after RESPAWN_STOP_GRACE_SEC (default 4, under honcho's 5 s before SIGKILL) is
+# still running after RESPAWN_STOP_GRACE_SEC (default 3, well under honcho's 5 s before SIGKILL) is
 # killed with its children, so nothing outlives the loop.
 set -u
-grace="${RESPAWN_STOP_GRACE_SEC:-4}"
+grace="${RESPAWN_STOP_GRACE_SEC:-3}"
 child=0
 stop() {
   trap '' TERM INT
