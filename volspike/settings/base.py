@@ -294,6 +294,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"line": {"()": "common.logging.KeyValueFormatter"}},
+    "filters": {
+        "beat_chatter": {
+            "()": "common.logging.SkipMessages",
+            "prefixes": ["Scheduler: Sending due task"],
+        },
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
@@ -303,6 +309,6 @@ LOGGING = {
         # steady state, none a person acts on. Failures and retries are still logged (WARNING+).
         "celery.worker.strategy": {"level": "WARNING"},
         "celery.app.trace": {"level": "WARNING"},
-        "celery.beat": {"level": "WARNING"},
+        "celery.beat": {"level": "INFO", "filters": ["beat_chatter"]},
     },
 }
