@@ -63,8 +63,8 @@ def get(path):
         with urllib.request.urlopen(base + path, timeout=2) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except OSError:
+        return error.code, b""
+    except Exception:  # refused, timed out, cut short: not ready yet
         return None, b""
 
 def alive():
@@ -81,7 +81,7 @@ while alive() and time.monotonic() < deadline:
         status, body = get("/api/market/open-interest/liquid-universe")
         if status in (401, 403):  # reads need a token: /health is all we can see
             break
-        if status == 200:
+        if status == 200 and body:
             universe = json.loads(body)
             members = universe["counts"]["members"]
             if members:
