@@ -23,6 +23,7 @@ ALERT_WEBHOOK_URL="https://hooks.example/a?b=1#frag"   # a comment
 OI_REMOTE_INGEST_TOKEN="quote \" backslash \\ end"
 EXCHANGE_INFO_PROXY_URL=http://proxy.example/info#frag # a comment
 BINANCE_BASE_URL="http://127.0.0.1:1"
+OI_REMOTE_INGEST_URL='$HOME\$x'
 """
 # What each consumer must see: BINANCE_BASE_URL comes from the shell, which wins.
 EXPECTED = {
@@ -32,6 +33,7 @@ EXPECTED = {
     "OI_REMOTE_INGEST_TOKEN": 'quote " backslash \\ end',
     "EXCHANGE_INFO_PROXY_URL": "http://proxy.example/info#frag",
     "BINANCE_BASE_URL": "https://fapi.binance.com",
+    "OI_REMOTE_INGEST_URL": "$HOME\\$x",  # no expansion, no reference to another variable
 }
 
 
