@@ -36,3 +36,15 @@ class KeyValueFormatter(logging.Formatter):
         if record.exc_info:
             parts.append(f"exc={_quote(self.formatException(record.exc_info))}")
         return redact(" ".join(parts))  # no secret reaches a log, whoever logged it
+
+
+class SkipMessages(logging.Filter):
+    """Drops the records whose message template starts with one of `prefixes` (chatter a person
+    never acts on, such as beat's "Sending due task" every 2 s), keeping the logger's others."""
+
+    def __init__(self, prefixes: list[str] | tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.prefixes = tuple(prefixes)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)

@@ -4,14 +4,13 @@
 # (two checkouts, CI beside a developer) never flush or drop each other's state.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
+. scripts/lib.sh
+load_env
+bash scripts/bootstrap.sh --dev
 bash scripts/services.sh
 # The page is tested in Debian's Chromium (driven by Playwright; never its own browser download).
 if ! command -v chromium >/dev/null 2>&1; then
-  echo "[test] installing Debian's chromium for the browser tests" >&2
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
-  $SUDO apt-get update -qq || true
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  apt_install chromium || { echo "[test] the browser tests need Debian's chromium" >&2; exit 1; }
 fi
 mkdir -p test-artifacts
 export DJANGO_SETTINGS_MODULE=volspike.settings.test

@@ -1,11 +1,40 @@
-"""The one environment reader. Settings modules import `env` from here."""
+"""The one environment reader. Settings modules import `env` from here.
 
-from pathlib import Path
+`.env` (or $VOLSPIKE_ENV_FILE) is read by volspike/dotenv.py, the same parser the shell scripts
+use, and only fills variables the real environment does not set: the shell always wins.
+"""
+
+import os
+from collections.abc import Iterator, Mapping
 
 import environ
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+from volspike import dotenv
 
+BASE_DIR = dotenv.ROOT
+
+
+class _Literal(Mapping):
+    """os.environ as django-environ must see it for values to mean what the shell sees.
+
+    django-environ reads a value starting with `$` as the name of another variable, and turns
+    `\\$` into `$` (escape_proxy). Each `$` is escaped here, so both leave the value as it is.
+    """
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def __getitem__(self, key: str) -> str:
+        return self._environ[key].replace("$", "\\$")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._environ)
+
+    def __len__(self) -> int:
+        return len(self._environ)
+
+
+dotenv.load()
 env = environ.Env()
-# A local .env (copied from .env.example) is read if present; real environment variables win.
-env.read_env(str(BASE_DIR / ".env"), overwrite=False)
+env.ENVIRON = _Literal(os.environ)
+env.escape_proxy = True

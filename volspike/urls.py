@@ -1,12 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from common.apis import HealthApi, ReadinessApi, metrics_view
 from liquidity.apis import ExchangeInfoProxyApi
 from oi.apis import OpenInterestLatestApi
 
 urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="debug-open-interest"), name="home"),
     path("health", HealthApi.as_view(), name="health"),
     path("health/ready", ReadinessApi.as_view(), name="health-ready"),
     path("metrics", metrics_view, name="metrics"),
@@ -14,6 +16,11 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/market/open-interest", OpenInterestLatestApi.as_view(), name="oi-latest-usd"),
+    path(
+        "api/redoc/",
+        SpectacularRedocView.as_view(url_name="api-schema", template_name="common/redoc.html"),
+        name="api-redoc",
+    ),
     path("api/market/open-interest/", include("oi.urls")),
     path("api/market/open-interest/", include("liquidity.urls")),
     path("api/", include("alerts.urls")),

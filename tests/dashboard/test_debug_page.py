@@ -40,7 +40,7 @@ def require_browser():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.fail("playwright is not installed: pip install -r requirements.txt")
+        pytest.fail("playwright is not installed: pip install -r requirements-dev.txt")
     return sync_playwright
 
 

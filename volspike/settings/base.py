@@ -22,6 +22,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "common",
     "oi",
@@ -172,6 +173,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # the schema and the docs page are reads like any other (API_READS_REQUIRE_AUTH)
     "SERVE_PERMISSIONS": ["common.permissions.WritesNeedTokenReadsBySetting"],
+    # Swagger UI and ReDoc from the project's static files (drf-spectacular-sidecar), not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Open interest ----------------------------------------------------------------------------
@@ -328,11 +333,22 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"line": {"()": "common.logging.KeyValueFormatter"}},
+    "filters": {
+        "beat_chatter": {
+            "()": "common.logging.SkipMessages",
+            "prefixes": ["Scheduler: Sending due task"],
+        },
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "celery": {"level": "INFO"},
+        # "Task received" / "succeeded" and beat's "Sending due task": several lines a second in
+        # steady state, none a person acts on. Failures and retries are still logged (WARNING+).
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.beat": {"level": "INFO", "filters": ["beat_chatter"]},
     },
 }
 
