@@ -230,7 +230,8 @@ def celery_beat_args(schedule_dir: str) -> list[str]:
 def uvicorn_args(port: int) -> list[str]:
     """The ASGI server as in the Procfile."""
     return [sys.executable, "-m", "uvicorn", "volspike.asgi:application",
-            "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]  # fmt: skip
+            "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+            "--ws-max-size", os.environ.get("WS_MAX_MESSAGE_BYTES", "65536")]  # fmt: skip
 
 
 def start_worker(

@@ -1,6 +1,7 @@
 """One line per event, `key=value` pairs (logfmt), with the event's own fields (symbol, cause, ...)."""
 
 import logging
+import re
 from datetime import UTC, datetime
 
 # Celery adds `data`, a dict repeating what its message already says (with whole tracebacks).
@@ -34,3 +35,16 @@ class KeyValueFormatter(logging.Formatter):
         if record.exc_info:
             parts.append(f"exc={_quote(self.formatException(record.exc_info))}")
         return " ".join(parts)
+
+
+class RedactQueryTokenFilter(logging.Filter):
+    """Blanks `token=<key>` in a record's text: uvicorn logs each WebSocket handshake with its
+    query string on `uvicorn.error` (not the access log, so --no-access-log does not hide it)."""
+
+    _TOKEN = re.compile(r"([?&]token=)[^&\s\"']*", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message.lower():
+            record.msg, record.args = self._TOKEN.sub(r"\1[redacted]", message), ()
+        return True

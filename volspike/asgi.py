@@ -9,12 +9,13 @@ django_asgi_app = get_asgi_application()  # before importing anything that touch
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from common.websocket import FeedOriginValidator  # noqa: E402
+from common.websocket import AllowedHostValidator, FeedOriginValidator  # noqa: E402
 from volspike.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": FeedOriginValidator(URLRouter(websocket_urlpatterns)),
+        # Host in ALLOWED_HOSTS (as Django checks for HTTP), then a browser's Origin.
+        "websocket": AllowedHostValidator(FeedOriginValidator(URLRouter(websocket_urlpatterns))),
     }
 )

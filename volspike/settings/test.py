@@ -1,6 +1,8 @@
 """Test settings: real Postgres and real Redis. scripts/test.sh gives each run a Redis server and a
 test database of its own (TEST_REDIS_URL, TEST_DATABASE_NAME)."""
 
+from volspike.env import channel_layer_prefix, redis_url_db
+
 from .base import *  # noqa: F403
 from .base import DATABASES, env
 
@@ -10,15 +12,20 @@ SECRET_KEY = env(
 DEBUG = False
 REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
 CELERY_BROKER_URL = REDIS_URL
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "test"},
-    },
-}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 DATABASES["default"]["TEST"] = {
     "NAME": env("TEST_DATABASE_NAME", default=f"test_{DATABASES['default']['NAME']}")
+}
+# The test database's name, which every process of a run (pytest and the servers it starts) shares.
+DEPLOYMENT_NAME = env(
+    "DEPLOYMENT_NAME",
+    default=f"{DATABASES['default']['TEST']['NAME']}-r{redis_url_db(REDIS_URL)}",
+)
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": channel_layer_prefix(DEPLOYMENT_NAME)},
+    },
 }
