@@ -24,6 +24,7 @@ from enum import IntEnum
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -42,8 +43,6 @@ AFTER_ID_MAX = 2**63 - 1  # ids are Postgres bigints
 # An error frame names at most this many of the symbols it refuses, each cut to this length.
 ECHO_MAX_SYMBOLS = 20
 ECHO_MAX_CHARS = 32
-# How long the consumer tries to hand a close frame to a client that is not reading.
-CLOSE_FRAME_TIMEOUT_SEC = 5.0
 FEED_GROUPS = (OI_ALERTS_GROUP, OI_UPDATES_GROUP)
 
 
@@ -63,6 +62,7 @@ class OpenInterestFeedConsumer(AsyncWebsocketConsumer):
         self._stopped = asyncio.Event()
         self._close_frame: tuple[FeedCloseCode, str] | None = None
         self._left = False
+        self._disconnect_code = 1006  # no close from the client (a reset, or a limit of ours)
         self._message_tokens = float(settings.WS_MESSAGE_BURST)
         self._message_tokens_at = asyncio.get_running_loop().time()
         dispatching = asyncio.ensure_future(super().__call__(scope, receive, send))
@@ -73,14 +73,15 @@ class OpenInterestFeedConsumer(AsyncWebsocketConsumer):
             for task in (dispatching, stopping, *self._tasks):
                 task.cancel()
             await asyncio.gather(dispatching, stopping, *self._tasks, return_exceptions=True)
-            await self.disconnect(self._close_frame[0] if self._close_frame else 1006)
+            code = self._close_frame[0] if self._close_frame else self._disconnect_code
+            await self.disconnect(code)
             if self._close_frame is not None:
                 code, reason = self._close_frame
                 logger.info("feed connection closed", extra={"code": int(code), "cause": reason})
                 with suppress(Exception):  # the client may be gone, or not reading
                     await asyncio.wait_for(
                         self.base_send({"type": "websocket.close", "code": code, "reason": reason}),
-                        CLOSE_FRAME_TIMEOUT_SEC,
+                        settings.WS_SEND_TIMEOUT_SEC,  # a client asleep may wake up to it
                     )
         if dispatching.done() and not dispatching.cancelled() and dispatching.exception():
             raise dispatching.exception()  # a disconnect during the handshake, or a bug
@@ -109,6 +110,12 @@ class OpenInterestFeedConsumer(AsyncWebsocketConsumer):
         if raw_after_id is not None and after_id is None:
             await self._send_after_id_error()
         await self._send_alerts(after_id=after_id)
+
+    async def websocket_disconnect(self, message: dict) -> None:
+        """The client is gone: end the dispatch loop; `__call__` then runs `disconnect` (once,
+        after the loop, so that nothing can cancel it halfway)."""
+        self._disconnect_code = message.get("code", 1005)
+        raise StopConsumer()
 
     async def disconnect(self, code: int) -> None:
         """Leave the groups and release the channel: once, whatever ended the connection."""

@@ -41,9 +41,8 @@ async def channel_release(layer, channel_name: str) -> None:
     loop_layer = getattr(layer, "_get_layer", lambda: None)()  # RedisPubSubLoopLayer
     if loop_layer is None or not hasattr(loop_layer, "channels"):
         return
-    if loop_layer.channels.pop(channel_name, None) is None:
-        return
-    try:
+    loop_layer.channels.pop(channel_name, None)
+    try:  # a no-op when the layer's own clean-up unsubscribed it already
         await loop_layer._get_shard(channel_name).unsubscribe(channel_name)
     except Exception as exc:  # noqa: BLE001 - Redis down: the subscription dies with the connection
         logger.warning("channel unsubscribe failed", extra={"cause": repr(exc)})
