@@ -164,13 +164,21 @@ def django_setup(env: dict[str, str], *, migrate: bool = True, flush: bool = Fal
 class Process:
     """A subprocess logging to <log_dir>/<name>.log; stop() ends it and then its descendants."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        log_dir: Path,
+        cwd: Path | None = None,
+    ) -> None:
+        """`cwd`: the code to run (default this checkout; a bench may run another ref's)."""
         log_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("wb")
         self.popen = subprocess.Popen(
-            args, cwd=PROJECT_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+            args, cwd=cwd or PROJECT_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
 
     @property
@@ -194,8 +202,8 @@ class Process:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_alive()
-            with suppress(requests.ConnectionError, requests.Timeout):  # a slow first answer
-                requests.get(url, timeout=1)
+            with suppress(requests.ConnectionError, requests.Timeout):  # not up yet, or busy
+                requests.get(url, timeout=5)
                 return
             time.sleep(0.1)
         raise TimeoutError(f"{self.name} did not answer {url} in {timeout}s; see {self.log_path}")
@@ -230,7 +238,8 @@ def celery_beat_args(schedule_dir: str) -> list[str]:
 def uvicorn_args(port: int) -> list[str]:
     """The ASGI server as in the Procfile."""
     return [sys.executable, "-m", "uvicorn", "volspike.asgi:application",
-            "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]  # fmt: skip
+            "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+            "--ws-max-size", os.environ.get("WS_MAX_MESSAGE_BYTES", "65536")]  # fmt: skip
 
 
 def start_worker(

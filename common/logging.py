@@ -1,6 +1,7 @@
 """One line per event, `key=value` pairs (logfmt), with the event's own fields (symbol, cause, ...)."""
 
 import logging
+import re
 from datetime import UTC, datetime
 
 from common.redaction import redact
@@ -48,3 +49,16 @@ class SkipMessages(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith(self.prefixes)
+
+
+class RedactQueryTokenFilter(logging.Filter):
+    """Blanks `token=<key>` in a record's text: uvicorn logs each WebSocket handshake with its
+    query string on `uvicorn.error` (not the access log, so --no-access-log does not hide it)."""
+
+    _TOKEN = re.compile(r"([?&]token=)[^&\s\"']*", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message.lower():
+            record.msg, record.args = self._TOKEN.sub(r"\1[redacted]", message), ()
+        return True

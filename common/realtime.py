@@ -29,3 +29,21 @@ def broadcast(group: str, message: dict) -> None:
 
 def broadcast_on_commit(group: str, message: dict) -> None:
     transaction.on_commit(lambda: broadcast(group, message))
+
+
+async def channel_release(layer, channel_name: str) -> None:
+    """Forget a consumer's channel in this process once the consumer ends.
+
+    channels_redis' pub/sub layer drops a channel's queue (and its Redis subscription) only when
+    a pending `receive` on it is cancelled. A consumer whose dispatch loop ends on an exception
+    right after a channel message (the receive task already done) never does that, and the
+    unbounded queue would receive every message of its groups for the life of the process.
+    """
+    loop_layer = getattr(layer, "_get_layer", lambda: None)()  # RedisPubSubLoopLayer
+    if loop_layer is None or not hasattr(loop_layer, "channels"):
+        return
+    loop_layer.channels.pop(channel_name, None)
+    try:  # a no-op when the layer's own clean-up unsubscribed it already
+        await loop_layer._get_shard(channel_name).unsubscribe(channel_name)
+    except Exception as exc:  # noqa: BLE001 - Redis down: the subscription dies with the connection
+        logger.warning("channel unsubscribe failed", extra={"cause": repr(exc)})

@@ -11,7 +11,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from common.http_limits import BodySizeLimitMiddleware  # noqa: E402
-from common.websocket import FeedOriginValidator  # noqa: E402
+from common.websocket import AllowedHostValidator, FeedOriginValidator  # noqa: E402
 from volspike.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -19,6 +19,7 @@ application = ProtocolTypeRouter(
         "http": BodySizeLimitMiddleware(
             django_asgi_app, max_body_bytes=settings.HTTP_MAX_BODY_BYTES
         ),
-        "websocket": FeedOriginValidator(URLRouter(websocket_urlpatterns)),
+        # Host in ALLOWED_HOSTS (as Django checks for HTTP), then a browser's Origin.
+        "websocket": AllowedHostValidator(FeedOriginValidator(URLRouter(websocket_urlpatterns))),
     }
 )

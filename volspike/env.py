@@ -5,7 +5,9 @@ use, and only fills variables the real environment does not set: the shell alway
 """
 
 import os
+import re
 from collections.abc import Iterator, Mapping
+from urllib.parse import urlsplit
 
 import environ
 
@@ -38,3 +40,18 @@ dotenv.load()
 env = environ.Env()
 env.ENVIRON = _Literal(os.environ)
 env.escape_proxy = True
+
+
+def redis_url_db(url: str) -> int:
+    """The database number of a redis:// URL (its path, else `?db=`, else 0)."""
+    parts = urlsplit(url)
+    path = parts.path.strip("/")
+    if path.isdigit():
+        return int(path)
+    match = re.search(r"(?:^|&)db=(\d+)", parts.query)
+    return int(match.group(1)) if match else 0
+
+
+def channel_layer_prefix(deployment_name: str) -> str:
+    """Channel-layer prefix for a deployment: channel names allow only [A-Za-z0-9_.-]."""
+    return "volspike." + re.sub(r"[^A-Za-z0-9_.-]", "_", deployment_name)[:60] + "."

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ImproperlyConfigured
 
-from volspike.env import BASE_DIR, env
+from volspike.env import BASE_DIR, channel_layer_prefix, env, redis_url_db
 
 # --- Django core -------------------------------------------------------------------------
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
@@ -136,10 +136,18 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}  # filled below, next to each job's settings
 
 # --- Channels: the pub/sub layer has no per-channel capacity that drops messages silently ---
+# Redis pub/sub ignores the db number, so two deployments on one Redis server would see each
+# other's live frames if their channel names matched: every name carries this deployment's name.
+# Default: the database name and the Redis db ("volspike-r0"); set it when two deployments share
+# both (e.g. two hosts with databases of the same name on one Redis server and db).
+DEPLOYMENT_NAME = env(
+    "DEPLOYMENT_NAME",
+    default=f"{DATABASES['default']['NAME']}-r{redis_url_db(REDIS_URL)}",
+)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": channel_layer_prefix(DEPLOYMENT_NAME)},
     },
 }
 
@@ -275,6 +283,22 @@ OI_ALERT_MAX_DISTINCT_WINDOWS = env.int("OI_ALERT_MAX_DISTINCT_WINDOWS", default
 WS_ALLOWED_ORIGINS = env.list("WS_ALLOWED_ORIGINS", default=[])
 # Alerts sent to a new WebSocket client so it does not start blank.
 OI_ALERT_WS_BACKLOG = env.int("OI_ALERT_WS_BACKLOG", default=20)
+# The live feed's limits per connection (alerts/consumers.py; README "WebSocket"). A client
+# message over WS_MAX_MESSAGE_BYTES is refused with close code 1009 (uvicorn's --ws-max-size in
+# the Procfile refuses it before it is read); more than WS_MAX_SYMBOLS_PER_MESSAGE symbols get an
+# error frame; more than WS_MAX_MESSAGES_PER_SEC messages a second (beyond a burst of
+# WS_MESSAGE_BURST) close the socket with 4429.
+WS_MAX_MESSAGE_BYTES = env.int("WS_MAX_MESSAGE_BYTES", default=64 * 1024)
+WS_MAX_SYMBOLS_PER_MESSAGE = env.int("WS_MAX_SYMBOLS_PER_MESSAGE", default=1000)
+WS_MAX_MESSAGES_PER_SEC = env.float("WS_MAX_MESSAGES_PER_SEC", default=10.0)
+WS_MESSAGE_BURST = env.int("WS_MESSAGE_BURST", default=30)
+# A client that falls this many frames behind, or that has not taken a frame for this many
+# seconds, is closed with 4408: a stalled client never holds more than this.
+WS_MAX_PENDING_FRAMES = env.int("WS_MAX_PENDING_FRAMES", default=200)
+WS_SEND_TIMEOUT_SEC = env.float("WS_SEND_TIMEOUT_SEC", default=30.0)
+# With API_READS_REQUIRE_AUTH, an open socket's token is checked again this often (closed with
+# 4401 once revoked).
+WS_TOKEN_RECHECK_SEC = env.float("WS_TOKEN_RECHECK_SEC", default=30.0)
 # Delivery beyond the page (optional): a webhook, and a Telegram bot.
 ALERT_WEBHOOK_URL = env("ALERT_WEBHOOK_URL", default="")
 TELEGRAM_BOT_TOKEN = env("TELEGRAM_BOT_TOKEN", default="")
@@ -334,6 +358,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"line": {"()": "common.logging.KeyValueFormatter"}},
     "filters": {
+        "redact_query_token": {"()": "common.logging.RedactQueryTokenFilter"},
         "beat_chatter": {
             "()": "common.logging.SkipMessages",
             "prefixes": ["Scheduler: Sending due task"],
@@ -342,6 +367,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # uvicorn logs every WebSocket handshake with its query string (a `?token=`, if any)
+        "uvicorn.error": {"filters": ["redact_query_token"]},
         "django.db.backends": {"level": "WARNING"},
         "celery": {"level": "INFO"},
         # "Task received" / "succeeded" and beat's "Sending due task": several lines a second in

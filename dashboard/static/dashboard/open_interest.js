@@ -810,11 +810,11 @@
     const params = new URLSearchParams();
     if (lastAlertId) params.set("after_id", String(lastAlertId));
     if (lastVolumeAlertId) params.set("volume_after_id", String(lastVolumeAlertId));
-    if (TOKEN) params.set("token", TOKEN);
     const query = params.toString();
     const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + CONFIG.urls.feed + (query ? "?" + query : "");
     feed.urls.push(url);
-    const ws = new WebSocket(url);
+    // The token rides in Sec-WebSocket-Protocol, never in the URL (which servers and proxies log).
+    const ws = TOKEN ? new WebSocket(url, ["volspike.feed", "volspike.token." + TOKEN]) : new WebSocket(url);
     feed.ws = ws;
     ws.onopen = () => {
       feed.backoff = 1;
