@@ -3,9 +3,6 @@ back while snapshot batches are parked and the Telegram outbox holds alerts: not
 lost, and both are delivered once their destinations answer again."""
 
 import json
-import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -25,7 +22,7 @@ from oi.models import OpenInterestSnapshot
 from oi.snapshot_sink import PENDING_KEY
 from tests.deploy.support import DEPLOY, celery_command, start_all, wait_answering
 from tests.fixtures import processes
-from tests.fixtures.processes import RESPAWN, ManagedProcess, free_port, wait_until
+from tests.fixtures.processes import RESPAWN, ManagedProcess, OwnRedis, free_port, wait_until
 from volspike.celery import app as celery_app
 
 pytestmark = [
@@ -38,41 +35,13 @@ CHAT_ID = "4242"
 OUTBOX_KEY = f"volspike:telegram:{{{CHAT_ID}}}:outbox"
 
 
-class AofRedis:
+def aof_redis(directory: Path) -> OwnRedis:
     """A redis-server of the test's own, configured by the file deploy/ ships (included last, as
     install.sh includes it in /etc/redis/redis.conf)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.config = directory / "redis.conf"
-        self.config.write_text(
-            f"port {self.port}\nbind 127.0.0.1\ndir {directory}\ndaemonize no\n"
-            f"logfile {directory / 'redis.log'}\ninclude {DEPLOY / 'redis' / 'volspike.conf'}\n"
-        )
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(["redis-server", str(self.config)])
-        wait_until(self._answers, 10, "redis-server did not start")
-
-    def crash(self) -> None:
-        """SIGKILL: no chance to write anything out (a restart by systemd would let it)."""
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-
-    def _answers(self) -> bool:
-        try:
-            client = redis_lib.Redis.from_url(self.url)
-            return client.ping() and not client.info("persistence").get("loading")
-        except redis_lib.RedisError:
-            return False
+    return OwnRedis(
+        ["--dir", str(directory), "--logfile", str(directory / "redis.log"),
+         "--include", str(DEPLOY / "redis" / "volspike.conf")]
+    )  # fmt: skip
 
 
 class TelegramStandIn:
@@ -126,12 +95,12 @@ def post_alert(base_url: str, api_key: str, symbol: str) -> int:
         },
         timeout=10,
     )  # fmt: skip
-    assert response.status_code == 201, response.text
+    assert response.status_code == 200, response.text
     return response.json()["alert"]["id"]
 
 
 def test_a_redis_crash_loses_no_parked_batch_and_no_queued_alert(sim, api_key, tmp_path):
-    redis_server = AofRedis(tmp_path)
+    redis_server = aof_redis(tmp_path)
     redis_server.start()
     telegram = TelegramStandIn()
     web_port = free_port()

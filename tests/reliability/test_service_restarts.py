@@ -1,8 +1,6 @@
 """Postgres connections terminated under a running system: it recovers by itself, and no sample
 the poller fetched is lost (batches that could not be written are parked and retried)."""
 
-import subprocess
-import tempfile
 import time
 from datetime import UTC, datetime
 
@@ -13,7 +11,7 @@ from django.db import connection
 from liquidity.models import LiquidSymbol
 from oi.models import OpenInterestSnapshot
 from oi.ring import ring_read
-from tests.fixtures.processes import free_port, wait_until
+from tests.fixtures.processes import OwnRedis, wait_until
 
 pytestmark = [
     pytest.mark.integration,
@@ -82,39 +80,11 @@ def _utc(ms: float) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-class DedicatedRedis:
-    """A redis-server of the test's own, so that it can be stopped and started again."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", tempfile.gettempdir()],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_until(lambda: self._answers(), 10, "redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-
-    def _answers(self) -> bool:
-        try:
-            return redis_lib.Redis.from_url(self.url).ping()
-        except redis_lib.ConnectionError:
-            return False
-
-
 def test_a_redis_restart_is_survived_and_what_was_lost_is_rebuilt(
     sim, celery_processes, api_client
 ):
     # given the whole system on a Redis of its own
-    redis_server = DedicatedRedis()
+    redis_server = OwnRedis()
     redis_server.start()
     try:
         # supervised as in the Procfile: kombu can kill a worker while the broker is away
