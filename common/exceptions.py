@@ -1,10 +1,18 @@
 """The one place that turns errors into HTTP answers."""
 
+import logging
+
+from django.db import OperationalError
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from common.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+# How long a client is asked to wait when the database is busy (pool exhausted) or unreachable.
+DATABASE_RETRY_AFTER_SEC = 5
 
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
@@ -13,6 +21,20 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         return Response(
             {"error": {"code": exc.code, "message": exc.message, **exc.extra}},
             status=exc.http_status,
+        )
+    if isinstance(exc, OperationalError):
+        # The connection pool stayed full for DB_POOL_TIMEOUT_SEC, or Postgres is down: a
+        # condition to retry, not a server bug, so 503 (with Retry-After), not a 500 traceback.
+        logger.warning("database unavailable", extra={"cause": str(exc).splitlines()[0][:200]})
+        return Response(
+            {
+                "error": {
+                    "code": "database_unavailable",
+                    "message": "the database is busy or unreachable; retry shortly",
+                }
+            },
+            status=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SEC)},
         )
     response = exception_handler(exc, context)
     if response is None:
