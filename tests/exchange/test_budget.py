@@ -262,7 +262,9 @@ def test_a_consumer_waiting_on_its_own_share_never_holds_back_the_others(redis_c
         started = time.monotonic()
         for _ in range(5):
             poller.acquire(1, consumer="poller", max_wait=0.5)
-        assert time.monotonic() - started < 0.5
+        # (held back behind the waiter, they would wait ~9 s, and max_wait=0.5 would refuse them;
+        # the bound leaves room for a busy machine)
+        assert time.monotonic() - started < 2.0
     finally:
         release.set()
         waiter.join(10)

@@ -45,6 +45,7 @@ READ_URLS = {
 # Every operation of /api/schema/; test_the_schema_has_no_operation_left_unfuzzed keeps it whole.
 SCHEMA_OPERATIONS = [
     ("GET", "/health"),
+    ("GET", "/health/ready"),
     ("GET", "/api/binance/futures/info"),
     ("POST", INGEST_URL),
     ("GET", "/api/market/open-interest/samples"),

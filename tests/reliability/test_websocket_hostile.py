@@ -30,9 +30,9 @@ from common.realtime import OI_UPDATES_GROUP
 from liquidity.models import LiquidSymbol
 from tests.fixtures import processes
 from tests.fixtures.processes import (
-    ARTIFACTS,
     ROOT,
     ManagedProcess,
+    artifact_path,
     asgi_server_args,
     free_port,
     wait_until,
@@ -115,7 +115,7 @@ def close_of(ws, timeout: float = 20) -> tuple[int, str]:
 
 
 def server_log() -> str:
-    return (ARTIFACTS / "asgi-server.log").read_text(errors="replace")
+    return artifact_path("asgi-server.log").read_text(errors="replace")
 
 
 def small_buffer_socket(base_url: str) -> socket.socket:
