@@ -314,7 +314,11 @@ def start_workers(
 
 def start_beat(name: str, env: dict[str, str], log_dir: Path, schedule_dir: str) -> Process:
     beat = Process(name, celery_beat_args(schedule_dir), env, log_dir)
-    beat.wait_for_log("beat: Starting", timeout=60)
+    try:
+        beat.wait_for_log("beat: Starting", timeout=60)
+    except Exception:
+        beat.stop()  # not yet on the caller's stack
+        raise
     return beat
 
 
@@ -323,7 +327,11 @@ def start_web(name: str, env: dict[str, str], log_dir: Path) -> tuple[Process, s
     port = free_port()
     web = Process(name, uvicorn_args(port), env, log_dir)
     base_url = f"http://127.0.0.1:{port}"
-    web.wait_for_http(f"{base_url}/health")
+    try:
+        web.wait_for_http(f"{base_url}/health")
+    except Exception:
+        web.stop()  # not yet on the caller's stack
+        raise
     return web, base_url
 
 
