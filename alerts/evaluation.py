@@ -5,6 +5,10 @@ processes, so before evaluating, a batch reads from the ring buffers only the sa
 has not seen yet (one pipelined round trip per batch): each new sample costs O(1) to O(log n) per
 rule window, never a re-read of the whole window.
 
+The trackers and the cached rule set are module state shared by every thread of the process (a
+Celery worker on a thread pool runs several shards at once): one lock guards them, held while the
+trackers are brought up to date and observed, not while fires are claimed and stored.
+
 The rules' re-arm state (``alerts.rules.gate``) lives in one Redis hash shared by every process,
 changed only by compare-and-set, so two processes never both fire on one move. If Redis lost the
 hash (a restart without persistence), it is seeded again from the last 24 h of stored alerts
@@ -12,6 +16,7 @@ before any rule may fire, so a restart does not repeat alerts.
 """
 
 import logging
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -106,29 +111,35 @@ TRACKER_IDLE_SEC = 15 * 60
 TRACKER_SWEEP_EVERY_SEC = 60
 _tracker_used_at: dict[str, float] = {}
 _last_sweep = [0.0]
+# Guards the module state above (and the trackers themselves) across a process's threads;
+# re-entrant: the sweep runs inside an evaluation.
+_engine_lock = threading.RLock()
 
 
 def engine_reset() -> None:
     """Forget this process's rules and trackers (tests; a worker never needs to)."""
     global _rule_set
-    _rule_set = None
-    _trackers.clear()
-    _tracker_used_at.clear()
+    with _engine_lock:
+        _rule_set = None
+        _trackers.clear()
+        _tracker_used_at.clear()
 
 
 def trackers_evict_idle(*, now: float | None = None) -> int:
     """Drop the trackers not used for TRACKER_IDLE_SEC; returns how many."""
     now = time.monotonic() if now is None else now
-    idle = [s for s, used in _tracker_used_at.items() if now - used > TRACKER_IDLE_SEC]
-    for symbol in idle:
-        _trackers.pop(symbol, None)
-        del _tracker_used_at[symbol]
-    _last_sweep[0] = now
+    with _engine_lock:
+        idle = [s for s, used in _tracker_used_at.items() if now - used > TRACKER_IDLE_SEC]
+        for symbol in idle:
+            _trackers.pop(symbol, None)
+            del _tracker_used_at[symbol]
+        _last_sweep[0] = now
     return len(idle)
 
 
 def tracker_count() -> int:
-    return len(_trackers)
+    with _engine_lock:
+        return len(_trackers)
 
 
 def current_rule_set() -> _RuleSet:
@@ -156,6 +167,16 @@ def alerts_evaluate(
     symbols = list(dict.fromkeys(symbols))
     if not symbols:
         return []
+    with _engine_lock:
+        observations = _observe(symbols, mark_prices)
+    return _gate_and_raise(observations, source)
+
+
+def _observe(
+    symbols: list[str], mark_prices: dict[str, Decimal | None]
+) -> list[tuple[str, Observation]]:
+    """Every applicable rule's observation at each updated symbol's latest sample (under
+    _engine_lock)."""
     rule_set = current_rule_set()
     if not rule_set.rules:
         return []
@@ -177,7 +198,7 @@ def alerts_evaluate(
                             "pct_change": f"{observation.pct_change:.4f}",
                         },
                     )
-    return _gate_and_raise(observations, source)
+    return observations
 
 
 def _trackers_sync(symbols: list[str], rule_set: _RuleSet) -> list[str]:

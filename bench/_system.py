@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -30,9 +31,11 @@ if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
 from tests.fixtures.processes import (  # noqa: E402
+    celery_args_renamed,
     free_port,
     proc_stat_fields,
     process_tree_pids,
+    procfile_celery_args,
 )
 from tests.fixtures.simulator import SimulatorHandle  # noqa: E402
 
@@ -223,11 +226,64 @@ class Process:
         self._log.close()
 
 
-def celery_worker_args(name: str, queues: str, concurrency: int) -> list[str]:
-    """The worker command line of tests/fixtures/processes.py (Procfile queues/concurrency)."""
+def celery_worker_args(
+    name: str, queues: str, concurrency: int, pool: str = "prefork"
+) -> list[str]:
+    """A worker command line for `queues` with `pool` and `concurrency`."""
     return [sys.executable, "-m", "celery", "-A", "volspike", "worker", "-Q", queues,
-            "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", "-l", "INFO",
-            "-n", f"{name}@%h"]  # fmt: skip
+            "--pool", pool, "--concurrency", str(concurrency), "--without-gossip",
+            "--without-mingle", "-l", "INFO", "-n", f"{name}@%h"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """One Celery worker process of a pool configuration: its Procfile name and command line
+    (the arguments after `celery`)."""
+
+    name: str
+    celery_args: tuple[str, ...]
+
+    def args(self, node_prefix: str) -> list[str]:
+        node = f"{node_prefix}-{self.name}@%h"
+        return [sys.executable, "-m", "celery", *celery_args_renamed(list(self.celery_args), node)]
+
+
+def _spec(name: str, queues: str, pool: str, concurrency: int) -> WorkerSpec:
+    return WorkerSpec(name, tuple(celery_worker_args(name, queues, concurrency, pool)[3:]))
+
+
+def procfile_workers() -> tuple[WorkerSpec, ...]:
+    """The Celery workers of the Procfile as it is (the `worker` line, and `poller` if any)."""
+    specs = []
+    for name in ("worker", "poller"):
+        with suppress(KeyError):
+            specs.append(WorkerSpec(name, tuple(procfile_celery_args(name))))
+    return tuple(specs)
+
+
+# Worker pool configurations the system benches can run side by side (--configs).
+POOL_CONFIGS: dict[str, Callable[[], tuple[WorkerSpec, ...]]] = {
+    # Before issue 14: two prefork trees (2 + 4 children), every child with Django loaded.
+    "prefork": lambda: (
+        _spec("worker", "default,oi_backfill", "prefork", 2),
+        _spec("poller", "oi_poll", "prefork", 4),
+    ),
+    # The same two workers on thread pools: one process each.
+    "threads": lambda: (
+        _spec("worker", "default,oi_backfill", "threads", 4),
+        _spec("poller", "oi_poll", "threads", 8),
+    ),
+    # One process on a thread pool consuming every queue.
+    "single": lambda: (_spec("worker", "oi_poll,default,oi_backfill", "threads", 12),),
+    # Whatever the Procfile runs now.
+    "procfile": procfile_workers,
+}
+
+
+def pool_config(name: str) -> tuple[WorkerSpec, ...]:
+    if name not in POOL_CONFIGS:
+        raise SystemExit(f"unknown pool configuration {name!r}; known: {', '.join(POOL_CONFIGS)}")
+    return POOL_CONFIGS[name]()
 
 
 def celery_beat_args(schedule_dir: str) -> list[str]:
@@ -250,9 +306,28 @@ def start_worker(
     return worker
 
 
+def start_workers(
+    specs: tuple[WorkerSpec, ...], prefix: str, env: dict[str, str], log_dir: Path
+) -> list[Process]:
+    """Start the workers of a pool configuration together; wait until each is ready."""
+    workers = [Process(f"{prefix}-{spec.name}", spec.args(prefix), env, log_dir) for spec in specs]
+    try:
+        for worker in workers:
+            worker.wait_for_log("ready.", timeout=60)
+    except Exception:
+        for worker in workers:
+            worker.stop()
+        raise
+    return workers
+
+
 def start_beat(name: str, env: dict[str, str], log_dir: Path, schedule_dir: str) -> Process:
     beat = Process(name, celery_beat_args(schedule_dir), env, log_dir)
-    beat.wait_for_log("beat: Starting", timeout=60)
+    try:
+        beat.wait_for_log("beat: Starting", timeout=60)
+    except Exception:
+        beat.stop()  # not yet on the caller's stack
+        raise
     return beat
 
 
@@ -261,7 +336,11 @@ def start_web(name: str, env: dict[str, str], log_dir: Path) -> tuple[Process, s
     port = free_port()
     web = Process(name, uvicorn_args(port), env, log_dir)
     base_url = f"http://127.0.0.1:{port}"
-    web.wait_for_http(f"{base_url}/health")
+    try:
+        web.wait_for_http(f"{base_url}/health")
+    except Exception:
+        web.stop()  # not yet on the caller's stack
+        raise
     return web, base_url
 
 
@@ -282,6 +361,9 @@ def start_simulator(
     sim = SimulatorHandle("127.0.0.1", port)
     try:
         process.wait_for_http(f"{sim.base_url}/fapi/v1/ping")
+        # Its first symbol listing builds the market's state (10 s on a busy 2-core machine,
+        # beyond the control API's timeout); later ones take milliseconds.
+        sim.get("/sim/symbols", timeout=120).raise_for_status()
     except Exception:
         process.stop()
         raise
@@ -327,7 +409,7 @@ def make_exactly_liquid(sim: SimulatorHandle, n_liquid: int) -> list[str]:
     return liquid
 
 
-# --- /proc: CPU time and RSS of a process tree ---------------------------------------------------
+# --- /proc: CPU time, RSS and PSS of a process tree ---------------------------------------------------
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -349,3 +431,20 @@ def tree_rss_bytes(root_pid: int) -> int:
         if fields := proc_stat_fields(pid):
             total_pages += int(fields[21])  # field 24: rss in pages
     return total_pages * PAGE_BYTES
+
+
+def pss_bytes(pid: int) -> int:
+    """The proportional set size of one process (/proc/<pid>/smaps_rollup): its private pages
+    plus its share of each page it shares, so a sum over processes counts every page once."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def tree_pss_bytes(root_pid: int) -> int:
+    """Sum of the PSS of every process in the tree."""
+    return sum(pss_bytes(pid) for pid in process_tree_pids(root_pid))

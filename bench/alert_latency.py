@@ -2,8 +2,11 @@
 
 Runs the whole system as in the Procfile, as real subprocesses against a simulator of its own
 (650 symbols, seed 4242, no random events; about 350 are liquid at the default thresholds): the
-ASGI server (uvicorn), a Celery worker for default,oi_backfill (concurrency 2), a Celery worker
-for oi_poll (concurrency 4) and beat. Every default alert rule is on, with no contracts minimum,
+ASGI server (uvicorn), the Celery workers of each pool configuration given (`--configs`, see
+bench/_system.py POOL_CONFIGS; default `procfile`, what the Procfile runs; `prefork` is the
+configuration before issue 14) and beat. Several configurations run one after the other on the
+same simulator, database and Redis (the second finds the rings backfilled), each spiking symbols
+that have not alerted yet, and their figures are printed side by side. Every default alert rule is on, with no contracts minimum,
 so any symbol can alert; the figures are those of the design's rule (one alert per rule).
 It uses its own Postgres database (volspike_alertbench, created and migrated if missing) and
 Redis database 12 (flushed at start), so it does not disturb other runs; --database-name /
@@ -28,9 +31,9 @@ symbol must raise the design rule's alert exactly once (none lost, none doubled)
 
 Rerun:
 
-    python bench/alert_latency.py
+    python bench/alert_latency.py [--configs prefork,procfile]
 
-Process logs and per-symbol results (results.json) go to bench-artifacts/alert-latency/.
+Process logs and per-symbol results (results-<config>.json) go to bench-artifacts/alert-latency/.
 """
 
 from __future__ import annotations
@@ -85,6 +88,19 @@ def parse_args() -> argparse.Namespace:
         default=300,
         help="longest wait for the whole universe's backfill before going on (default 300)",
     )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=45,
+        help="least seconds each configuration runs before the spikes (default 45): its "
+        "processes build their alert trackers on their first polls",
+    )
+    parser.add_argument(
+        "--configs",
+        default="procfile",
+        help="worker pool configurations, run one after the other (bench/_system.py "
+        f"POOL_CONFIGS: {', '.join(_system.POOL_CONFIGS)}; default procfile)",
+    )
     _system.isolation_args_add(parser, database_name=DATABASE_NAME, redis_url=REDIS_URL)
     return parser.parse_args()
 
@@ -117,27 +133,29 @@ def start_simulator(stack: ExitStack, sim_symbols: int) -> tuple[SimulatorHandle
     return sim, process
 
 
-def start_system(stack: ExitStack, env: dict[str, str], schedule_dir: str) -> tuple[str, list]:
-    """ASGI server, both Celery workers and beat, with the command lines of the test fixtures,
-    started together. Returns the server's base URL and the processes."""
+def start_system(
+    stack: ExitStack, env: dict[str, str], schedule_dir: str, config: str
+) -> tuple[str, list]:
+    """ASGI server, the Celery workers of pool configuration `config` and beat, started
+    together. Returns the server's base URL and the processes."""
     port = _system.free_port()
-    commands = {
-        "asgi-server": _system.uvicorn_args(port),
-        "worker": _system.celery_worker_args("alertbench-worker", "default,oi_backfill", 2),
-        "poller": _system.celery_worker_args("alertbench-poller", "oi_poll", 4),
-        "beat": _system.celery_beat_args(schedule_dir),
-    }
-    processes = []
-    for name, args in commands.items():
-        process = Process(name, args, env, ARTIFACTS)
-        stack.callback(process.stop)
-        processes.append(process)
+    prefix = f"alertbench-{config}"
+    processes = [Process(f"{prefix}-asgi-server", _system.uvicorn_args(port), env, ARTIFACTS)]
+    stack.callback(processes[0].stop)
+    workers = [
+        Process(f"{prefix}-{spec.name}", spec.args(prefix), env, ARTIFACTS)
+        for spec in _system.pool_config(config)
+    ]
+    for worker in workers:
+        stack.callback(worker.stop)
+    beat = Process(f"{prefix}-beat", _system.celery_beat_args(schedule_dir), env, ARTIFACTS)
+    stack.callback(beat.stop)
     base_url = f"http://127.0.0.1:{port}"
     processes[0].wait_for_http(f"{base_url}/health")
-    processes[1].wait_for_log("ready.")
-    processes[2].wait_for_log("ready.")
-    processes[3].wait_for_log("beat: Starting")
-    return base_url, processes
+    for worker in workers:
+        worker.wait_for_log("ready.")
+    beat.wait_for_log("beat: Starting")
+    return base_url, [*processes, *workers, beat]
 
 
 # --- waiting for a backfilled universe ---------------------------------------------------------
@@ -459,15 +477,15 @@ def report(results: list[SymbolResult], interval_sec: float, listener: AlertList
         )
     print(f"({listener.update_frames} open_interest_update frames seen by the client meanwhile)")
     print(
-        f"rerun: {RERUN_COMMAND}   (process logs and per-symbol results.json: "
+        f"rerun: {RERUN_COMMAND}   (process logs and per-symbol results-<config>.json: "
         f"{ARTIFACTS.relative_to(PROJECT_ROOT)}/)"
     )
     return p99_ok and counts_ok
 
 
-def results_write(results: list[SymbolResult]) -> Path:
+def results_write(results: list[SymbolResult], config: str) -> Path:
     """Per-symbol figures, for looking into a miss."""
-    path = ARTIFACTS / "results.json"
+    path = ARTIFACTS / f"results-{config}.json"
     rows = [
         {
             "symbol": r.symbol,
@@ -494,6 +512,9 @@ def _diff(later: int | None, earlier: int | None) -> int | None:
 
 
 def run(args: argparse.Namespace, stack: ExitStack) -> bool:
+    configs = [name.strip() for name in args.configs.split(",") if name.strip()]
+    for name in configs:
+        _system.pool_config(name)  # unknown names fail before anything starts
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     redis_client = _system.redis_flush(args.redis_url)  # this benchmark's own database
     stack.callback(redis_client.close)
@@ -508,12 +529,36 @@ def run(args: argparse.Namespace, stack: ExitStack) -> bool:
     _system.database_create_if_missing(args.database_name)
     _system.django_setup(env, migrate=True, flush=False)
     rules_prepare()
+    rows = []
+    for config in configs:
+        with ExitStack() as config_stack:
+            rows.append(run_config(config, args, config_stack, env, sim, simulator_process,
+                                   redis_client))  # fmt: skip
+    if len(rows) > 1:
+        side_by_side(rows)
+    print(f"rerun: {RERUN_COMMAND} --configs {','.join(configs)}")
+    return all(ok for _, ok, _ in rows)
+
+
+def run_config(
+    config: str,
+    args: argparse.Namespace,
+    stack: ExitStack,
+    env: dict[str, str],
+    sim: SimulatorHandle,
+    simulator_process: Process,
+    redis_client: redis.Redis,
+) -> tuple[str, bool, dict[str, float]]:
+    """Start the system with `config`'s workers, spike symbols that have not alerted yet,
+    collect and report; stop it. Returns (config, targets met, figures)."""
     schedule_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="alertbench-beat-"))
-    base_url, processes = start_system(stack, env, schedule_dir)
+    base_url, processes = start_system(stack, env, schedule_dir, config)
+    started = time.monotonic()
     processes.append(simulator_process)
-    print(f"system up: simulator {sim.base_url}, ASGI server {base_url}")
+    print(f"--- [{config}] system up: simulator {sim.base_url}, ASGI server {base_url}")
 
     ready = wait_for_backfill(redis_client, processes, args.alerts, args.backfill_timeout)
+    time.sleep(max(0.0, args.warmup - (time.monotonic() - started)))
     candidates = symbols_not_cooling_down(redis_client, ready)
     if len(candidates) < args.alerts:
         raise RuntimeError(f"only {len(candidates)} backfilled symbols are free to alert")
@@ -522,6 +567,7 @@ def run(args: argparse.Namespace, stack: ExitStack) -> bool:
     listener = listener_start(stack, base_url)
     interval_sec = poll_interval_sec(redis_client)
 
+    load_before = Path("/proc/loadavg").read_text().split()[0]
     at_by_symbol = inject_spikes(sim, chosen, args.spread)
     until_ms = max(at_by_symbol.values()) + round(2 * interval_sec * 1000) + 3000
     print(
@@ -530,9 +576,37 @@ def run(args: argparse.Namespace, stack: ExitStack) -> bool:
         f"{(until_ms - now_ms()) / 1000:.0f} s (2 poll intervals after the last)"
     )
     frames = collect(listener, processes, until_ms)
+    load = f"{load_before} -> {Path('/proc/loadavg').read_text().split()[0]}"
     results = symbol_results(sim, at_by_symbol, frames, after_id)
-    results_write(results)
-    return report(results, interval_sec, listener)
+    results_write(results, config)
+    print(f"[{config}] 1-min load average during the spikes {load}")
+    ok = report(results, interval_sec, listener)
+    latencies = [r.latency_ms for r in results if r.latency_ms is not None]
+    figures = {
+        "latency p50 ms": percentile(latencies, 0.5),
+        "latency p99 ms": percentile(latencies, 0.99),
+        "alerts received": float(sum(1 for r in results if r.ws_alerts)),
+        "duplicates": float(sum(max(0, len(r.ws_alerts) - 1) for r in results)),
+        "polling wait p50 ms": percentile(
+            [r.polling_wait_ms for r in results if r.polling_wait_ms is not None], 0.5
+        ),
+    }
+    return config, ok, figures
+
+
+def side_by_side(rows: list[tuple[str, bool, dict[str, float]]]) -> None:
+    base_config, _, base = rows[0]
+    print()
+    print(f"=== side by side (ratio to {base_config}) ===")
+    print(f"{'':<22}" + "".join(f"{config:>22}" for config, _, _ in rows))
+    for name in base:
+        cells = []
+        for config, _, figures in rows:
+            text = f"{figures[name]:.0f}"
+            if config != base_config and base[name]:
+                text += f" ({figures[name] / base[name]:.2f}x)"
+            cells.append(f"{text:>22}")
+        print(f"{name:<22}" + "".join(cells))
 
 
 def main() -> int:

@@ -2,9 +2,10 @@
 
 Runs the processes of the Procfile as real subprocesses against a simulator of its own (650
 symbols, seed 4242, 4 random OI events per symbol per day as in the Procfile, so alerts happen):
-the ASGI server (uvicorn), a Celery worker for default,oi_backfill (concurrency 2), a Celery worker
-for oi_poll (concurrency 4) and one beat. Exactly --symbols TRADING USDT perpetuals are made liquid
-(bench/_system.py), the budget keeps its default (OI_MAX_REQ_PER_MIN 2000).
+the ASGI server (uvicorn), the Celery workers as the Procfile runs them (`worker` for
+default,oi_backfill and `poller` for oi_poll, each one process on a thread pool) and one beat.
+Exactly --symbols TRADING USDT perpetuals are made liquid (bench/_system.py), the budget keeps
+its default (OI_MAX_REQ_PER_MIN 2000).
 
 Two settings differ from production, so that a 30-minute run says something about the steady
 state: OI_RING_WINDOW_SEC=600 (the rings keep 10 minutes instead of 3 hours, so they are full,
@@ -352,14 +353,10 @@ def run(args: argparse.Namespace, stack: ExitStack) -> bool:
     processes: dict[str, _system.Process] = {}
     web, base_url = _system.start_web(f"{LOG_PREFIX}-web", env, LOG_DIR)
     stack.callback(web.stop)
-    for name, queues, concurrency in (
-        ("worker", "default,oi_backfill", 2),
-        ("poller", "oi_poll", 4),
-    ):
-        processes[name] = _system.start_worker(
-            f"{LOG_PREFIX}-{name}", queues, concurrency, env, LOG_DIR
-        )
-        stack.callback(processes[name].stop)
+    # The Celery workers as the Procfile runs them (bench/_system.py procfile_workers).
+    for worker in _system.start_workers(_system.procfile_workers(), LOG_PREFIX, env, LOG_DIR):
+        processes[worker.name.removeprefix(f"{LOG_PREFIX}-")] = worker
+        stack.callback(worker.stop)
     processes["web"] = web
     processes["beat"] = _system.start_beat(f"{LOG_PREFIX}-beat", env, LOG_DIR, schedule_dir)
     stack.callback(processes["beat"].stop)

@@ -1,8 +1,10 @@
 """Publishing events to WebSocket subscribers through the Channels layer (Redis pub/sub)."""
 
+import asyncio
 import logging
+import os
+import threading
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -11,19 +13,50 @@ logger = logging.getLogger(__name__)
 OI_UPDATES_GROUP = "oi_updates"
 OI_ALERTS_GROUP = "oi_alerts"
 VOLUME_ALERTS_GROUP = "volume_alerts"
+# A publish that takes longer than this is given up (best effort; clients catch up from the DB).
+BROADCAST_TIMEOUT_SEC = 5.0
+
+_publisher_lock = threading.Lock()
+_publisher: tuple[int, asyncio.AbstractEventLoop] | None = None
+
+
+def _publisher_loop() -> asyncio.AbstractEventLoop:
+    """This process's event loop for publishing, run by a daemon thread, made on first use.
+
+    `async_to_sync` would run every publish on a new event loop in a new thread, and the
+    channel layer keeps one Redis connection per loop: a connection, a loop and a thread per
+    batch. One loop keeps one connection, and any thread may publish through it. A forked
+    child (the loop's thread does not survive a fork) makes its own.
+    """
+    global _publisher
+    with _publisher_lock:
+        if _publisher is None or _publisher[0] != os.getpid():
+            loop = asyncio.new_event_loop()
+            threading.Thread(
+                target=loop.run_forever, name="realtime-publisher", daemon=True
+            ).start()
+            _publisher = (os.getpid(), loop)
+        return _publisher[1]
 
 
 def broadcast(group: str, message: dict) -> None:
     """Send `message` (with a `type` naming the consumer handler) to every member of `group`.
 
     Delivery is best effort: a subscriber that misses it catches up from the database.
+    Thread-safe; waits until the message is published (or BROADCAST_TIMEOUT_SEC).
     """
     layer = get_channel_layer()
     if layer is None:
         return
+    future = None
     try:
-        async_to_sync(layer.group_send)(group, message)
+        future = asyncio.run_coroutine_threadsafe(
+            layer.group_send(group, message), _publisher_loop()
+        )
+        future.result(timeout=BROADCAST_TIMEOUT_SEC)
     except Exception as exc:  # noqa: BLE001 - a lost broadcast must never break the poller
+        if future is not None:
+            future.cancel()
         logger.warning("broadcast failed", extra={"group": group, "cause": repr(exc)})
 
 

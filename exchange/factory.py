@@ -1,8 +1,10 @@
 """Build exchange clients from Django settings (the only module of exchange/ that reads them)."""
 
+import os
 from functools import lru_cache
 
 import redis
+import requests
 from django.conf import settings
 
 from exchange.budget import BudgetConfig, RequestBudget
@@ -31,6 +33,22 @@ def build_budget() -> RequestBudget:
     return RequestBudget(_redis(settings.REDIS_URL), budget_config())
 
 
+def exchange_session(base_url: str) -> requests.Session:
+    """An HTTP session that reads the environment's proxy and CA bundle settings once, here.
+
+    A session that trusts the environment re-reads them on every request (requests walks the
+    whole of os.environ for *_proxy variables and looks for ~/.netrc): about a fifth of the
+    poller's CPU. HTTPS_PROXY, HTTP_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE still apply.
+    """
+    session = requests.Session()
+    session.proxies.update(requests.utils.get_environ_proxies(base_url))
+    ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if ca_bundle:
+        session.verify = ca_bundle
+    session.trust_env = False
+    return session
+
+
 def build_client(
     consumer: str = "default",
     *,
@@ -55,4 +73,5 @@ def build_client(
         retry_max_delay=settings.BINANCE_RETRY_MAX_DELAY,
         max_wait=settings.BINANCE_MAX_BUDGET_WAIT if max_wait is None else max_wait,
         max_time_ahead=settings.OI_MAX_CLOCK_AHEAD_SEC,
+        session=exchange_session(settings.BINANCE_BASE_URL),
     )

@@ -46,8 +46,8 @@ def test_an_injected_oi_jump_reaches_a_websocket_client_once_per_rule_even_acros
     AlertRule.objects.update(min_delta_contracts=None)
     rules = set(AlertRule.objects.values_list("name", flat=True))
     env = {"BINANCE_BASE_URL": sim.base_url}
-    celery_processes.start_worker(queues="default,oi_backfill", **env)
-    poller = celery_processes.start_worker(queues="oi_poll", concurrency=4, **env)
+    celery_processes.start_procfile_worker("worker", **env)
+    poller = celery_processes.start_procfile_worker("poller", **env)
     celery_processes.start_beat(**env)
     symbol = wait_until(
         lambda: LiquidSymbol.objects.order_by("symbol").values_list("symbol", flat=True).first(),
@@ -86,7 +86,7 @@ def test_an_injected_oi_jump_reaches_a_websocket_client_once_per_rule_even_acros
         # when the poller worker is killed mid-run and started again while the jump persists
         poller.process.send_signal(signal.SIGKILL)
         poller.process.wait(10)
-        celery_processes.start_worker(queues="oi_poll", concurrency=4, **env)
+        celery_processes.start_procfile_worker("poller", **env)
         later = frames_until(
             ws, lambda got: sum(f["type"] == "open_interest_update" for f in got) >= 2, 45
         )

@@ -60,7 +60,7 @@ def test_a_shard_samples_each_symbol_at_its_due_time_and_stores_the_batch(
     for due_ms, symbol in plan.polls[1:]:
         (arrival_ms,) = on_simulator.oi_request_times(symbol)
         # never early; late only by scheduling and connection set-up on a busy 2-core machine
-        assert due_ms - 5 <= arrival_ms <= due_ms + 400
+        assert due_ms - 5 <= arrival_ms <= due_ms + 1500
     # the mark price came from one premiumIndex call, and USD notional from it
     assert redis_client.hlen(MARK_PRICE_KEY) > len(symbols)
     rows = {row.symbol: row for row in OpenInterestSnapshot.objects.all()}

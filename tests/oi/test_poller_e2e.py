@@ -28,8 +28,8 @@ def test_every_liquid_symbol_is_polled_on_time_within_budget_and_follows_the_uni
     )
     sim.set_symbol(newcomer, quoteVolume="1000")
     env = {"BINANCE_BASE_URL": sim.base_url, "LIQUIDITY_REFRESH_SEC": "4"}
-    celery_processes.start_worker(queues="default,oi_backfill", **env)
-    celery_processes.start_worker(queues="oi_poll", concurrency=4, **env)  # as in the Procfile
+    celery_processes.start_procfile_worker("worker", **env)  # as in the Procfile
+    celery_processes.start_procfile_worker("poller", **env)
     celery_processes.start_beat(**env)
     celery_processes.start_beat(**env)
     members, status = whole_universe_dispatched(api_client)

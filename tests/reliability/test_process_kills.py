@@ -1,7 +1,7 @@
 """Processes killed as a crash would (SIGKILL, no chance to clean up) under a running system.
 
-1. The oi_poll worker (its whole process tree, parent and pool children) is killed while it is
-   polling shards, right when one symbol's poll carries an OI jump that must raise an alert;
+1. The oi_poll worker (the Procfile's `poller`: one process, its pool is threads; the whole
+   tree under respawn.sh is killed, whatever it holds) is killed while it is polling shards, right when one symbol's poll carries an OI jump that must raise an alert;
    scripts/respawn.sh starts it again, as in the Procfile. Measured: from the kill, and from the
    restarted worker's "ready.", until every liquid symbol has a new sample in Postgres (its
    snapshot with an exchange time after the kill, taken at the row's created_at, the database's
@@ -73,7 +73,8 @@ def cmdline(pid: int) -> str:
 
 
 def celery_tree_under(supervisor_pid: int) -> list[int]:
-    """The Celery process respawn.sh runs, and its pool children (not respawn.sh itself)."""
+    """The Celery process respawn.sh runs, and its pool children if it has any (a prefork pool;
+    a thread pool has none) - not respawn.sh itself."""
     descendants = process_tree_pids(supervisor_pid)[1:]
     return [pid for pid in descendants if "celery" in cmdline(pid)]
 
@@ -176,8 +177,8 @@ def test_sigkilled_poller_worker_and_beat_resume_within_an_interval_losing_nothi
     test_start_ms = now_ms()
     AlertRule.objects.update(min_delta_contracts=None)
     env = {"BINANCE_BASE_URL": sim.base_url}
-    celery_processes.start_worker(queues="default,oi_backfill", concurrency=2, **env)
-    poller = celery_processes.start_worker(queues="oi_poll", concurrency=4, supervised=True, **env)
+    celery_processes.start_procfile_worker("worker", **env)
+    poller = celery_processes.start_procfile_worker("poller", supervised=True, **env)
     beat = celery_processes.start_beat(supervised=True, **env)
     members, status = whole_universe_dispatched(api_client)
     interval_ms = round(status["intervalSec"] * 1000)
@@ -207,7 +208,8 @@ def test_sigkilled_poller_worker_and_beat_resume_within_an_interval_losing_nothi
     )
     report = [f"{len(members)} symbols, interval {interval_ms / 1000:g} s, window {window_ms} ms"]
 
-    # 1. when the oi_poll worker is SIGKILLed (parent and pool children) right as the poll that
+    # 1. when the oi_poll worker is SIGKILLed (its process: the pool is threads, so the shards,
+    # their poll threads and the reserved ETA shards all live in it) right as the poll that
     # carries an OI jump of one symbol comes back, i.e. while its shard is storing
     at_ms = next_sample_second(now_ms() + 500)
     sim.inject_event(target, "spike", SPIKE_PCT, at=at_ms)
@@ -217,7 +219,7 @@ def test_sigkilled_poller_worker_and_beat_resume_within_an_interval_losing_nothi
         "the jump was never polled",
     )
     tree = celery_tree_under(poller.process.pid)
-    assert len(tree) >= 5, f"expected the worker and its 4 pool children, found {tree}"
+    assert len(tree) == 1, f"expected one worker process (a thread pool), found {tree}"
     readies = log_count(poller, "ready.")
     sigkill_all(tree)
     kill_ms = now_ms()

@@ -226,7 +226,8 @@ OI_MAX_INTERVAL_SEC = env.float("OI_MAX_INTERVAL_SEC", default=20.0)
 # Beat dispatches every window; each window's polls are split into shards of at most this many.
 OI_WINDOW_SEC = env.int("OI_WINDOW_SEC", default=2)
 OI_SHARD_MAX_POLLS = env.int("OI_SHARD_MAX_POLLS", default=60)
-OI_SHARD_THREADS = env.int("OI_SHARD_THREADS", default=8)
+# Threads of a poller process sending polls at their due times, shared by the shards it runs.
+OI_SHARD_THREADS = env.int("OI_SHARD_THREADS", default=16)
 # A shard stores and evaluates the polls that came back every this many ms (small batches).
 OI_BATCH_FLUSH_MS = env.int("OI_BATCH_FLUSH_MS", default=100)
 # A poll waits at most this long for the shared budget, and is retried at most this often.
