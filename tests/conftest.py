@@ -62,23 +62,9 @@ def default_alert_rules(request):
     evaluation.engine_reset()
 
 
-# Fixtures that start processes (a simulator, uvicorn, Celery workers): a test that uses one takes
-# seconds to a minute, whether or not it is marked integration.
-PROCESS_FIXTURES = frozenset(
-    {"sim", "on_simulator", "simulator", "asgi_server", "celery_processes", "live_server"}
-)
-
-
 def pytest_collection_modifyitems(config, items):
-    """The tests that start processes first, the quick ones after: spread over pytest-xdist's
-    workers, the quick ones then fill the end of the run instead of a long test starting last.
-    A stable sort: the same order in every worker, as xdist requires."""
-
-    def starts_processes(item) -> bool:
-        return (
-            item.get_closest_marker("integration") is not None
-            or item.get_closest_marker("reliability") is not None
-            or not PROCESS_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
-        )
-
-    items.sort(key=lambda item: not starts_processes(item))
+    """The tests that start processes (marked integration; they take seconds to a minute each)
+    first, the quick ones after: spread over pytest-xdist's workers, the quick ones then fill the
+    end of the run instead of a long test starting last. A stable sort: the same order in every
+    worker, as xdist requires."""
+    items.sort(key=lambda item: item.get_closest_marker("integration") is None)
