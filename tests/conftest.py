@@ -60,11 +60,3 @@ def default_alert_rules(request):
     evaluation.engine_reset()
     yield
     evaluation.engine_reset()
-
-
-def pytest_collection_modifyitems(config, items):
-    """The tests that start processes (marked integration; they take seconds to a minute each)
-    first, the quick ones after: spread over pytest-xdist's workers, the quick ones then fill the
-    end of the run instead of a long test starting last. A stable sort: the same order in every
-    worker, as xdist requires."""
-    items.sort(key=lambda item: item.get_closest_marker("integration") is None)
