@@ -11,6 +11,7 @@ from websockets.sync.client import connect
 from alerts.models import AlertRule, OpenInterestAlert
 from liquidity.models import LiquidSymbol
 from oi.ring import ring_read
+from tests.fixtures.feed import frames_until
 from tests.fixtures.processes import wait_until
 
 pytestmark = pytest.mark.integration
@@ -20,18 +21,6 @@ def frames(ws, seconds: float) -> list[dict]:
     received = []
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
-        try:
-            received.append(json.loads(ws.recv(timeout=left)))
-        except TimeoutError:
-            break
-    return received
-
-
-def frames_until(ws, enough, seconds: float) -> list[dict]:
-    """Frames until `enough(frames so far)` holds or `seconds` pass."""
-    received: list[dict] = []
-    deadline = time.monotonic() + seconds
-    while not enough(received) and (left := deadline - time.monotonic()) > 0:
         try:
             received.append(json.loads(ws.recv(timeout=left)))
         except TimeoutError:

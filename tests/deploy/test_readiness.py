@@ -2,7 +2,6 @@
 when beat stops, when the poller stops, when the exchange bans the IP and when the universe is
 stale; 200 again once the cause is gone. Liveness (/health) stays 200 throughout."""
 
-import sys
 import time
 from datetime import timedelta
 
@@ -67,8 +66,7 @@ def test_readiness_names_a_stopped_beat_a_stopped_poller_a_ban_and_a_stale_unive
     try:
         web = ManagedProcess(
             "readiness-web",
-            [sys.executable, "-m", "uvicorn", "volspike.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--no-access-log"],
+            processes.asgi_server_args(port),
             env,
         )  # fmt: skip
         started.append(web)

@@ -3,7 +3,6 @@ back while snapshot batches are parked and the Telegram outbox holds alerts: not
 lost, and both are delivered once their destinations answer again."""
 
 import json
-import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -76,8 +75,7 @@ class TelegramStandIn:
 def uvicorn(name: str, port: int, env: dict[str, str]) -> ManagedProcess:
     web = ManagedProcess(
         name,
-        [sys.executable, "-m", "uvicorn", "volspike.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--no-access-log"],
+        processes.asgi_server_args(port),
         processes.test_process_env(**env),
     )  # fmt: skip
     wait_answering(f"http://127.0.0.1:{port}/health", 30, web)

@@ -8,8 +8,6 @@ One server for the whole module.
 """
 
 import json
-import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +22,8 @@ from alerts.models import OpenInterestAlert
 from common.services import api_token_create
 from liquidity.models import LiquidSymbol
 from oi.models import OpenInterestSnapshot
+from tests.fixtures import processes
+from tests.fixtures.feed import frames_until
 from tests.fixtures.processes import ManagedProcess, free_port
 from tests.fixtures.processes import test_process_env as process_env
 from volume_alerts.models import VolumeAlert
@@ -41,8 +41,7 @@ def server(django_db_setup) -> Iterator[ManagedProcess]:
     port = free_port()
     process = ManagedProcess(
         "asgi-server-volspike-clients",
-        [sys.executable, "-m", "uvicorn", "volspike.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--no-access-log"],
+        processes.asgi_server_args(port),
         process_env(),
     )  # fmt: skip
     process.base_url = f"http://127.0.0.1:{port}"
@@ -198,17 +197,6 @@ def universe(n: int) -> list[str]:
 
 def feed_url(base_url: str, query: str = "") -> str:
     return base_url.replace("http://", "ws://") + "/ws/open-interest/" + query
-
-
-def frames_until(ws, enough, seconds: float) -> list[dict]:
-    received: list[dict] = []
-    deadline = time.monotonic() + seconds
-    while not enough(received) and (left := deadline - time.monotonic()) > 0:
-        try:
-            received.append(json.loads(ws.recv(timeout=left)))
-        except TimeoutError:
-            break
-    return received
 
 
 def of_type(frames: list[dict], kind: str) -> list[dict]:

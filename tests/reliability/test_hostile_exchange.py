@@ -9,7 +9,6 @@ where the poller is involved, a real uvicorn where the web API is. Figures go to
 """
 
 import json
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +23,7 @@ from oi.keys import CONSECUTIVE_FAILURES_KEY
 from oi.models import OpenInterestSnapshot
 from oi.ring import ring_read
 from oi.snapshot_sink import PENDING_KEY, snapshot_pending_flush
+from tests.fixtures import processes
 from tests.fixtures.processes import (
     ARTIFACTS,
     ManagedProcess,
@@ -59,8 +59,7 @@ def start_web(**env: str) -> tuple[ManagedProcess, str]:
     port = free_port()
     server = ManagedProcess(
         f"hostile-web-{port}",
-        [sys.executable, "-m", "uvicorn", "volspike.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--no-access-log"],
+        processes.asgi_server_args(port),
         process_env(**env),
     )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"

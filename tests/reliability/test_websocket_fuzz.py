@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from websockets.sync.client import connect
 
 from liquidity.models import LiquidSymbol
+from tests.fixtures.feed import frames_until_pong
 from tests.fixtures.processes import artifact_path
 
 pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
@@ -37,17 +38,6 @@ def feed_url(asgi_server) -> str:
         symbol=KNOWN_SYMBOL, quote_volume_24h=Decimal(5_000_000), entered_at=now, last_seen_at=now
     )
     return asgi_server.replace("http://", "ws://") + "/ws/open-interest/"
-
-
-def frames_until_pong(ws) -> list[dict]:
-    """Ping, then read every frame up to the pong (the consumer answers in order)."""
-    ws.send(json.dumps({"action": "ping"}))
-    frames = []
-    while True:
-        frame = json.loads(ws.recv(timeout=10))
-        if frame.get("type") == "pong":
-            return frames
-        frames.append(frame)
 
 
 def assert_error_frames(frames: list[dict], message) -> list[dict]:

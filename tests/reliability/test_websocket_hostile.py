@@ -29,6 +29,7 @@ from websockets.sync.client import connect
 from common.realtime import OI_UPDATES_GROUP
 from liquidity.models import LiquidSymbol
 from tests.fixtures import processes
+from tests.fixtures.feed import frames_until_pong
 from tests.fixtures.processes import (
     ROOT,
     ManagedProcess,
@@ -94,14 +95,6 @@ def feed_subscriptions(prefix: str | None = None) -> tuple[int, list[str]]:
         return group_subscribers, client.pubsub_channels(f"{prefix}specific.*")
     finally:
         client.close()
-
-
-def frames_until_pong(ws) -> list[dict]:
-    ws.send(json.dumps({"action": "ping"}))
-    frames = []
-    while (frame := json.loads(ws.recv(timeout=15))).get("type") != "pong":
-        frames.append(frame)
-    return frames
 
 
 def close_of(ws, timeout: float = 20) -> tuple[int, str]:
