@@ -48,6 +48,7 @@ from oi.keys import (
 from oi.ring import RingSample, ring_append
 from oi.schedule import (
     MARK_PRICE_JOB,
+    DuePoll,
     poll_interval_sec,
     polls_due,
     split_into_shards,
@@ -128,11 +129,17 @@ def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
 
     phases = symbol_phases_ms(symbols, interval_ms)
     shards: list[ShardPlan] = []
-    for window in range(current_window + 1, current_window + 1 + DISPATCH_LOOKAHEAD_WINDOWS):
+    # The current window too: it is normally claimed already (by an earlier dispatch's
+    # lookahead), but after a gap in dispatching (beat restarting) its polls are sent at once
+    # rather than each of its symbols waiting a whole extra interval.
+    for window in range(current_window, current_window + 1 + DISPATCH_LOOKAHEAD_WINDOWS):
         if not redis.set(WINDOW_CLAIM_KEY.format(window), at_ms, nx=True, ex=300):
             continue
         start_ms, end_ms = window * window_ms, (window + 1) * window_ms
         due = polls_due(phases, interval_ms, start_ms, end_ms)
+        if window == current_window:
+            start_ms = at_ms
+            due = [DuePoll(max(poll.due_ms, at_ms), poll.symbol) for poll in due]
         for shard in split_into_shards(due, settings.OI_SHARD_MAX_POLLS):
             shards.append(
                 ShardPlan(start_ms, end_ms, [(poll.due_ms, poll.symbol) for poll in shard])
@@ -146,7 +153,8 @@ def _missed_windows_check(current_window: int) -> None:
     previous = redis.getset(LAST_WINDOW_KEY, current_window + DISPATCH_LOOKAHEAD_WINDOWS)
     if previous is None:
         return
-    missed = current_window - int(previous)
+    # windows after the last planned one and before the current one (which is planned now)
+    missed = current_window - 1 - int(previous)
     if missed > 0:
         redis.hincrby(COUNTERS_KEY, "windows_missed", missed)
         logger.warning("poll windows missed: dispatch ran late", extra={"windows": missed})

@@ -154,6 +154,30 @@ def test_two_dispatchers_at_the_same_moment_plan_each_window_once(on_simulator, 
     assert second.backfill == []
 
 
+def test_a_dispatch_after_a_gap_polls_the_current_window_at_once_and_counts_the_missed_one(
+    on_simulator, redis_client, settings
+):
+    """Beat restarting leaves a gap in dispatching longer than the planned lookahead: the
+    window the late dispatch lands in is still polled (its overdue polls at once), so a symbol
+    waits one window longer, not one interval longer; only whole windows before it are missed."""
+    symbols = liquid_symbols(on_simulator, 30)
+    redis_client.sadd(REDIS_UNIVERSE_KEY, *symbols)
+    window_ms = settings.OI_WINDOW_SEC * 1000
+    first_window = now_ms() // window_ms + 10  # clear of any window this test's setup claimed
+    poller_dispatch(at_ms=first_window * window_ms + 10)
+    late_window = first_window + poller.DISPATCH_LOOKAHEAD_WINDOWS + 2
+    late_at = late_window * window_ms + window_ms // 2
+    late = poller_dispatch(at_ms=late_at)
+    current = [shard for shard in late.shards if shard.window_end_ms == late_at + window_ms // 2]
+    assert current, "the window the late dispatch landed in was not planned"
+    polls = [poll for shard in current for poll in shard.polls]
+    # every poll due anywhere in that window, the overdue ones moved to the dispatch time
+    assert len(polls) >= len(symbols) * window_ms // (late.interval_sec * 1000) - 1
+    assert min(due for due, _ in polls) == late_at
+    assert all(shard.window_start_ms == late_at for shard in current)
+    assert redis_client.hget(COUNTERS_KEY, "windows_missed") == "1"
+
+
 def test_backfill_gives_a_full_baseline_window_at_once(on_simulator, redis_client, settings):
     symbol = liquid_symbols(on_simulator, 1)[0]
     filled = ring_backfill([symbol])

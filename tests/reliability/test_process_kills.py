@@ -32,6 +32,7 @@ import pytest
 from django.conf import settings
 from django.db.models import Min
 
+from alerts.evaluation import CLAIM_STALE_MS
 from alerts.models import AlertRule, OpenInterestAlert
 from oi.keys import BACKFILL_DONE_KEY, COUNTERS_KEY, WINDOW_CLAIM_KEY
 from oi.models import OpenInterestSnapshot
@@ -258,7 +259,11 @@ def test_sigkilled_poller_worker_and_beat_resume_within_an_interval_losing_nothi
             .values_list("rule_name", "created_at")
         )
 
-    raised = wait_until(target_alerts, interval_ms / 1000 + 10, "the jump never alerted")
+    # A kill between a rule's fire claim and its alert row holds that rule back until the claim
+    # is stale (CLAIM_STALE_MS), then the next sample raises it: late, never lost nor doubled.
+    raised = wait_until(
+        target_alerts, (CLAIM_STALE_MS + interval_ms) / 1000 + 10, "the jump never alerted"
+    )
     time.sleep(interval_ms / 1000 + 1)  # a further poll still carries the jump
     raised = target_alerts()
     first_ms = min(created.timestamp() * 1000 for _, created in raised)
