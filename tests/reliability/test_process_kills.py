@@ -13,10 +13,12 @@
    the jump raises its alert exactly once per rule, and no (symbol, direction, rule) alerts
    twice within the rule's cooldown.
 2. Beat is killed and respawned: measured from the new beat's "beat: Starting" until every
-   symbol has a sample polled after it; at most one beat process at any time, and no symbol
-   polled twice in one interval (no window dispatched twice).
+   symbol has a sample polled after it; at most one beat process at any time, no symbol
+   polled twice in one interval (no window dispatched twice), and none missing a poll (the
+   new beat's first dispatch plans the window it lands in).
 
-The figures are printed and saved in test-artifacts/process-kills.txt.
+Each is a test of its own on a system of its own. The figures are printed and saved in
+test-artifacts/process-kills-poller.txt and process-kills-beat.txt.
 """
 
 import contextlib
@@ -25,6 +27,7 @@ import math
 import os
 import signal
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -167,15 +170,31 @@ def alerts_twice_in_cooldown(since_ms: int) -> list[tuple[str, str, str]]:
     return doubled
 
 
-# --- the test ------------------------------------------------------------------------------------
+# --- the system, as in the Procfile ---------------------------------------------------------------
 
 
-def test_sigkilled_poller_worker_and_beat_resume_within_an_interval_losing_nothing(
-    sim, celery_processes, redis_client, api_client
-):
-    # given the system as in the Procfile (workers and beat supervised by respawn.sh), the
-    # default alert rules with no contracts minimum (any symbol's jump can alert)
-    test_start_ms = now_ms()
+@dataclass(frozen=True)
+class RunningSystem:
+    poller: object
+    beat: object
+    members: list[str]
+    interval_ms: int
+    window_ms: int
+    started_ms: int
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"{len(self.members)} symbols, interval {self.interval_ms / 1000:g} s, "
+            f"window {self.window_ms} ms"
+        )
+
+
+def system_running(sim, celery_processes, api_client) -> RunningSystem:
+    """Worker, poller and beat as in the Procfile (the poller and beat supervised by
+    respawn.sh), the default alert rules with no contracts minimum (any symbol's jump can
+    alert), every liquid symbol dispatched and polled once."""
+    started_ms = now_ms()
     AlertRule.objects.update(min_delta_contracts=None)
     env = {"BINANCE_BASE_URL": sim.base_url}
     celery_processes.start_procfile_worker("worker", **env)
@@ -183,7 +202,30 @@ def test_sigkilled_poller_worker_and_beat_resume_within_an_interval_losing_nothi
     beat = celery_processes.start_beat(supervised=True, **env)
     members, status = whole_universe_dispatched(api_client)
     interval_ms = round(status["intervalSec"] * 1000)
+    wait_until(
+        lambda: len(first_stored_after(members, started_ms)) == len(members),
+        interval_ms / 1000 + 10,
+        "not every symbol was polled before the kill",
+    )
     window_ms = settings.OI_WINDOW_SEC * 1000
+    return RunningSystem(poller, beat, members, interval_ms, window_ms, started_ms)
+
+
+def report_write(name: str, report: list[str]) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / f"process-kills-{name}.txt").write_text("\n".join(report) + "\n")
+    print("\n".join(report))
+
+
+# --- the scenarios -------------------------------------------------------------------------------
+
+
+def test_a_sigkilled_poller_worker_resumes_within_an_interval_and_loses_no_sample_nor_alert(
+    sim, celery_processes, redis_client, api_client
+):
+    system = system_running(sim, celery_processes, api_client)
+    poller, members = system.poller, system.members
+    interval_ms, window_ms, test_start_ms = system.interval_ms, system.window_ms, system.started_ms
     # a symbol with its baseline backfilled and no UP alert yet: the jump will alert
     target = wait_until(
         lambda: next(
@@ -199,15 +241,10 @@ def test_sigkilled_poller_worker_and_beat_resume_within_an_interval_losing_nothi
         30,
         "no symbol was backfilled",
     )
-    wait_until(
-        lambda: len(first_stored_after(members, test_start_ms)) == len(members),
-        interval_ms / 1000 + 10,
-        "not every symbol was polled before the kill",
-    )
     alerts_before = set(
         OpenInterestAlert.objects.filter(symbol=target, direction="UP").values_list("id", flat=True)
     )
-    report = [f"{len(members)} symbols, interval {interval_ms / 1000:g} s, window {window_ms} ms"]
+    report = [system.summary]
 
     # 1. when the oi_poll worker is SIGKILLed (its process: the pool is threads, so the shards,
     # their poll threads and the reserved ETA shards all live in it) right as the poll that
@@ -278,7 +315,11 @@ def test_sigkilled_poller_worker_and_beat_resume_within_an_interval_losing_nothi
     # (members older than the ring's window are trimmed by design)
     trim_before_ms = now_ms() - settings.OI_RING_WINDOW_SEC * 1000 + 60_000
     lost_from_rings = {
-        s: {m for m in rings_at_kill[s] - rings_after[s] if int(m.split(":")[0]) > trim_before_ms}
+        s: {
+            m
+            for m in rings_at_kill[s] - rings_after[s]
+            if decode_member(m).time_ms > trim_before_ms
+        }
         for s in members
     }
     undecodable = []
@@ -311,7 +352,33 @@ def test_sigkilled_poller_worker_and_beat_resume_within_an_interval_losing_nothi
         f"(symbol, direction, rule) alerting twice within the cooldown: {len(doubled)}"
     )
 
-    # 2. when beat is SIGKILLed, respawn.sh starts one again, and polling goes on
+    report_write("poller", report)
+
+    # Polling resumes with the first window not planned before the kill: the first dispatch
+    # after ready (beat sends one every window) plans from the next window on, but the windows
+    # planned before the kill (up to DISPATCH_LOOKAHEAD_WINDOWS ahead) are lost with the killed
+    # worker's reserved shards. From that first poll, every symbol comes round within an interval.
+    first_poll_bound_ms = max(
+        ready_ms + 2 * window_ms, kill_ms + (DISPATCH_LOOKAHEAD_WINDOWS + 1) * window_ms
+    )
+    assert first_poll_ms <= first_poll_bound_ms + 1000, (first_poll_ms, ready_ms, kill_ms)
+    assert resumed_ms - first_poll_ms <= interval_ms + 1000, "not every symbol came round"
+    fired_rules = [rule for rule, _ in raised]
+    assert len(fired_rules) == len(set(fired_rules)), f"a rule alerted twice: {fired_rules}"
+    assert not any(lost_from_rings.values()), {s: m for s, m in lost_from_rings.items() if m}
+    assert not undecodable, undecodable[:5]
+    assert not lost, sorted(lost)[:10]
+    assert not doubled, doubled
+
+
+def test_a_sigkilled_beat_is_respawned_alone_and_no_symbol_misses_or_doubles_a_poll(
+    sim, celery_processes, redis_client, api_client
+):
+    system = system_running(sim, celery_processes, api_client)
+    beat, members, interval_ms = system.beat, system.members, system.interval_ms
+    report = [system.summary]
+
+    # when beat is SIGKILLed, respawn.sh starts one again, and polling goes on
     beat_tree = celery_tree_under(beat.process.pid)
     assert beat_tree, "no beat process under respawn.sh"
     starts = log_count(beat, "beat: Starting")
@@ -342,27 +409,11 @@ def test_sigkilled_poller_worker_and_beat_resume_within_an_interval_losing_nothi
         f"polls dropped late {counters.get('polls_dropped_late', 0)}"
     )
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "process-kills.txt").write_text("\n".join(report) + "\n")
-    print("\n".join(report))
+    report_write("beat", report)
 
-    # Polling resumes with the first window not planned before the kill: the first dispatch
-    # after ready (beat sends one every window) plans from the next window on, but the windows
-    # planned before the kill (up to DISPATCH_LOOKAHEAD_WINDOWS ahead) are lost with the killed
-    # worker's reserved shards. From that first poll, every symbol comes round within an interval.
-    first_poll_bound_ms = max(
-        ready_ms + 2 * window_ms, kill_ms + (DISPATCH_LOOKAHEAD_WINDOWS + 1) * window_ms
-    )
-    assert first_poll_ms <= first_poll_bound_ms + 1000, (first_poll_ms, ready_ms, kill_ms)
-    assert resumed_ms - first_poll_ms <= interval_ms + 1000, "not every symbol came round"
-    allowed_ms = interval_ms + 2 * window_ms + 1000
-    fired_rules = [rule for rule, _ in raised]
-    assert len(fired_rules) == len(set(fired_rules)), f"a rule alerted twice: {fired_rules}"
-    assert not any(lost_from_rings.values()), {s: m for s, m in lost_from_rings.items() if m}
-    assert not undecodable, undecodable[:5]
-    assert not lost, sorted(lost)[:10]
-    assert not doubled, doubled
-    assert beat_resumed_ms - beat_start_ms <= allowed_ms
+    # the first dispatch of the new beat plans the window it lands in (its overdue polls at
+    # once), so a symbol waits at most a window longer than its interval
+    assert beat_resumed_ms - beat_start_ms <= interval_ms + 2 * system.window_ms + 1000
     assert most_beats == 1
     assert min(gaps) >= interval_ms / 2, "a symbol was polled twice in one interval"
     assert max(gaps) < 2 * interval_ms, "a symbol missed a poll while beat was away"
