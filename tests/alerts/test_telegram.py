@@ -168,6 +168,7 @@ def test_a_new_alert_goes_to_the_outbox_not_to_a_task(telegram):
     alert = make_alert(7)
     alert_delivery_queue(alert.id)
     alert_delivery_queue(alert.id)
+    # the key written out: alerts queued before an upgrade must still be found after it
     assert get_redis().zrange("volspike:telegram:{-1001}:outbox", 0, -1) == [str(alert.id)]
 
 
