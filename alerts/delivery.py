@@ -1,13 +1,22 @@
-"""Delivery of alerts beyond the page: a webhook and Telegram. Never on the detection path."""
+"""Delivery of alerts beyond the page: a webhook and Telegram. Never on the detection path.
+
+Layers: tasks import services, never the reverse. ``alerts.services.alert_store`` calls
+``alert_delivery_queue`` after commit; the webhook's retried task is enqueued here by its
+*name* (``celery.current_app.send_task``), so this module needs nothing from ``alerts.tasks``
+(which imports this one) and the import graph has no cycle. Routing and the queue still come
+from ``CELERY_TASK_ROUTES``, which Celery applies by name.
+"""
 
 import logging
 from decimal import Decimal
 
 import requests
+from celery import current_app
 from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
+from alerts.formatting import alert_payload
 from alerts.models import (
     AlertDelivery,
     AlertDirection,
@@ -15,44 +24,37 @@ from alerts.models import (
     DeliveryChannel,
     OpenInterestAlert,
 )
-from alerts.services import alert_payload
-from alerts.telegram import (
-    alert_text,
-    digest_text,
-    telegram_configured,
-    telegram_outbox_push,
-    telegram_send_now,
-)
+from alerts.telegram.services import telegram_configured, telegram_outbox_push, telegram_send_now
+from alerts.telegram.text import TEST_TITLE, alert_text
 from common.redaction import redact
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["alert_deliver", "alert_delivery_queue", "alert_send_test", "alert_text", "digest_text"]
+DELIVER_TASK = "alerts.deliver"  # alerts.tasks.alert_deliver_task: (alert_id, channel)
 
 
 class DeliveryError(Exception):
     pass
 
 
-def delivery_channels() -> list[str]:
+def delivery_channels() -> list[DeliveryChannel]:
     channels = []
     if settings.ALERT_WEBHOOK_URL:
-        channels.append(DeliveryChannel.WEBHOOK.value)
+        channels.append(DeliveryChannel.WEBHOOK)
     if telegram_configured():
-        channels.append(DeliveryChannel.TELEGRAM.value)
+        channels.append(DeliveryChannel.TELEGRAM)
     return channels
 
 
 def alert_delivery_queue(alert_id: int) -> None:
     """Queue a new alert's delivery on every configured channel: a retried Celery task for the
-    webhook, the rate-limited outbox for Telegram."""
-    from alerts.tasks import alert_deliver_task
-
+    webhook (enqueued by name, see the module's docstring), the rate-limited outbox for
+    Telegram."""
     for channel in delivery_channels():
         if channel == DeliveryChannel.TELEGRAM:
             telegram_outbox_push([alert_id])
         else:
-            alert_deliver_task.delay(alert_id, channel)
+            current_app.send_task(DELIVER_TASK, args=(alert_id, channel.value))
 
 
 def alert_deliver(*, alert_id: int, channel: str) -> bool:
@@ -100,7 +102,7 @@ def alert_send_test(channels: list[str] | None = None) -> list[tuple[str, bool, 
         if channels is not None and channel not in channels:
             continue
         if channel == DeliveryChannel.TELEGRAM:
-            sent = telegram_send_now(alert_text(alert, title="🧪 TEST ALERT (not a signal)\n"))
+            sent = telegram_send_now(alert_text(alert, title=TEST_TITLE))
             results.append((channel, sent.ok, sent.detail))
             continue
         try:

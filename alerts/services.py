@@ -9,10 +9,11 @@ from enum import StrEnum
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
+from alerts.delivery import alert_delivery_queue
+from alerts.formatting import alert_payload
 from alerts.models import AlertRule, OpenInterestAlert
 from alerts.payloads import AlertCandidate
 from alerts.rules import default_rule_specs
-from common.formatting import iso_z
 from common.realtime import OI_ALERTS_GROUP, broadcast_on_commit
 from common.redis import get_redis
 
@@ -141,53 +142,8 @@ def alert_store(candidate: AlertCandidate) -> OpenInterestAlert | None:
         return None
     alert = OpenInterestAlert.objects.get(pk=row[0])
     broadcast_on_commit(OI_ALERTS_GROUP, {"type": "oi.alert", "alert": alert_payload(alert)})
-    transaction.on_commit(lambda: _queue_delivery(alert.id))
+    transaction.on_commit(lambda: alert_delivery_queue(alert.id))
     return alert
-
-
-def _queue_delivery(alert_id: int) -> None:
-    from alerts.delivery import alert_delivery_queue
-
-    alert_delivery_queue(alert_id)
-
-
-def alert_payload(alert: OpenInterestAlert) -> dict:
-    """The design's §5.3 alert payload, plus the alert's id (for catching up after a reconnect),
-    the rule that fired, its market context and links. Fields that are not known are null."""
-    return {
-        "id": alert.id,
-        "symbol": alert.symbol,
-        "direction": alert.direction,
-        "baseline": float(alert.baseline),
-        "current": float(alert.current),
-        "pctChange": float(alert.pct_change),
-        "absChange": float(alert.abs_change),
-        "timestamp": iso_z(alert.ts),
-        "source": alert.source,
-        "rule": alert.rule_name or None,
-        "windowSec": alert.window_sec,
-        "reference": alert.reference or None,
-        "thresholdPct": _float_or_none(alert.threshold_pct),
-        "priceChangePct": _float_or_none(alert.price_change_pct),
-        "markPrice": _float_or_none(alert.mark_price),
-        "fundingRate": _float_or_none(alert.funding_rate),
-        "oiUsdBefore": _float_or_none(alert.oi_usd_before),
-        "oiUsdAfter": _float_or_none(alert.oi_usd_after),
-        "quoteVolume24h": _float_or_none(alert.quote_volume_24h),
-        "alerts24h": alert.alerts_24h,
-        "links": symbol_links(alert.symbol),
-    }
-
-
-def symbol_links(symbol: str) -> dict[str, str]:
-    return {
-        "binance": f"https://www.binance.com/en/futures/{symbol}",
-        "tradingview": f"https://www.tradingview.com/chart/?symbol=BINANCE:{symbol}.P",
-    }
-
-
-def _float_or_none(value) -> float | None:
-    return float(value) if value is not None else None
 
 
 def alert_rules_changed() -> None:

@@ -1,3 +1,6 @@
+"""Celery tasks of the alerts app: thin, they call services (never the reverse; the delivery
+service enqueues ``alerts.deliver`` by name)."""
+
 import random
 
 from celery import shared_task
@@ -5,8 +8,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.log import get_task_logger
 from django.conf import settings
 
-from alerts.delivery import DeliveryError, alert_deliver
-from alerts.telegram import telegram_outbox_drain
+from alerts.delivery import DELIVER_TASK, DeliveryError, alert_deliver
+from alerts.telegram.services import telegram_outbox_drain
 
 logger = get_task_logger(__name__)
 
@@ -14,7 +17,7 @@ MAX_DELIVERY_RETRIES = 6
 
 
 @shared_task(
-    name="alerts.deliver",
+    name=DELIVER_TASK,
     bind=True,
     ignore_result=True,
     max_retries=MAX_DELIVERY_RETRIES,

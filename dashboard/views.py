@@ -8,8 +8,8 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from alerts.detection import Direction
-from alerts.rules import Rule, RuleKind
+from alerts.formatting import duration, threshold_pct
+from alerts.rules import Direction, Rule, RuleKind, Scope
 from alerts.selectors import alert_rules_enabled
 from common.authentication import request_has_api_token
 from common.permissions import signed_in_staff
@@ -51,31 +51,19 @@ def rule_summary(rule: Rule) -> str:
     """One line a trader reads, e.g. "±3% within 5 min (against the window's low/high)"."""
     sign = {(Direction.UP,): "+", (Direction.DOWN,): "−"}.get(rule.directions, "±")
     if rule.up_threshold == rule.down_threshold or len(rule.directions) == 1:
-        threshold = f"{sign}{_pct(rule.threshold(rule.directions[0]))}"
+        threshold = f"{sign}{threshold_pct(rule.threshold(rule.directions[0]))}"
     else:
-        threshold = f"+{_pct(rule.up_threshold)} / −{_pct(rule.down_threshold)}"
+        threshold = f"+{threshold_pct(rule.up_threshold)} / −{threshold_pct(rule.down_threshold)}"
     if rule.kind is RuleKind.MEDIAN_BASELINE:
         text = (
             f"{threshold} against the median of the samples aged "
-            f"{_duration(rule.baseline_from_sec)}–{_duration(rule.window_sec)}"
+            f"{duration(rule.baseline_from_sec)}–{duration(rule.window_sec)}"
         )
     else:
-        text = f"{threshold} within {_duration(rule.window_sec)} (against the window's low/high)"
-    if rule.scope != "all":
+        text = f"{threshold} within {duration(rule.window_sec)} (against the window's low/high)"
+    if rule.scope != Scope.ALL:
         text += f"; {rule.scope} {', '.join(sorted(rule.symbols))}"
     return text
-
-
-def _pct(fraction: float) -> str:
-    return f"{fraction * 100:g}%"
-
-
-def _duration(seconds: int) -> str:
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600} h"
-    if seconds % 60 == 0:
-        return f"{seconds // 60} min"
-    return f"{seconds} s"
 
 
 @require_GET

@@ -19,11 +19,11 @@ from liquidity.selectors import liquid_symbol_list
 from oi.batches import KNOWN_SOURCES, parse_snapshot_batch
 from oi.screener import SCREENER_LOOKBACKS, open_interest_screener
 from oi.selectors import (
+    ServedFrom,
     open_interest_usd_latest,
     poller_status,
-    ring_samples_if_fresh,
+    sample_list_latest,
     snapshot_at_or_before,
-    snapshot_list_latest,
 )
 from oi.services import snapshot_batch_ingest
 
@@ -112,14 +112,6 @@ class SnapshotSampleListApi(APIView):
         markPrice = PlainDecimalField(source="mark_price", allow_null=True)
         source = serializers.CharField()
 
-    @extend_schema_serializer(component_name="RingSample")
-    class RingSampleSerializer(serializers.Serializer):
-        ts = serializers.DateTimeField()
-        openInterest = serializers.CharField()
-        openInterestUsd = serializers.CharField(allow_null=True)
-        markPrice = serializers.CharField(allow_null=True)
-        source = serializers.CharField()
-
     @extend_schema(
         parameters=[
             OpenApiParameter("symbol", str, required=True),
@@ -131,7 +123,7 @@ class SnapshotSampleListApi(APIView):
             {
                 "symbol": serializers.CharField(),
                 "count": serializers.IntegerField(),
-                "servedFrom": serializers.ChoiceField(choices=["ring", "postgres"]),
+                "servedFrom": serializers.ChoiceField(choices=[s.value for s in ServedFrom]),
                 "samples": OutputSerializer(many=True),
             },
         ),
@@ -140,30 +132,15 @@ class SnapshotSampleListApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         symbol, limit = filters.validated_data["symbol"], filters.validated_data["limit"]
-        source = filters.validated_data.get("source")
-        ring = None if source == "snapshot" else ring_samples_if_fresh(symbol=symbol, limit=limit)
-        if ring is not None:
-            samples = [
-                {
-                    "ts": datetime.fromtimestamp(sample.time_ms / 1000, tz=UTC),
-                    "openInterest": plain_decimal(sample.open_interest),
-                    "openInterestUsd": None,
-                    "markPrice": None,
-                    "source": "backfill" if sample.backfilled else "realtime",
-                }
-                for sample in ring
-            ]
-            return Response(
-                {"symbol": symbol, "count": len(samples), "servedFrom": "ring", "samples":
-                 self.RingSampleSerializer(samples, many=True).data}
-            )  # fmt: skip
-        stored = list(snapshot_list_latest(symbol=symbol, limit=limit, source=source))
+        found = sample_list_latest(
+            symbol=symbol, limit=limit, source=filters.validated_data.get("source")
+        )
         return Response(
             {
                 "symbol": symbol,
-                "count": len(stored),
-                "servedFrom": "postgres",
-                "samples": self.OutputSerializer(stored, many=True).data,
+                "count": len(found.samples),
+                "servedFrom": found.served_from,
+                "samples": self.OutputSerializer(found.samples, many=True).data,
             }
         )
 

@@ -1,11 +1,17 @@
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
 
 from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 
 from common.redis import get_redis
+from common.timeutil import datetime_from_ms
+from oi.batches import stored_decimal
 from oi.keys import (
     CONSECUTIVE_FAILURES_KEY,
     COUNTERS_KEY,
@@ -15,7 +21,7 @@ from oi.keys import (
     STATUS_KEY,
     WEIGHT_BUCKET_KEY,
 )
-from oi.models import OpenInterestSnapshot
+from oi.models import OpenInterestSnapshot, SnapshotSource
 from oi.ring import RingSample, last_sample_times, ring_read
 
 
@@ -42,6 +48,63 @@ def ring_samples_if_fresh(*, symbol: str, limit: int) -> list[RingSample] | None
         return None
     samples = ring_read(redis, symbol, newest_first=True, limit=limit)
     return samples if len(samples) >= limit else None
+
+
+class ServedFrom(StrEnum):
+    RING = "ring"
+    POSTGRES = "postgres"
+
+
+RING_BACKFILL_SOURCE = "backfill"  # a ring sample from openInterestHist (never stored in Postgres)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One sample as the samples API answers it, whichever store it came from."""
+
+    ts: datetime
+    open_interest: Decimal
+    open_interest_usd: Decimal | None
+    mark_price: Decimal | None
+    source: str
+
+
+@dataclass(frozen=True)
+class SampleList:
+    served_from: ServedFrom
+    samples: Sequence[Sample]
+
+
+def sample_list_latest(*, symbol: str, limit: int, source: str | None = None) -> SampleList:
+    """The newest `limit` samples of a symbol, newest first: from the ring buffer when it is
+    fresh and holds enough (and the stored hourly snapshots are not asked for), else Postgres.
+    The same fields either way."""
+    ring = None
+    if source != SnapshotSource.SNAPSHOT:
+        ring = ring_samples_if_fresh(symbol=symbol, limit=limit)
+    if ring is not None:
+        return SampleList(ServedFrom.RING, [sample_from_ring(sample) for sample in ring])
+    stored = snapshot_list_latest(symbol=symbol, limit=limit, source=source)
+    return SampleList(
+        ServedFrom.POSTGRES,
+        [
+            Sample(row.ts, row.open_interest, row.open_interest_usd, row.mark_price, row.source)
+            for row in stored
+        ],
+    )
+
+
+def sample_from_ring(sample: RingSample) -> Sample:
+    """A ring member as Postgres holds the same sample: values rounded as numeric(30, 12) stores
+    them, and OI in USD derived as the poller and the ingest API derive it (OI × mark price)."""
+    mark = sample.mark_price
+    return Sample(
+        ts=datetime_from_ms(sample.time_ms),
+        open_interest=stored_decimal(sample.open_interest),
+        open_interest_usd=None if mark is None else stored_decimal(sample.open_interest * mark),
+        mark_price=None if mark is None else stored_decimal(mark),
+        source=RING_BACKFILL_SOURCE if sample.backfilled else SnapshotSource.REALTIME.value,
+    )
 
 
 def poller_status_raw() -> dict[str, str]:

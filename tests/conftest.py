@@ -4,7 +4,7 @@ import pytest
 import redis as redis_lib
 from django.conf import settings
 
-pytest_plugins = ["tests.fixtures.simulator", "tests.fixtures.processes"]
+pytest_plugins = ["tests.fixtures.simulator", "tests.fixtures.processes", "tests.fixtures.telegram"]
 
 
 @pytest.fixture

@@ -1,17 +1,14 @@
 """Alert delivery beyond the page: a webhook and Telegram over real HTTP, retried by a real worker."""
 
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.test import override_settings
 
 from alerts.delivery import DeliveryError, alert_deliver
+from alerts.formatting import alert_payload
 from alerts.models import AlertDelivery, OpenInterestAlert
-from alerts.services import alert_payload
-from alerts.telegram import telegram_outbox_drain
+from alerts.telegram.services import telegram_outbox_drain
 
 ALERT = {
     "symbol": "SOLUSDT", "direction": "UP", "baseline": 1000, "current": 1200, "pctChange": 0.2,
@@ -19,50 +16,9 @@ ALERT = {
 }  # fmt: skip
 
 
-class Receiver:
-    """A local HTTP endpoint that records what it is sent and answers with the given statuses."""
-
-    def __init__(self, statuses: list[int]) -> None:
-        self.statuses = statuses
-        self.received: list[tuple[str, dict]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                receiver.received.append((self.path, body))
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
-                self.end_headers()
-                self.wfile.write(b'{"ok": true}')
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-
-
-@pytest.fixture
-def receiver():
-    made: list[Receiver] = []
-
-    def make(*statuses: int) -> Receiver:
-        made.append(Receiver(list(statuses)))
-        return made[-1]
-
-    yield make
-    for r in made:
-        r.close()
-
-
 @pytest.mark.django_db
-def test_the_webhook_gets_the_alert_payload_once(receiver, writer_client, settings, redis_client):
-    hook = receiver()
+def test_the_webhook_gets_the_alert_payload_once(fake_http, writer_client, settings, redis_client):
+    hook = fake_http()
     settings.ALERT_WEBHOOK_URL = f"{hook.url}/hooks/oi"
     alert_id = writer_client.post("/api/open-interest-alerts/ingest", ALERT, format="json").json()[
         "alert"
@@ -73,7 +29,7 @@ def test_the_webhook_gets_the_alert_payload_once(receiver, writer_client, settin
         alert_id=alert_id, channel="webhook"
     )  # a redelivered task sends nothing more
 
-    ((path, body),) = hook.received
+    ((_, path, body, _),) = hook.received
     alert = OpenInterestAlert.objects.get(pk=alert_id)
     assert (path, body) == ("/hooks/oi", alert_payload(alert))
     assert {key: body[key] for key in ALERT} == {**ALERT, "baseline": 1000.0, "current": 1200.0,
@@ -86,9 +42,9 @@ def test_the_webhook_gets_the_alert_payload_once(receiver, writer_client, settin
 
 @pytest.mark.django_db
 def test_telegram_gets_a_readable_message_with_links_through_its_outbox(
-    receiver, writer_client, settings, redis_client
+    fake_http, writer_client, settings, redis_client
 ):
-    bot = receiver()
+    bot = fake_http()
     settings.TELEGRAM_API_URL, settings.TELEGRAM_BOT_TOKEN, settings.TELEGRAM_CHAT_ID = (
         bot.url,
         "123:abc",
@@ -99,7 +55,7 @@ def test_telegram_gets_a_readable_message_with_links_through_its_outbox(
     ]["id"]
     assert not alert_deliver(alert_id=alert_id, channel="telegram")  # queued in the outbox
     assert telegram_outbox_drain(run_sec=2) == 1
-    ((path, body),) = bot.received
+    ((_, path, body, _),) = bot.received
     assert path == "/bot123:abc/sendMessage"
     assert body["chat_id"] == "-100"
     assert body["text"].startswith("📈 SOLUSDT open interest spike +20.00%")
@@ -109,9 +65,9 @@ def test_telegram_gets_a_readable_message_with_links_through_its_outbox(
 
 @pytest.mark.django_db
 def test_a_failed_delivery_is_visible_and_the_alert_is_kept(
-    receiver, writer_client, settings, redis_client
+    fake_http, writer_client, settings, redis_client
 ):
-    hook = receiver(500)
+    hook = fake_http([500])
     settings.ALERT_WEBHOOK_URL = hook.url
     alert_id = writer_client.post("/api/open-interest-alerts/ingest", ALERT, format="json").json()[
         "alert"
@@ -126,9 +82,9 @@ def test_a_failed_delivery_is_visible_and_the_alert_is_kept(
 
 @pytest.mark.integration
 def test_a_real_worker_retries_until_the_webhook_takes_it(
-    receiver, writer_client, celery_processes
+    fake_http, writer_client, celery_processes
 ):
-    hook = receiver(503, 502)  # fails twice, then accepts
+    hook = fake_http([503, 502])  # fails twice, then accepts
     celery_processes.start_worker(ALERT_WEBHOOK_URL=hook.url, ALERT_DELIVERY_RETRY_BASE_SEC="0.3")
     # this process queues the delivery after commit: it needs the same webhook setting
     with override_settings(ALERT_WEBHOOK_URL=hook.url):

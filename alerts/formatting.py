@@ -1,0 +1,113 @@
+"""How an alert is written: its §5.3 payload (API, feed, webhook), its links, and its numbers as
+text, the same on Telegram and on the page. Pure: no Django, Redis or HTTP."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+
+from common.formatting import iso_z
+
+Number = Decimal | float | int
+
+
+class AlertLike(Protocol):
+    """What the formatters read of an alert (an ``OpenInterestAlert``, stored or not)."""
+
+    id: int | None
+    symbol: str
+    direction: str
+    baseline: Decimal
+    current: Decimal
+    pct_change: Decimal
+    abs_change: Decimal
+    ts: datetime  # aware
+    source: str
+    rule_name: str
+    window_sec: int | None
+    reference: str
+    threshold_pct: Decimal | None
+    price_change_pct: Decimal | None
+    mark_price: Decimal | None
+    funding_rate: Decimal | None
+    oi_usd_before: Decimal | None
+    oi_usd_after: Decimal | None
+    quote_volume_24h: Decimal | None
+    alerts_24h: int | None
+
+
+def alert_payload(alert: AlertLike) -> dict:
+    """The design's §5.3 alert payload, plus the alert's id (for catching up after a reconnect),
+    the rule that fired, its market context and links. Fields that are not known are null."""
+    return {
+        "id": alert.id,
+        "symbol": alert.symbol,
+        "direction": alert.direction,
+        "baseline": float(alert.baseline),
+        "current": float(alert.current),
+        "pctChange": float(alert.pct_change),
+        "absChange": float(alert.abs_change),
+        "timestamp": iso_z(alert.ts),
+        "source": alert.source,
+        "rule": alert.rule_name or None,
+        "windowSec": alert.window_sec,
+        "reference": alert.reference or None,
+        "thresholdPct": _float_or_none(alert.threshold_pct),
+        "priceChangePct": _float_or_none(alert.price_change_pct),
+        "markPrice": _float_or_none(alert.mark_price),
+        "fundingRate": _float_or_none(alert.funding_rate),
+        "oiUsdBefore": _float_or_none(alert.oi_usd_before),
+        "oiUsdAfter": _float_or_none(alert.oi_usd_after),
+        "quoteVolume24h": _float_or_none(alert.quote_volume_24h),
+        "alerts24h": alert.alerts_24h,
+        "links": symbol_links(alert.symbol),
+    }
+
+
+def symbol_links(symbol: str) -> dict[str, str]:
+    return {
+        "binance": f"https://www.binance.com/en/futures/{symbol}",
+        "tradingview": f"https://www.tradingview.com/chart/?symbol=BINANCE:{symbol}.P",
+    }
+
+
+def _float_or_none(value: Number | None) -> float | None:
+    return float(value) if value is not None else None
+
+
+# --- Numbers as text ---------------------------------------------------------------------------
+
+
+def signed_pct(fraction: Number, digits: int = 2) -> str:
+    """A measured change, always signed and with fixed digits: 0.12 -> "+12.00%"."""
+    return f"{float(fraction) * 100:+.{digits}f}%"
+
+
+def threshold_pct(fraction: Number) -> str:
+    """A rule's threshold, as short as it is exact: 0.03 -> "3%", 0.075 -> "7.5%"."""
+    return f"{float(fraction) * 100:g}%"
+
+
+def duration(seconds: int) -> str:
+    """A window or age in its largest whole unit: "1 h", "5 min", "90 s"."""
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
+def usd(value: Number) -> str:
+    """A dollar amount, shortened: "$12.3M", "$845.2M", "$950"."""
+    amount = float(value)
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(amount) >= limit:
+            return f"${amount / limit:,.1f}{suffix}"
+    return f"${amount:,.0f}"
+
+
+def price(value: Number) -> str:
+    """A price with the digits its size needs: 97,000.50, 12.5000, 0.001234."""
+    amount = float(value)
+    magnitude = abs(amount)
+    digits = 2 if magnitude >= 1000 else 4 if magnitude >= 1 else 6
+    return f"{amount:,.{digits}f}"

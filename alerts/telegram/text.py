@@ -1,0 +1,90 @@
+"""The Telegram messages: one alert, or a digest of several. Pure: no Django, Redis or HTTP; the
+numbers are written by ``alerts.formatting``, as on the page."""
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+from alerts.formatting import AlertLike, duration, price, signed_pct, symbol_links, usd
+from alerts.rules import Direction
+
+MESSAGE_MAX_CHARS = 4096
+DIGEST_ROOM = 200  # kept free in a digest for its header and last line
+TEST_TITLE = "🧪 TEST ALERT (not a signal)\n"
+
+A = TypeVar("A", bound=AlertLike)
+
+
+def alert_text(alert: AlertLike, *, title: str = "") -> str:
+    """One alert as a plain-text message; context that is not known is left out."""
+    kind = "spike" if alert.direction == Direction.UP else "dump"
+    lines = [f"{title}{_arrow(alert)} {alert.symbol} open interest {kind} "
+             f"{signed_pct(alert.pct_change)}"]  # fmt: skip
+    if alert.rule_name:
+        window = f", {duration(alert.window_sec)} window" if alert.window_sec else ""
+        lines.append(f"Rule {alert.rule_name}{window}")
+    elif alert.window_sec:
+        lines.append(f"{duration(alert.window_sec)} window")
+    lines.append(
+        f"OI {alert.baseline:,.0f} → {alert.current:,.0f} contracts ({alert.abs_change:+,.0f})"
+    )
+    if alert.oi_usd_before is not None and alert.oi_usd_after is not None:
+        lines.append(f"OI {usd(alert.oi_usd_before)} → {usd(alert.oi_usd_after)}")
+    if alert.price_change_pct is not None:
+        over = " over the window" if alert.window_sec else ""
+        mark = f" (mark {price(alert.mark_price)})" if alert.mark_price is not None else ""
+        lines.append(f"Price {signed_pct(alert.price_change_pct)}{over}{mark}")
+    elif alert.mark_price is not None:
+        lines.append(f"Mark price {price(alert.mark_price)}")
+    if alert.funding_rate is not None:
+        lines.append(f"Funding {signed_pct(alert.funding_rate, 4)}")
+    if alert.quote_volume_24h is not None:
+        lines.append(f"24h volume {usd(alert.quote_volume_24h)}")
+    if alert.alerts_24h is not None:
+        lines.append(f"{alert.alerts_24h} alert{'s' if alert.alerts_24h != 1 else ''} in 24 h")
+    lines.append(f"{alert.ts:%Y-%m-%d %H:%M:%S} UTC")
+    links = symbol_links(alert.symbol)
+    lines.append(f"Binance: {links['binance']}")
+    lines.append(f"TradingView: {links['tradingview']}")
+    return "\n".join(lines)
+
+
+def digest_text(alerts: Sequence[AlertLike]) -> str:
+    """Several alerts in one message, one line each; lines beyond Telegram's 4096 characters
+    are left out (and counted in the last line)."""
+    return digest(alerts, waiting=len(alerts))[0]
+
+
+def digest(alerts: Sequence[A], *, waiting: int) -> tuple[str, list[A]]:
+    """The digest of the oldest of `waiting` alerts, and the alerts it carries (a prefix of
+    `alerts` that fits one message; at least one)."""
+    carried: list[A] = []
+    lines: list[str] = []
+    size = DIGEST_ROOM
+    for alert in alerts:
+        line = digest_line(alert)
+        if carried and size + len(line) + 1 > MESSAGE_MAX_CHARS:
+            break
+        carried.append(alert)
+        lines.append(line)
+        size += len(line) + 1
+    header = f"⚡ {len(carried)} open interest alerts (digest, rate limit)"
+    rest = waiting - len(carried)
+    footer = [f"… {rest} more queued, next message" if rest > 0 else ""]
+    text = "\n".join([header, *lines, *footer]).rstrip("\n")
+    return text[:MESSAGE_MAX_CHARS], carried
+
+
+def digest_line(alert: AlertLike) -> str:
+    parts = [f"{_arrow(alert)} {alert.symbol}"]
+    if alert.rule_name or alert.window_sec:
+        rule = alert.rule_name or "window"
+        parts.append(f"{rule}/{duration(alert.window_sec)}" if alert.window_sec else rule)
+    parts.append(f"OI {signed_pct(alert.pct_change)}")
+    if alert.price_change_pct is not None:
+        parts.append(f"price {signed_pct(alert.price_change_pct)}")
+    parts.append(f"{alert.ts:%H:%M:%S}")
+    return " · ".join(parts)
+
+
+def _arrow(alert: AlertLike) -> str:
+    return "📈" if alert.direction == Direction.UP else "📉"
