@@ -2,8 +2,8 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q
 
+from common.numbers import DECIMAL_DIGITS, DECIMAL_PLACES
 from common.symbols import SYMBOL_MAX_LENGTH
-from oi.models import DECIMAL_DIGITS, DECIMAL_PLACES
 
 
 class AlertDirection(models.TextChoices):

@@ -353,7 +353,7 @@ def start_simulator(
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIM_")}
     process = Process(
         name,
-        [sys.executable, "-m", "exchange.simulator", "--host", "127.0.0.1", "--port", str(port),
+        [sys.executable, "-m", "simulator", "--host", "127.0.0.1", "--port", str(port),
          *sim_args],
         env,
         log_dir,

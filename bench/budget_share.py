@@ -42,7 +42,7 @@ def free_port() -> int:
 
 def start_simulator(port: int) -> subprocess.Popen:
     command = [
-        sys.executable, "-m", "exchange.simulator", "--port", str(port), "--symbols", "20",
+        sys.executable, "-m", "simulator", "--port", str(port), "--symbols", "20",
         "--weight-limit", str(EXCHANGE_LIMIT), "--event-rate-per-day", "0",
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIM_")}

@@ -1,6 +1,6 @@
 """Throughput of the exchange simulator: keep-alive clients on openInterest and ticker/24hr.
 
-Starts `python -m exchange.simulator` (pinned to CPU 0 when the machine has 2+ CPUs) with a very
+Starts `python -m simulator` (pinned to CPU 0 when the machine has 2+ CPUs) with a very
 high weight limit, then drives it from separate processes pinned to the other CPU: by default
 raw-socket asyncio clients (p50/p99 measured per request), or `wrk` with --tool wrk.
 
@@ -197,7 +197,7 @@ def main() -> None:
 
     host, port = "127.0.0.1", free_port()
     server_command = [
-        sys.executable, "-m", "exchange.simulator", "--host", host, "--port", str(port),
+        sys.executable, "-m", "simulator", "--host", host, "--port", str(port),
         "--symbols", str(args.symbols), "--weight-limit", "1000000000", "--seed", "1",
     ]  # fmt: skip
     if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:

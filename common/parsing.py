@@ -5,9 +5,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from common.errors import InvalidInput
+from common.numbers import MAX_DECIMAL
 
-# numeric(30, 12) leaves 18 digits before the point.
-MAX_DECIMAL = Decimal("1e18")
 EARLIEST_TIMESTAMP = datetime.fromisoformat("2015-01-01T00:00:00+00:00")
 MAX_CLOCK_AHEAD = timedelta(days=1)
 # Postgres' numeric keeps at most 16,383 digits after the point and refuses more ("value

@@ -1,1 +1,1 @@
-"""Binance USDⓈ-M futures exchange layer: weights, shared-budget client and a local simulator."""
+"""Binance USDⓈ-M futures exchange layer: weights, errors and the shared-budget client."""

@@ -1,8 +1,8 @@
 from django.db import models
 from django.db.models import Q
 
+from common.numbers import DECIMAL_DIGITS, DECIMAL_PLACES
 from common.symbols import SYMBOL_MAX_LENGTH
-from oi.models import DECIMAL_DIGITS, DECIMAL_PLACES
 
 
 class LiquidSymbol(models.Model):

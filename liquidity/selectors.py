@@ -3,8 +3,10 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
+from common.redis import get_redis
 from liquidity.classifier import Member
 from liquidity.models import LiquidityMembershipEvent, LiquidSymbol, UniverseRefresh
+from liquidity.services import REDIS_UNIVERSE_KEY
 
 
 def liquid_symbol_list() -> QuerySet[LiquidSymbol]:
@@ -51,3 +53,9 @@ def universe_job_status() -> UniverseJobStatus:
             .first()
         )
     return UniverseJobStatus(last_success, last_failure, stale_since)
+
+
+def universe_symbols_published() -> set[str]:
+    """The symbols of the universe last published to Redis (the set the poller polls); empty
+    before the first publication."""
+    return get_redis().smembers(REDIS_UNIVERSE_KEY)

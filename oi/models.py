@@ -2,11 +2,8 @@ from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import Q
 
+from common.numbers import DECIMAL_DIGITS, DECIMAL_PLACES
 from common.symbols import SYMBOL_MAX_LENGTH
-
-# numeric(30, 12): open interest in contracts and USD, mark prices down to 1e-12 (meme coins).
-DECIMAL_DIGITS = 30
-DECIMAL_PLACES = 12
 
 
 class SnapshotSource(models.TextChoices):

@@ -3,9 +3,10 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from common.apis import HealthApi, ReadinessApi, metrics_view
+from common.apis import HealthApi
 from liquidity.apis import ExchangeInfoProxyApi
 from oi.apis import OpenInterestLatestApi
+from volspike.apis import ReadinessApi, metrics_view
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="debug-open-interest"), name="home"),

@@ -14,10 +14,10 @@ from http import HTTPStatus
 
 import httptools
 
-from exchange.simulator.app import HTML_TYPE, Response, SimulatorApp
-from exchange.simulator.config import SimConfig
+from simulator.app import HTML_TYPE, Response, SimulatorApp
+from simulator.config import SimConfig
 
-log = logging.getLogger("exchange.simulator")
+log = logging.getLogger("simulator")
 
 HOLD_SECONDS = 600.0
 FORBIDDEN_HTML = b"<html>\r\n<head><title>403 Forbidden</title></head>\r\n<body>\r\n<center><h1>403 Forbidden</h1></center>\r\n</body>\r\n</html>\r\n"

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from exchange.simulator.config import FAULT_KEYS
+from simulator.config import FAULT_KEYS
 
 HTML_502 = (
     b'<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN" '

@@ -115,7 +115,7 @@ def load_config(argv: list[str] | None = None) -> SimConfig:
         f.name: _env_value(f.name, getattr(defaults, f.name)) for f in dataclasses.fields(SimConfig)
     }
     parser = argparse.ArgumentParser(
-        prog="python -m exchange.simulator", description="Local Binance USDⓈ-M futures simulator."
+        prog="python -m simulator", description="Local Binance USDⓈ-M futures simulator."
     )
     for f in dataclasses.fields(SimConfig):
         flag = "--" + f.name.replace("_", "-")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from exchange.simulator.config import load_config
-from exchange.simulator.limits import RateLimiter
-from exchange.simulator.market import (
+from simulator.config import load_config
+from simulator.limits import RateLimiter
+from simulator.market import (
     GRID_MS,
     Market,
     kline_open_times,

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from exchange.simulator.config import FAULT_KEYS, SimConfig
-from exchange.simulator.faults import (
+from exchange.weights import is_futures_data, request_weight
+from simulator.config import FAULT_KEYS, SimConfig
+from simulator.faults import (
     HTML_502,
     NON_JSON_BODY,
     SERVER_ERRORS,
@@ -22,17 +23,16 @@ from exchange.simulator.faults import (
     Faults,
     Tamper,
 )
-from exchange.simulator.limits import RateLimiter, Verdict
-from exchange.simulator.market import (
+from simulator.limits import RateLimiter, Verdict
+from simulator.market import (
     HIST_PERIODS,
     KLINE_INTERVALS,
     Market,
     SymbolState,
     load_replay_csv,
 )
-from exchange.weights import is_futures_data, request_weight
 
-log = logging.getLogger("exchange.simulator")
+log = logging.getLogger("simulator")
 
 JSON_TYPE = b"application/json"
 HTML_TYPE = b"text/html"

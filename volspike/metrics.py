@@ -10,7 +10,7 @@ from prometheus_client.registry import Collector
 from alerts.models import OpenInterestAlert
 from common.redis import get_redis
 from exchange.factory import build_budget
-from liquidity.services import REDIS_UNIVERSE_KEY
+from liquidity.selectors import universe_symbols_published
 from oi.keys import SNAPSHOTS_STORED_TOTAL_KEY
 from oi.selectors import poller_status
 from oi.snapshot_sink import PENDING_KEY, dead_letter_count
@@ -35,7 +35,7 @@ class VolspikeCollector(Collector):
             value=1 if budget.backoff_until() else 0,
         )
 
-        universe = redis.smembers(REDIS_UNIVERSE_KEY)
+        universe = universe_symbols_published()
         status = poller_status(universe=sorted(universe))
         counters = status.counters
         yield GaugeMetricFamily(

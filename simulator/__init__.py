@@ -1,6 +1,6 @@
 """Local Binance USDⓈ-M futures simulator: the exchange for the demo, the tests and the benchmarks.
 
-Run: `python -m exchange.simulator [--port 8090 --seed 1 --symbols 650 --weight-limit 2400 ...]`;
+Run: `python -m simulator [--port 8090 --seed 1 --symbols 650 --weight-limit 2400 ...]`;
 every flag also reads a SIM_* environment variable (see .env.example or `--help`). Pure Python on
 asyncio + httptools (+ uvloop); no Django imports.
 

@@ -1,0 +1,1 @@
+"""Tests of the project package (volspike/): metrics and readiness, which read every app."""
