@@ -150,10 +150,17 @@ class UnitProcess:
             self.argv, cwd=unit["WorkingDirectory"][0], env=environment, stdout=self._log,
             stderr=subprocess.STDOUT, start_new_session=True, **as_account(account),
         )  # fmt: skip
+        self._terminated = False
+
+    def terminate(self) -> None:
+        """SIGTERM to the main process, once."""
+        if self.process.poll() is None and not self._terminated:
+            self.process.send_signal(signal.SIGTERM)
+            self._terminated = True
 
     def stop(self, timeout: float = 20.0) -> None:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.terminate()
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -451,6 +458,8 @@ def test_the_production_deployment_end_to_end(sim, redis_client):
         if nginx_process is not None:
             nginx_process.terminate()
             nginx_process.wait(10)
+        for unit in started:  # every unit stops at once, as systemctl stop of the target would
+            unit.terminate()
         for unit in reversed(started):
             unit.stop()
         shutil.rmtree(base, ignore_errors=True)

@@ -12,7 +12,7 @@ from django.db.models import F
 from liquidity.models import UniverseRefresh
 from tests.deploy.support import celery_command, start_all, wait_answering
 from tests.fixtures import processes
-from tests.fixtures.processes import ManagedProcess, free_port, wait_until
+from tests.fixtures.processes import ManagedProcess, free_port, stop_all, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -124,5 +124,4 @@ def test_readiness_names_a_stopped_beat_a_stopped_poller_a_ban_and_a_stale_unive
         wait_ready(base_url, 10)
         print(f"whole test {time.monotonic() - test_started:.1f} s")
     finally:
-        for process in reversed(started):
-            process.stop()
+        stop_all(started)

@@ -21,7 +21,14 @@ from oi.models import OpenInterestSnapshot
 from oi.snapshot_sink import PENDING_KEY
 from tests.deploy.support import DEPLOY, celery_command, start_all, wait_answering
 from tests.fixtures import processes
-from tests.fixtures.processes import RESPAWN, ManagedProcess, OwnRedis, free_port, wait_until
+from tests.fixtures.processes import (
+    RESPAWN,
+    ManagedProcess,
+    OwnRedis,
+    free_port,
+    stop_all,
+    wait_until,
+)
 from volspike.celery import app as celery_app
 
 pytestmark = [
@@ -190,7 +197,6 @@ def test_a_redis_crash_loses_no_parked_batch_and_no_queued_alert(sim, api_key, t
         print(f"{len(parked)} parked batches ({len(rows)} rows) and {len(alert_ids)} queued "
               "alerts survived a SIGKILL of Redis and were delivered")  # fmt: skip
     finally:
-        for process in reversed(started):
-            process.stop()
+        stop_all(started)
         telegram.server.shutdown()
         redis_server.stop()
