@@ -1,8 +1,9 @@
 """The live feed: /ws/open-interest/?symbols=BTCUSDT,ETHUSDT&after_id=N
 
-Server → client frames (feed/frames.py, FrameType): `subscribed`, `open_interest_alert` (the §5.3 payload with its id),
-`open_interest_update` (a poller batch), `volume_alert` (an hourly volume alert, upstream's
-`VolumeAlert` row), `pong`, `error`. Client → server: `{"action": "subscribe", "symbols": [...]}`
+Server → client frames (built in feed/frames.py, named by FrameType): `subscribed`,
+`open_interest_alert` (the §5.3 payload with its id), `open_interest_update` (a poller batch),
+`volume_alert` (an hourly volume alert, upstream's `VolumeAlert` row), `pong`, `error`.
+Client → server (ClientAction): `{"action": "subscribe", "symbols": [...]}`
 (empty = all), `{"action": "catch_up", "after_id": N, "volume_after_id": M}` (either or both),
 `{"action": "ping"}`. On connect a client gets the alerts after `after_id`, or else the latest
 few, and the volume alerts after `volume_after_id`, or else the latest few, so it never starts
