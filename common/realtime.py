@@ -4,6 +4,7 @@ import asyncio
 import logging
 import os
 import threading
+from enum import StrEnum
 
 from channels.layers import get_channel_layer
 from django.db import transaction
@@ -15,6 +16,21 @@ OI_ALERTS_GROUP = "oi_alerts"
 VOLUME_ALERTS_GROUP = "volume_alerts"
 # A publish that takes longer than this is given up (best effort; clients catch up from the DB).
 BROADCAST_TIMEOUT_SEC = 5.0
+
+
+class GroupMessageType(StrEnum):
+    """The `type` of a message published to those groups: Channels hands it to the feed
+    consumer's method of that name with dots as underscores (`oi.update` → `oi_update`)."""
+
+    OI_UPDATE = "oi.update"  # OI_UPDATES_GROUP, {"data": [sample rows]}
+    OI_ALERT = "oi.alert"  # OI_ALERTS_GROUP, {"alert": alert payload}
+    VOLUME_ALERT = "volume.alert"  # VOLUME_ALERTS_GROUP, {"alert": volume alert payload}
+
+    @property
+    def handler_name(self) -> str:
+        """The consumer method Channels calls for this type."""
+        return self.value.replace(".", "_")
+
 
 _publisher_lock = threading.Lock()
 _publisher: tuple[int, asyncio.AbstractEventLoop] | None = None

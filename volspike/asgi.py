@@ -11,8 +11,8 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from common.http_limits import BodySizeLimitMiddleware  # noqa: E402
-from common.websocket import AllowedHostValidator, FeedOriginValidator  # noqa: E402
-from volspike.routing import websocket_urlpatterns  # noqa: E402
+from feed.routing import websocket_urlpatterns  # noqa: E402
+from feed.websocket import AllowedHostValidator, FeedOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

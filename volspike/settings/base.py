@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "liquidity",
     "alerts",
     "volume_alerts",
+    "feed",
     "dashboard",
 ]
 
@@ -284,7 +285,7 @@ OI_ALERT_MAX_DISTINCT_WINDOWS = env.int("OI_ALERT_MAX_DISTINCT_WINDOWS", default
 WS_ALLOWED_ORIGINS = env.list("WS_ALLOWED_ORIGINS", default=[])
 # Alerts sent to a new WebSocket client so it does not start blank.
 OI_ALERT_WS_BACKLOG = env.int("OI_ALERT_WS_BACKLOG", default=20)
-# The live feed's limits per connection (alerts/consumers.py; README "WebSocket"). A client
+# The live feed's limits per connection (feed/consumers.py; README "WebSocket"). A client
 # message over WS_MAX_MESSAGE_BYTES is refused with close code 1009 (uvicorn's --ws-max-size in
 # the Procfile refuses it before it is read); more than WS_MAX_SYMBOLS_PER_MESSAGE symbols get an
 # error frame; more than WS_MAX_MESSAGES_PER_SEC messages a second (beyond a burst of

@@ -1,8 +1,9 @@
 """The live feed: /ws/open-interest/?symbols=BTCUSDT,ETHUSDT&after_id=N
 
-Server → client frames: `subscribed`, `open_interest_alert` (the §5.3 payload with its id),
-`open_interest_update` (a poller batch), `volume_alert` (an hourly volume alert, upstream's
-`VolumeAlert` row), `pong`, `error`. Client → server: `{"action": "subscribe", "symbols": [...]}`
+Server → client frames (built in feed/frames.py, named by FrameType): `subscribed`,
+`open_interest_alert` (the §5.3 payload with its id), `open_interest_update` (a poller batch),
+`volume_alert` (an hourly volume alert, upstream's `VolumeAlert` row), `pong`, `error`.
+Client → server (ClientAction): `{"action": "subscribe", "symbols": [...]}`
 (empty = all), `{"action": "catch_up", "after_id": N, "volume_after_id": M}` (either or both),
 `{"action": "ping"}`. On connect a client gets the alerts after `after_id`, or else the latest
 few, and the volume alerts after `volume_after_id`, or else the latest few, so it never starts
@@ -35,7 +36,9 @@ from alerts.services import alert_payload
 from common.realtime import OI_ALERTS_GROUP, OI_UPDATES_GROUP, VOLUME_ALERTS_GROUP, channel_release
 from common.selectors import api_token_get_active
 from common.symbols import symbol_problem
-from common.websocket import FEED_SUBPROTOCOL, token_from_scope
+from feed import frames
+from feed.frames import ClientAction, ErrorCode
+from feed.websocket import FEED_SUBPROTOCOL, token_from_scope
 from liquidity.models import LiquidSymbol
 from volume_alerts.selectors import volume_alert_list
 from volume_alerts.services import volume_alert_payload
@@ -48,6 +51,11 @@ AFTER_ID_MAX = 2**63 - 1  # ids are Postgres bigints
 ECHO_MAX_SYMBOLS = 20
 ECHO_MAX_CHARS = 32
 FEED_GROUPS = (OI_ALERTS_GROUP, OI_UPDATES_GROUP, VOLUME_ALERTS_GROUP)
+# The error of a bad id, by the query parameter or message field that carried it.
+AFTER_ID_ERRORS = {
+    "after_id": ErrorCode.INVALID_AFTER_ID,
+    "volume_after_id": ErrorCode.INVALID_VOLUME_AFTER_ID,
+}
 
 
 class FeedCloseCode(IntEnum):
@@ -158,23 +166,25 @@ class OpenInterestFeedConsumer(AsyncWebsocketConsumer):
         try:
             message = json.loads(raw)
         except (ValueError, UnicodeDecodeError, RecursionError):
-            await self._send_error("invalid_json", "messages must be JSON objects")
+            await self._send_error(ErrorCode.INVALID_JSON, "messages must be JSON objects")
             return
         if not isinstance(message, dict):
-            await self._send_error("invalid_message", "messages must be JSON objects")
+            await self._send_error(ErrorCode.INVALID_MESSAGE, "messages must be JSON objects")
             return
         action = message.get("action")
-        if action == "subscribe":
+        if action == ClientAction.SUBSCRIBE:
             symbols = message.get("symbols", [])
             if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
-                await self._send_error("invalid_symbols", "symbols must be a list of strings")
+                await self._send_error(
+                    ErrorCode.INVALID_SYMBOLS, "symbols must be a list of strings"
+                )
                 return
             if symbols:
                 await self._subscribe(symbols)
             else:
                 self.symbols = None
                 await self._send_subscribed()
-        elif action == "catch_up":
+        elif action == ClientAction.CATCH_UP:
             if "volume_after_id" in message:
                 if not _after_id_valid(message["volume_after_id"]):
                     await self._send_after_id_error("volume_after_id")
@@ -187,28 +197,32 @@ class OpenInterestFeedConsumer(AsyncWebsocketConsumer):
                 await self._send_alerts(after_id=after_id)
             else:
                 await self._send_after_id_error()
-        elif action == "ping":
-            await self._send_json({"type": "pong"})
+        elif action == ClientAction.PING:
+            await self._send_json(frames.pong())
         else:
-            await self._send_error("unknown_action", "action must be subscribe, catch_up or ping")
+            await self._send_error(
+                ErrorCode.UNKNOWN_ACTION, "action must be subscribe, catch_up or ping"
+            )
 
     # --- channel layer events -------------------------------------------------------------
-    # Broadcast frames never wait: a client too far behind is closed (FeedCloseCode.TOO_SLOW).
+    # One handler per common.realtime.GroupMessageType (its `handler_name`): Channels calls
+    # the method named by a group message's type. Broadcast frames never wait: a client too
+    # far behind is closed (FeedCloseCode.TOO_SLOW).
 
     async def oi_alert(self, event: dict) -> None:
         alert = event["alert"]
         if self._wants(alert["symbol"]):
-            await self._send_json({"type": "open_interest_alert", "data": alert}, wait=False)
+            await self._send_json(frames.open_interest_alert(alert), wait=False)
 
     async def oi_update(self, event: dict) -> None:
         rows = [row for row in event["data"] if self._wants(row["symbol"])]
         if rows:
-            await self._send_json({"type": "open_interest_update", "data": rows}, wait=False)
+            await self._send_json(frames.open_interest_update(rows), wait=False)
 
     async def volume_alert(self, event: dict) -> None:
         alert = event["alert"]
         if self._wants(alert["symbol"]):
-            await self._send_json({"type": "volume_alert", "data": alert}, wait=False)
+            await self._send_json(frames.volume_alert(alert), wait=False)
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -218,7 +232,7 @@ class OpenInterestFeedConsumer(AsyncWebsocketConsumer):
     async def _subscribe(self, requested: list[str]) -> None:
         if len(requested) > settings.WS_MAX_SYMBOLS_PER_MESSAGE:
             await self._send_error(
-                "too_many_symbols",
+                ErrorCode.TOO_MANY_SYMBOLS,
                 f"at most {settings.WS_MAX_SYMBOLS_PER_MESSAGE} symbols at once "
                 f"(got {len(requested)}); an empty list subscribes to every symbol",
             )
@@ -233,7 +247,7 @@ class OpenInterestFeedConsumer(AsyncWebsocketConsumer):
                 {"more": len(refused) - ECHO_MAX_SYMBOLS} if len(refused) > ECHO_MAX_SYMBOLS else {}
             )
             await self._send_error(
-                "unknown_symbols",
+                ErrorCode.UNKNOWN_SYMBOLS,
                 "not liquid symbols of this monitor; not subscribed",
                 symbols=[s[:ECHO_MAX_CHARS] for s in refused[:ECHO_MAX_SYMBOLS]],
                 **extra,
@@ -243,32 +257,30 @@ class OpenInterestFeedConsumer(AsyncWebsocketConsumer):
         await self._send_subscribed()
 
     async def _send_subscribed(self) -> None:
-        await self._send_json(
-            {"type": "subscribed", "symbols": sorted(self.symbols) if self.symbols else "*"}
-        )
+        await self._send_json(frames.subscribed(self.symbols))
 
     async def _send_alerts(self, *, after_id: int | None) -> None:
         for payload in await _alert_payloads(self.symbols, after_id):
-            await self._send_json({"type": "open_interest_alert", "data": payload})
+            await self._send_json(frames.open_interest_alert(payload))
 
     async def _send_volume_alerts(self, *, after_id: int | None) -> None:
         for payload in await _volume_alert_payloads(self.symbols, after_id):
-            await self._send_json({"type": "volume_alert", "data": payload})
+            await self._send_json(frames.volume_alert(payload))
 
     async def _send_after_id_error(self, field: str = "after_id") -> None:
         await self._send_error(
-            f"invalid_{field}", f"{field} must be an integer from 0 to {AFTER_ID_MAX}"
+            AFTER_ID_ERRORS[field], f"{field} must be an integer from 0 to {AFTER_ID_MAX}"
         )
 
-    async def _send_error(self, code: str, message: str, **extra: object) -> None:
-        await self._send_json({"type": "error", "error": code, "message": message, **extra})
+    async def _send_error(self, code: ErrorCode, message: str, **extra: object) -> None:
+        await self._send_json(frames.error(code, message, **extra))
 
     async def _send_json(self, frame: dict, *, wait: bool = True) -> None:
         """Queue a frame for the writer. Answers to the client's own requests wait for room
         (`wait`); broadcast frames do not: a full outbox closes the connection."""
         if self._stopped.is_set():
             return
-        text = json.dumps(frame, separators=(",", ":"))
+        text = frames.frame_text(frame)
         if wait:
             await self._outbox.put(text)
             return

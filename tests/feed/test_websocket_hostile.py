@@ -26,7 +26,9 @@ from django.conf import settings
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from common.realtime import OI_UPDATES_GROUP
+from common.realtime import OI_UPDATES_GROUP, GroupMessageType
+from feed.consumers import FeedCloseCode
+from feed.frames import ErrorCode, FrameType
 from liquidity.models import LiquidSymbol
 from tests.fixtures import processes
 from tests.fixtures.feed import frames_until_pong
@@ -61,7 +63,7 @@ def known_symbol(db) -> str:
 def update_event(n_rows: int, tag: int = 0) -> dict:
     """An oi.update as the poller publishes it (rows of `as_json`)."""
     return {
-        "type": "oi.update",
+        "type": GroupMessageType.OI_UPDATE,
         "data": [
             {"symbol": KNOWN_SYMBOL, "openInterest": f"{1000 + i}.{tag}", "markPrice": "1.5",
              "openInterestUsd": "1500", "source": "realtime", "timestamp": "2026-01-01T00:00:00Z"}
@@ -195,7 +197,7 @@ def test_a_stalled_client_that_hangs_up_leaves_nothing_subscribed(asgi_server, k
     with connect(feed_url(asgi_server)) as ws:
         frames_until_pong(ws)
         publish_updates(count=1, n_rows=1)
-        assert json.loads(ws.recv(timeout=10))["type"] == "open_interest_update"
+        assert json.loads(ws.recv(timeout=10))["type"] == FrameType.OPEN_INTEREST_UPDATE
     assert "Traceback" not in server_log()
 
 
@@ -208,7 +210,7 @@ def test_a_client_that_falls_behind_is_closed_with_a_reason(asgi_server, known_s
     publish_updates(count=100, n_rows=500)  # the client reads nothing meanwhile
     wait_until(lambda: feed_subscriptions() == (0, []), 30, "the slow client was kept")
     code, reason = read_until_close(sock)  # the client wakes up
-    assert code == 4408, (code, reason)
+    assert code == FeedCloseCode.TOO_SLOW, (code, reason)
     assert "frames behind" in reason
 
 
@@ -236,7 +238,9 @@ def test_a_15_mb_message_is_refused_with_1009_and_other_clients_are_served(
         frames_until_pong(bystander)
         assert time.monotonic() - started < 2.0
     # the close frame, unless the reset of the refused upload overtook it
-    assert closed.value.rcvd is None or closed.value.rcvd.code == 1009, closed.value
+    assert closed.value.rcvd is None or closed.value.rcvd.code == FeedCloseCode.MESSAGE_TOO_BIG, (
+        closed.value
+    )
     assert "Traceback" not in server_log()
 
 
@@ -247,7 +251,7 @@ def test_the_consumer_refuses_a_message_over_its_own_limit(asgi_server, known_sy
         frames_until_pong(ws)
         ws.send(json.dumps({"action": "subscribe", "symbols": ["ZZ" + str(i) for i in range(500)]}))
         code, reason = close_of(ws)
-    assert (code, reason) == (1009, "messages are limited to 2000 bytes")
+    assert (code, reason) == (FeedCloseCode.MESSAGE_TOO_BIG, "messages are limited to 2000 bytes")
 
 
 def test_too_many_symbols_get_an_error_without_a_query_and_errors_echo_little(
@@ -258,14 +262,14 @@ def test_too_many_symbols_get_an_error_without_a_query_and_errors_echo_little(
         frames_until_pong(ws)
         ws.send(json.dumps({"action": "subscribe", "symbols": [f"ZZ{i}USDT" for i in range(1001)]}))
         [error] = frames_until_pong(ws)
-        assert error["error"] == "too_many_symbols", error
+        assert error["error"] == ErrorCode.TOO_MANY_SYMBOLS, error
         assert "1000" in error["message"]
 
         unknown = [f"ZZ{i:016d}USDT"[:20] for i in range(900)]
         ws.send(json.dumps({"action": "subscribe", "symbols": [*unknown, "Q" * 10_000]}))
         frames = frames_until_pong(ws)
         error = frames[0]
-        assert error["error"] == "unknown_symbols", error
+        assert error["error"] == ErrorCode.UNKNOWN_SYMBOLS, error
         assert len(json.dumps(error)) < 2_000, len(json.dumps(error))
         assert len(error["symbols"]) == 20 and error["more"] == 881
         assert max(len(s) for s in error["symbols"]) <= 32
@@ -283,7 +287,7 @@ def test_a_flooding_client_is_closed_with_4429_and_others_are_served(asgi_server
                 break
         code, reason = close_of(flood)
         frames_until_pong(bystander)
-    assert code == 4429, (code, reason)
+    assert code == FeedCloseCode.RATE_LIMITED, (code, reason)
     assert "messages a second" in reason
     assert "Traceback" not in server_log()
 
@@ -294,12 +298,12 @@ def test_a_flooding_client_is_closed_with_4429_and_others_are_served(asgi_server
 def test_a_5000_digit_after_id_gets_an_error_frame_and_the_socket_lives(asgi_server, known_symbol):
     with connect(feed_url(asgi_server, "after_id=" + "9" * 5000)) as ws:
         frames = frames_until_pong(ws)
-        errors = [f for f in frames if f["type"] == "error"]
-        assert [e["error"] for e in errors] == ["invalid_after_id"], frames
+        errors = [f for f in frames if f["type"] == FrameType.ERROR]
+        assert [e["error"] for e in errors] == [ErrorCode.INVALID_AFTER_ID], frames
         assert len(json.dumps(errors[0])) < 200
         ws.send(json.dumps({"action": "catch_up", "after_id": 2**63}))
         [error] = frames_until_pong(ws)
-        assert error["error"] == "invalid_after_id"
+        assert error["error"] == ErrorCode.INVALID_AFTER_ID
     assert "Traceback" not in server_log()
 
 
@@ -319,7 +323,7 @@ def test_a_socket_is_closed_once_its_token_is_revoked(asgi_server, known_symbol,
         frames_until_pong(ws)
         assert api_token_revoke(name="test-writer")
         code, reason = close_of(ws, timeout=15)
-    assert (code, reason) == (4401, "the API token was revoked")
+    assert (code, reason) == (FeedCloseCode.UNAUTHORIZED, "the API token was revoked")
     with pytest.raises(InvalidStatus) as refused:
         connect(feed_url(asgi_server), subprotocols=["volspike.feed", f"volspike.token.{api_key}"])
     assert refused.value.response.status_code == 403
@@ -361,8 +365,8 @@ def local_deployment_env(redis_db: int) -> dict[str, str]:
 def publish_as(env: dict[str, str], tag: str) -> None:
     code = (
         "import django; django.setup()\n"
-        "from common.realtime import OI_UPDATES_GROUP, broadcast\n"
-        f"broadcast(OI_UPDATES_GROUP, {{'type': 'oi.update', 'data': [{{'symbol': "
+        "from common.realtime import OI_UPDATES_GROUP, GroupMessageType, broadcast\n"
+        f"broadcast(OI_UPDATES_GROUP, {{'type': GroupMessageType.OI_UPDATE, 'data': [{{'symbol': "
         f"'{KNOWN_SYMBOL}', 'openInterest': '{tag}'}}]}})\n"
     )
     subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True, timeout=60)

@@ -1,6 +1,8 @@
+"""The WebSocket routes, for volspike/asgi.py."""
+
 from django.urls import path
 
-from alerts.consumers import OpenInterestFeedConsumer
+from feed.consumers import OpenInterestFeedConsumer
 
 websocket_urlpatterns = [
     path("ws/open-interest/", OpenInterestFeedConsumer.as_asgi()),

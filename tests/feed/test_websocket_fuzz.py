@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.sync.client import connect
 
+from feed.frames import ClientAction, ErrorCode, FrameType
 from liquidity.models import LiquidSymbol
 from tests.fixtures.feed import frames_until_pong
 from tests.fixtures.processes import artifact_path
@@ -22,7 +23,7 @@ from tests.fixtures.processes import artifact_path
 pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
 
 KNOWN_SYMBOL = "FZKNOWNUSDT"
-FEED_FRAMES = {"subscribed", "open_interest_alert", "open_interest_update"}
+FEED_FRAMES = {FrameType.SUBSCRIBED, FrameType.OPEN_INTEREST_ALERT, FrameType.OPEN_INTEREST_UPDATE}
 
 
 @pytest.fixture
@@ -41,12 +42,12 @@ def feed_url(asgi_server) -> str:
 
 
 def assert_error_frames(frames: list[dict], message) -> list[dict]:
-    errors = [frame for frame in frames if frame.get("type") == "error"]
+    errors = [frame for frame in frames if frame.get("type") == FrameType.ERROR]
     assert errors, (message, frames)
     for error in errors:
         assert isinstance(error.get("error"), str) and error["error"], (message, error)
         assert isinstance(error.get("message"), str) and error["message"], (message, error)
-    others = {frame.get("type") for frame in frames} - {"error"}
+    others = {frame.get("type") for frame in frames} - {FrameType.ERROR}
     assert others <= FEED_FRAMES, (message, frames)
     return errors
 
@@ -83,7 +84,7 @@ non_objects = (
 unknown_actions = st.fixed_dictionaries(
     {},
     optional={
-        "action": json_values.filter(lambda a: a not in ("subscribe", "catch_up", "ping")),
+        "action": json_values.filter(lambda a: a not in list(ClientAction)),
         "symbols": json_values,
         "after_id": json_values,
     },
@@ -121,7 +122,7 @@ binary_frames = (
 )
 long_strings = st.sampled_from(
     [
-        "x" * 60_000,  # under the 64 KiB message limit (over it: tests/alerts/test_feed_limits.py)
+        "x" * 60_000,  # under the 64 KiB message limit (over it: test_websocket_hostile.py)
         "[" * 500 + "]" * 499,
         json.dumps({"action": "y" * 60_000}),
         json.dumps({"action": "subscribe", "symbols": ["ZZ" + str(i) for i in range(2_000)]}),
@@ -178,7 +179,7 @@ def test_a_deeply_nested_message_gets_an_error_frame(feed_url, message, binary):
         frames_until_pong(ws)
         ws.send(message.encode() if binary else message)
         errors = assert_error_frames(frames_until_pong(ws), message[:20])
-        assert errors[0]["error"] == "invalid_json"
+        assert errors[0]["error"] == ErrorCode.INVALID_JSON
     assert_no_traceback_in_server_log()
 
 
@@ -192,24 +193,24 @@ def test_catching_up_after_any_non_negative_id_answers_without_a_crash(feed_url,
         frames_until_pong(ws)
         ws.send(f'{{"action": "catch_up", "after_id": {after_id}}}')
         frames = frames_until_pong(ws)
-        assert {frame.get("type") for frame in frames} <= FEED_FRAMES | {"error"}, frames
+        assert {frame.get("type") for frame in frames} <= FEED_FRAMES | {FrameType.ERROR}, frames
     assert_no_traceback_in_server_log()
 
 
 @pytest.mark.parametrize(
     ("query", "code"),
     [
-        ("symbols=%%%", "unknown_symbols"),
-        ("symbols=%ff%fe", "unknown_symbols"),
-        ("symbols=btc%20usdt,ZZNOPEUSDT", "unknown_symbols"),
-        ("symbols=" + "A" * 5000, "unknown_symbols"),
-        ("symbols=%00", "unknown_symbols"),
-        ("after_id=abc", "invalid_after_id"),
-        ("after_id=-1", "invalid_after_id"),
-        ("after_id=1.5", "invalid_after_id"),
-        ("after_id=%00", "invalid_after_id"),
-        (f"after_id={quote('²')}", "invalid_after_id"),  # a Unicode digit int() refuses
-        ("symbols=%%%&after_id=abc", "unknown_symbols"),
+        ("symbols=%%%", ErrorCode.UNKNOWN_SYMBOLS),
+        ("symbols=%ff%fe", ErrorCode.UNKNOWN_SYMBOLS),
+        ("symbols=btc%20usdt,ZZNOPEUSDT", ErrorCode.UNKNOWN_SYMBOLS),
+        ("symbols=" + "A" * 5000, ErrorCode.UNKNOWN_SYMBOLS),
+        ("symbols=%00", ErrorCode.UNKNOWN_SYMBOLS),
+        ("after_id=abc", ErrorCode.INVALID_AFTER_ID),
+        ("after_id=-1", ErrorCode.INVALID_AFTER_ID),
+        ("after_id=1.5", ErrorCode.INVALID_AFTER_ID),
+        ("after_id=%00", ErrorCode.INVALID_AFTER_ID),
+        (f"after_id={quote('²')}", ErrorCode.INVALID_AFTER_ID),  # a Unicode digit int() refuses
+        ("symbols=%%%&after_id=abc", ErrorCode.UNKNOWN_SYMBOLS),
     ],
 )
 def test_a_malformed_query_string_gets_an_error_frame_not_a_crash(feed_url, query, code):
@@ -228,5 +229,5 @@ def test_a_malformed_query_string_gets_an_error_frame_not_a_crash(feed_url, quer
 def test_an_odd_but_harmless_query_string_is_answered(feed_url, query):
     with connect(f"{feed_url}?{query}", max_size=2**24) as ws:
         frames = frames_until_pong(ws)
-        assert frames and frames[0]["type"] in ("subscribed", "error"), frames
+        assert frames and frames[0]["type"] in (FrameType.SUBSCRIBED, FrameType.ERROR), frames
     assert_no_traceback_in_server_log()

@@ -1,3 +1,9 @@
+"""Who may open the live feed: the Host and Origin checks in front of the consumer, and the
+API token a client presents."""
+
+from enum import StrEnum
+from urllib.parse import parse_qs
+
 from channels.security.websocket import OriginValidator, WebsocketDenier
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
@@ -7,6 +13,15 @@ from django.http.request import split_domain_port, validate_host
 # (which servers and proxies log). Browsers can set this header; they cannot set Authorization.
 FEED_SUBPROTOCOL = "volspike.feed"
 TOKEN_SUBPROTOCOL_PREFIX = "volspike.token."  # noqa: S105 - a prefix, not a secret
+
+
+class TokenSource(StrEnum):
+    """Where a client put its API key."""
+
+    NONE = ""
+    SUBPROTOCOL = "subprotocol"
+    HEADER = "header"
+    QUERY = "query"  # deprecated: proxies log URLs
 
 
 class FeedOriginValidator(OriginValidator):
@@ -46,19 +61,17 @@ def header_value(scope, name: bytes) -> str:
     return ""
 
 
-def token_from_scope(scope) -> tuple[str, str]:
+def token_from_scope(scope) -> tuple[str, TokenSource]:
     """The API key a WebSocket client presented, and where: `Sec-WebSocket-Protocol`
     (`volspike.token.<key>`), `Authorization: Token <key>` (or Bearer), or the deprecated
-    `?token=` (logged by proxies; kept for old clients). ("", "") when none."""
-    from urllib.parse import parse_qs
-
+    `?token=` (logged by proxies; kept for old clients). ("", TokenSource.NONE) when none."""
     for subprotocol in scope.get("subprotocols", []):
         if subprotocol.startswith(TOKEN_SUBPROTOCOL_PREFIX):
-            return subprotocol.removeprefix(TOKEN_SUBPROTOCOL_PREFIX), "subprotocol"
+            return subprotocol.removeprefix(TOKEN_SUBPROTOCOL_PREFIX), TokenSource.SUBPROTOCOL
     keyword, _, key = header_value(scope, b"authorization").strip().partition(" ")
     if keyword.lower() in ("token", "bearer") and key.strip():
-        return key.strip(), "header"
+        return key.strip(), TokenSource.HEADER
     query = parse_qs(scope.get("query_string", b"").decode(errors="replace"))
     if key := query.get("token", [""])[0]:
-        return key, "query"
-    return "", ""
+        return key, TokenSource.QUERY
+    return "", TokenSource.NONE
