@@ -14,7 +14,7 @@ from alerts.formatting import alert_payload
 from alerts.models import AlertRule, OpenInterestAlert
 from alerts.payloads import AlertCandidate
 from alerts.rules import default_rule_specs
-from common.realtime import OI_ALERTS_GROUP, broadcast_on_commit
+from common.realtime import OI_ALERTS_GROUP, GroupMessageType, broadcast_on_commit
 from common.redis import get_redis
 
 logger = logging.getLogger(__name__)
@@ -141,7 +141,9 @@ def alert_store(candidate: AlertCandidate) -> OpenInterestAlert | None:
     if row is None:
         return None
     alert = OpenInterestAlert.objects.get(pk=row[0])
-    broadcast_on_commit(OI_ALERTS_GROUP, {"type": "oi.alert", "alert": alert_payload(alert)})
+    broadcast_on_commit(
+        OI_ALERTS_GROUP, {"type": GroupMessageType.OI_ALERT, "alert": alert_payload(alert)}
+    )
     transaction.on_commit(lambda: alert_delivery_queue(alert.id))
     return alert
 

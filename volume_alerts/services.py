@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from django.db import connection, transaction
 
 from common.formatting import iso_z
-from common.realtime import VOLUME_ALERTS_GROUP, broadcast_on_commit
+from common.realtime import VOLUME_ALERTS_GROUP, GroupMessageType, broadcast_on_commit
 from volume_alerts.models import VolumeAlert
 from volume_alerts.payloads import VolumeAlertCandidate
 
@@ -61,7 +61,8 @@ def volume_alert_ingest(candidate: VolumeAlertCandidate) -> VolumeAlertIngestRes
         return VolumeAlertIngestResult(existing, created=False, differing_fields=differing)
     alert = VolumeAlert.objects.get(pk=row[0])
     broadcast_on_commit(
-        VOLUME_ALERTS_GROUP, {"type": "volume.alert", "alert": volume_alert_payload(alert)}
+        VOLUME_ALERTS_GROUP,
+        {"type": GroupMessageType.VOLUME_ALERT, "alert": volume_alert_payload(alert)},
     )
     logger.info(
         "volume alert",
