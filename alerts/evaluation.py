@@ -26,7 +26,7 @@ from decimal import Decimal
 from django.db import DatabaseError
 from django.utils import timezone
 
-from alerts.detection import VerdictReason
+from alerts.enums import VerdictReason
 from alerts.models import AlertSource, OpenInterestAlert
 from alerts.payloads import AlertCandidate
 from alerts.rules import FireState, GateAction, Observation, Rule, SymbolTracker, gate
