@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from alerts.delivery import alert_delivery_queue
 from alerts.fire_once import ClaimStatus, claim_status, key_claim, key_release, store_claimed
 from alerts.formatting import alert_payload
-from alerts.models import AlertRule, OpenInterestAlert
+from alerts.models import AlertRule, AlertThresholdOverride, OpenInterestAlert
 from alerts.payloads import AlertCandidate
 from alerts.rules import default_rule_specs
 from common.realtime import OI_ALERTS_GROUP, broadcast_on_commit
@@ -140,6 +140,63 @@ def alert_store(candidate: AlertCandidate) -> OpenInterestAlert | None:
     broadcast_on_commit(OI_ALERTS_GROUP, {"type": "oi.alert", "alert": alert_payload(alert)})
     transaction.on_commit(lambda: alert_delivery_queue(alert.id))
     return alert
+
+
+@transaction.atomic
+def alert_rule_create(**fields) -> AlertRule:
+    """A new rule from its field values, validated by the model's ``clean`` (``ValidationError``
+    with the field and the reason otherwise); the running engines load it at once."""
+    return alert_rule_save(AlertRule(**fields))
+
+
+@transaction.atomic
+def alert_rule_update(rule: AlertRule, **fields) -> AlertRule:
+    for name, value in fields.items():
+        setattr(rule, name, value)
+    return alert_rule_save(rule)
+
+
+@transaction.atomic
+def alert_rule_save(rule: AlertRule) -> AlertRule:
+    """Validate (``full_clean``: the one validation of a rule, caps included) and save."""
+    rule.full_clean()
+    rule.save()
+    alert_rules_changed()
+    return rule
+
+
+@transaction.atomic
+def alert_rule_delete(rule: AlertRule) -> None:
+    """Delete a rule; its alerts stay (their rule becomes empty, the name is kept)."""
+    rule.delete()
+    alert_rules_changed()
+
+
+@transaction.atomic
+def alert_override_create(**fields) -> AlertThresholdOverride:
+    return alert_override_save(AlertThresholdOverride(**fields))
+
+
+@transaction.atomic
+def alert_override_update(override: AlertThresholdOverride, **fields) -> AlertThresholdOverride:
+    for name, value in fields.items():
+        setattr(override, name, value)
+    return alert_override_save(override)
+
+
+@transaction.atomic
+def alert_override_save(override: AlertThresholdOverride) -> AlertThresholdOverride:
+    """Validate (``full_clean``: the one validation of an override) and save."""
+    override.full_clean()
+    override.save()
+    alert_rules_changed()
+    return override
+
+
+@transaction.atomic
+def alert_override_delete(override: AlertThresholdOverride) -> None:
+    override.delete()
+    alert_rules_changed()
 
 
 def alert_rules_changed() -> None:
