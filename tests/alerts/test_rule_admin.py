@@ -5,7 +5,6 @@ import pytest
 
 from alerts.models import AlertRule, AlertThresholdOverride, OpenInterestAlert
 from alerts.services import RULES_VERSION_KEY
-from tests.alerts.test_delivery import receiver  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -38,10 +37,10 @@ def test_switching_a_rule_off_in_the_admin_tells_the_engine_at_once(
 
 def test_the_send_test_alert_action_reaches_the_webhook_and_stores_nothing(
     admin_client,
-    receiver,  # noqa: F811 (the fixture imported above)
+    fake_http,
     settings,
 ):
-    hook = receiver()
+    hook = fake_http()
     settings.ALERT_WEBHOOK_URL = f"{hook.url}/hooks/oi"
     rule = AlertRule.objects.first()
 
@@ -53,7 +52,7 @@ def test_the_send_test_alert_action_reaches_the_webhook_and_stores_nothing(
 
     assert response.status_code == 200
     assert "Test alert on webhook: sent" in response.content.decode()
-    ((path, body),) = hook.received
+    ((_, path, body, _),) = hook.received
     assert path == "/hooks/oi" and body["test"] is True and body["symbol"] == "BTCUSDT"
     assert OpenInterestAlert.objects.count() == 0
 
