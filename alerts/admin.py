@@ -1,19 +1,26 @@
 from django.contrib import admin, messages
 
 from alerts.models import AlertDelivery, AlertRule, AlertThresholdOverride, OpenInterestAlert
-from alerts.services import alert_rules_changed
+from alerts.services import (
+    alert_override_delete,
+    alert_override_save,
+    alert_rule_delete,
+    alert_rule_save,
+    alert_rules_changed,
+)
 
 
-class RulesChangedMixin:
-    """Every save or delete reaches the running rules engine at once."""
+class ServiceWritesMixin:
+    """Saves and deletes go through the services (the model's ``clean``, which the admin's forms
+    ran already, and the running rules engine told at once)."""
+
+    save_service = delete_service = None
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        alert_rules_changed()
+        self.save_service(obj)
 
     def delete_model(self, request, obj):
-        super().delete_model(request, obj)
-        alert_rules_changed()
+        self.delete_service(obj)
 
     def delete_queryset(self, request, queryset):
         super().delete_queryset(request, queryset)
@@ -30,7 +37,9 @@ class AlertThresholdOverrideInline(admin.TabularInline):
 
 
 @admin.register(AlertRule)
-class AlertRuleAdmin(RulesChangedMixin, admin.ModelAdmin):
+class AlertRuleAdmin(ServiceWritesMixin, admin.ModelAdmin):
+    save_service = staticmethod(alert_rule_save)
+    delete_service = staticmethod(alert_rule_delete)
     list_display = (
         "name", "enabled", "kind", "window_sec", "baseline_from_sec", "direction",
         "threshold_pct", "dump_threshold_pct", "min_delta_contracts", "min_delta_usd",
@@ -52,8 +61,11 @@ class AlertRuleAdmin(RulesChangedMixin, admin.ModelAdmin):
     )  # fmt: skip
 
     def save_formset(self, request, form, formset, change):
-        super().save_formset(request, form, formset, change)
-        alert_rules_changed()
+        """The inline overrides, each through the services."""
+        for override in formset.save(commit=False):
+            alert_override_save(override)
+        for override in formset.deleted_objects:
+            alert_override_delete(override)
 
     @admin.action(description="Send a test alert on every delivery channel")
     def send_test_alert(self, request, queryset):
@@ -98,7 +110,9 @@ class OpenInterestAlertAdmin(admin.ModelAdmin):
 
 
 @admin.register(AlertThresholdOverride)
-class AlertThresholdOverrideAdmin(RulesChangedMixin, admin.ModelAdmin):
+class AlertThresholdOverrideAdmin(ServiceWritesMixin, admin.ModelAdmin):
+    save_service = staticmethod(alert_override_save)
+    delete_service = staticmethod(alert_override_delete)
     list_display = (
         "symbol", "rule", "spike_threshold_pct", "dump_threshold_pct", "min_delta_contracts",
         "min_delta_usd", "cooldown_sec", "updated_at",

@@ -10,7 +10,8 @@ Celery worker on a thread pool runs several shards at once): one lock guards the
 trackers are brought up to date and observed, not while fires are claimed and stored.
 
 The rules' re-arm state (``alerts.rules.gate``) lives in one Redis hash shared by every process,
-changed only by compare-and-set, so two processes never both fire on one move. If Redis lost the
+changed only by compare-and-set, so two processes never both fire on one move: a fire is claimed,
+then stored (``alerts.fire_once``, as the ingest cooldowns do). If Redis lost the
 hash (a restart without persistence), it is seeded again from the last 24 h of stored alerts
 before any rule may fire, so a restart does not repeat alerts.
 """
@@ -23,10 +24,16 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from django.db import DatabaseError
 from django.utils import timezone
 
-from alerts.detection import VerdictReason
+from alerts.enums import VerdictReason
+from alerts.fire_once import (
+    CLAIM_STALE_MS,  # noqa: F401 (re-exported: tests read it here)
+    ClaimStatus,
+    claim_status,
+    hash_claims_swap,
+    store_claimed,
+)
 from alerts.models import AlertSource, OpenInterestAlert
 from alerts.payloads import AlertCandidate
 from alerts.rules import FireState, GateAction, Observation, Rule, SymbolTracker, gate
@@ -34,6 +41,7 @@ from alerts.selectors import alert_overrides, alert_rules_enabled
 from alerts.services import RULES_VERSION_KEY, AlertOutcome, RaisedAlert, alert_store
 from common.locks import redis_lease
 from common.redis import get_redis
+from common.timeutil import datetime_from_ms, now_ms
 from liquidity.services import REDIS_META_KEY_PREFIX
 from oi.keys import BACKFILL_DONE_KEY, FUNDING_RATE_KEY
 from oi.ring import RING_MAX_AHEAD_MS, decode_members, ring_key
@@ -45,30 +53,9 @@ RULE_STATE_KEY = "oi:alert:rule_state"
 RULE_STATE_SEEDED_FIELD = "__seeded__"
 RULE_STATE_SEED_LEASE = "oi:alert:rule_state:seeding"
 SEED_LOOKBACK = timedelta(hours=24)
-# A claim still pending after this long belongs to a process that died before storing its alert.
-CLAIM_STALE_MS = 30_000
 # A rebuilt tracker reads this much more than its longest window, so it holds a sample older than
 # the window (its coverage) even where the ring holds 5-minute backfilled history.
 COVERAGE_MARGIN_MS = 10 * 60_000
-
-# Compare-and-set of many hash fields: ARGV holds (field, expected, new) triples; '' is "absent".
-_STATE_CAS = """
-local results = {}
-for i = 1, #ARGV, 3 do
-    local current = redis.call('HGET', KEYS[1], ARGV[i]) or ''
-    if current == ARGV[i + 1] then
-        if ARGV[i + 2] == '' then
-            redis.call('HDEL', KEYS[1], ARGV[i])
-        else
-            redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
-        end
-        results[#results + 1] = 1
-    else
-        results[#results + 1] = 0
-    end
-end
-return results
-"""
 
 
 @dataclass(frozen=True)
@@ -278,7 +265,7 @@ def _gate_and_raise(observations: list[tuple[str, Observation]], source: str) ->
         if action is GateAction.REARM:
             changes.append((field, raw, new_state.encode()))
         elif action is GateAction.FIRE:
-            claim = replace(new_state, claimed_ms=time.time_ns() // 1_000_000).encode()
+            claim = replace(new_state, claimed_ms=now_ms()).encode()
             changes.append((field, raw, claim))
             fires.append((symbol, obs, raw, claim))
         elif action in (GateAction.HOLD_COOLDOWN, GateAction.HOLD_NOT_REARMED):
@@ -286,13 +273,7 @@ def _gate_and_raise(observations: list[tuple[str, Observation]], source: str) ->
                 "alert held",
                 extra={"symbol": symbol, "rule": obs.rule.name, "cause": action.value},
             )
-    if not changes:
-        return []
-    claimed = dict(zip(
-        [field for field, _, _ in changes],
-        redis.eval(_STATE_CAS, 1, RULE_STATE_KEY, *[part for change in changes for part in change]),
-        strict=True,
-    ))  # fmt: skip
+    claimed = hash_claims_swap(redis, RULE_STATE_KEY, changes)
     fired = [(s, obs, old, new) for s, obs, old, new in fires if claimed[_state_field(s, obs)]]
     if not fired:
         return []
@@ -301,13 +282,14 @@ def _gate_and_raise(observations: list[tuple[str, Observation]], source: str) ->
     for symbol, obs, old, new in fired:
         candidate = _candidate(symbol, obs, source, context.get(symbol, {}))
         field = _state_field(symbol, obs)
-        try:
-            alert = alert_store(candidate)
-        except DatabaseError:
-            redis.eval(_STATE_CAS, 1, RULE_STATE_KEY, field, new, old)
-            raise
+        alert = store_claimed(
+            lambda candidate=candidate: alert_store(candidate),
+            lambda field=field, old=old, new=new: hash_claims_swap(
+                redis, RULE_STATE_KEY, [(field, new, old)]
+            ),
+        )
         settled = replace(FireState.decode(new), claimed_ms=0).encode()
-        redis.eval(_STATE_CAS, 1, RULE_STATE_KEY, field, new, settled)
+        hash_claims_swap(redis, RULE_STATE_KEY, [(field, new, settled)])
         if alert is None:
             raised.append(RaisedAlert(AlertOutcome.DUPLICATE, None))
             continue
@@ -329,32 +311,35 @@ def _claims_settled(
     redis, candidates: list[tuple[str, Observation]], fields: list[str], raw_states: list[str]
 ) -> list[FireState | None]:
     """The states, with claims left pending by a process killed between claiming and storing
-    resolved against the database: a claim older than CLAIM_STALE_MS whose alert row does not
-    exist is dropped (that alert may fire again), one whose row exists is settled."""
+    resolved against the database (``alerts.fire_once``): a stale one is dropped (that alert may
+    fire again), one whose alert row exists is settled."""
     states = [FireState.decode(raw) for raw in raw_states]
-    now_ms = time.time_ns() // 1_000_000
+    now = now_ms()
     for index, state in enumerate(states):
-        if state is None or not state.claimed_ms or now_ms - state.claimed_ms < CLAIM_STALE_MS:
+        if state is None or not state.claimed_ms:
             continue
         symbol, obs = candidates[index]
-        stored = OpenInterestAlert.objects.filter(
-            rule_id=obs.rule.rule_id,
-            symbol=symbol,
-            direction=obs.direction.value,
-            ts=datetime.fromtimestamp(state.fired_ms / 1000, tz=UTC),
-        ).exists()
-        settled = replace(state, claimed_ms=0) if stored else None
-        redis.eval(
-            _STATE_CAS, 1, RULE_STATE_KEY, fields[index], raw_states[index],
-            settled.encode() if settled else "",
-        )  # fmt: skip
-        if not stored:
+        status = claim_status(
+            now - state.claimed_ms,
+            lambda state=state, symbol=symbol, obs=obs: OpenInterestAlert.objects.filter(
+                rule_id=obs.rule.rule_id,
+                symbol=symbol,
+                direction=obs.direction.value,
+                ts=datetime_from_ms(state.fired_ms),
+            ).exists(),
+        )
+        if status is ClaimStatus.FRESH:
+            continue
+        settled = replace(state, claimed_ms=0) if status is ClaimStatus.STORED else None
+        new_raw = settled.encode() if settled else ""
+        hash_claims_swap(redis, RULE_STATE_KEY, [(fields[index], raw_states[index], new_raw)])
+        if settled is None:
             logger.warning(
                 "alert claim without a stored alert dropped",
                 extra={"symbol": symbol, "rule": obs.rule.name, "claimed_ms": state.fired_ms},
             )
         states[index] = settled
-        raw_states[index] = settled.encode() if settled else ""
+        raw_states[index] = new_raw
     return states
 
 

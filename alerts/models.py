@@ -1,9 +1,18 @@
+"""The alert models. ``AlertRule.clean`` and ``AlertThresholdOverride.clean`` are the one
+validation of a rule and of an override: the admin's forms, and the services the API and any
+command write through (``alerts.services``), all run ``full_clean``."""
+
+from decimal import InvalidOperation
+
+from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
+from alerts.rules import rule_from_fields
 from common.numbers import DECIMAL_DIGITS, DECIMAL_PLACES
-from common.symbols import SYMBOL_MAX_LENGTH
+from common.symbols import SYMBOL_MAX_LENGTH, symbol_problem
 
 
 class AlertDirection(models.TextChoices):
@@ -105,7 +114,7 @@ class AlertRule(models.Model):
                 condition=Q(threshold_pct__gt=0), name="alert_rule_threshold_positive"
             ),
             models.CheckConstraint(
-                condition=Q(direction="UP")
+                condition=Q(direction=RuleDirection.UP)
                 | Q(dump_threshold_pct__isnull=False)
                 | Q(threshold_pct__lte=1),
                 name="alert_rule_dump_at_most_all",
@@ -145,6 +154,99 @@ class AlertRule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """The one validation of a rule: the first problem, as {field: reason}. A value that
+        failed its field's own check (type, required) is left to ``clean_fields`` to report."""
+        self.symbols = sorted(set(self.symbols or ()))
+        try:
+            problem = self._problem() or self._cap_problem()
+        except (TypeError, InvalidOperation):
+            return
+        if problem:
+            raise ValidationError({problem[0]: problem[1]})
+
+    def _problem(self) -> tuple[str, str] | None:
+        for symbol in self.symbols:
+            problem = symbol_problem(symbol)
+            if problem:
+                return "symbols", f"{symbol!r} {problem}"
+        window_sec, threshold = self.window_sec, self.threshold_pct
+        if window_sec is None or threshold is None:
+            return None
+        if window_sec <= 0:
+            return "window_sec", "must be above 0"
+        if window_sec > longest_rule_window_sec():
+            return "window_sec", (
+                f"must be at most {longest_rule_window_sec()} s: the ring buffers keep "
+                f"OI_RING_WINDOW_SEC={settings.OI_RING_WINDOW_SEC} s of samples"
+            )
+        baseline_from_sec = self.baseline_from_sec
+        if self.kind == RuleKind.MEDIAN_BASELINE:
+            if baseline_from_sec is None or not 0 < baseline_from_sec < window_sec:
+                return (
+                    "baseline_from_sec",
+                    "a median_baseline rule needs 0 < baseline_from_sec < window_sec",
+                )
+        elif baseline_from_sec is not None:
+            return "baseline_from_sec", "only median_baseline rules have one"
+        if threshold <= 0:
+            return "threshold_pct", "must be above 0"
+        dump_threshold = self.dump_threshold_pct
+        if dump_threshold is not None and not 0 < dump_threshold <= 1:
+            return "dump_threshold_pct", "must be above 0 and at most 1 (a dump is at most 100%)"
+        if self.direction != RuleDirection.UP and dump_threshold is None and threshold > 1:
+            return "threshold_pct", "must be at most 1 for dumps (set dump_threshold_pct otherwise)"
+        for name in ("min_delta_contracts", "min_delta_usd"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                return name, "must be 0 or more"
+        if self.rearm_ratio is not None and not 0 <= self.rearm_ratio < 1:
+            return "rearm_ratio", "must be at least 0 and below 1"
+        if self.step_pct is not None and self.step_pct <= 0:
+            return "step_pct", "must be above 0 (or empty)"
+        if self.min_samples is not None and self.min_samples < 1:
+            return "min_samples", "must be at least 1"
+        if self.scope != RuleScope.ALL and not self.symbols:
+            return "symbols", f"scope {self.scope!r} needs at least one symbol"
+        try:  # what the engine itself accepts (``alerts.rules.Rule``)
+            rule_from_fields(
+                self.pk or 0, {f.name: getattr(self, f.name) for f in self._meta.concrete_fields}
+            )
+        except (KeyError, ValueError) as exc:
+            return "__all__", str(exc)
+        return None
+
+    def _cap_problem(self) -> tuple[str, str] | None:
+        """Enabling this rule must not pass the caps on enabled rules or on their distinct
+        windows: every poller process keeps one window tracker per symbol and distinct window,
+        and runs every enabled rule on every sample."""
+        if not self.enabled:
+            return None
+        others = AlertRule.objects.filter(enabled=True)
+        if self.pk is not None:
+            others = others.exclude(pk=self.pk)
+        max_rules = settings.OI_ALERT_RULES_MAX_ENABLED
+        if others.count() + 1 > max_rules:
+            return "enabled", (
+                f"at most {max_rules} rules may be enabled (OI_ALERT_RULES_MAX_ENABLED); "
+                "disable or delete one first"
+            )
+        windows = set(
+            others.values_list("kind", "window_sec", "baseline_from_sec").distinct().order_by()
+        )
+        max_windows = settings.OI_ALERT_MAX_DISTINCT_WINDOWS
+        key = (self.kind, self.window_sec, self.baseline_from_sec)
+        if key not in windows and len(windows) + 1 > max_windows:
+            return "window_sec", (
+                f"the enabled rules may use at most {max_windows} distinct windows "
+                "(OI_ALERT_MAX_DISTINCT_WINDOWS); reuse the window of an enabled rule"
+            )
+        return None
+
+
+def longest_rule_window_sec() -> int:
+    """A window must fit in the ring buffers, with a minute to spare for the newest samples."""
+    return settings.OI_RING_WINDOW_SEC - 60
 
 
 class OpenInterestAlert(models.Model):
@@ -277,6 +379,39 @@ class AlertThresholdOverride(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol} on {self.rule or 'every rule'}"
+
+    def clean(self) -> None:
+        """The one validation of an override: the first problem, as {field: reason}."""
+        try:
+            problem = self._problem()
+        except (TypeError, InvalidOperation):
+            return  # a value that failed its field's own check; clean_fields reports it
+        if problem:
+            raise ValidationError({problem[0]: problem[1]})
+
+    def _problem(self) -> tuple[str, str] | None:
+        if not self.symbol:
+            return None
+        problem = symbol_problem(self.symbol)
+        if problem:
+            return "symbol", problem
+        clash = AlertThresholdOverride.objects.filter(symbol=self.symbol, rule_id=self.rule_id)
+        if self.pk is not None:
+            clash = clash.exclude(pk=self.pk)
+        if clash.exists():
+            return (
+                "symbol",
+                f"{self.symbol} already has an override for {self.rule or 'every rule'}",
+            )
+        spike, dump = self.spike_threshold_pct, self.dump_threshold_pct
+        if spike is not None and spike <= 0:
+            return "spike_threshold_pct", "must be above 0"
+        if dump is not None and not 0 < dump <= 1:
+            return "dump_threshold_pct", "must be above 0, at most 1"
+        for name in ("min_delta_contracts", "min_delta_usd"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                return name, "must be 0 or more"
+        return None
 
 
 class DeliveryChannel(models.TextChoices):

@@ -11,7 +11,7 @@ Two kinds of rule:
   start-of-window reference would catch (the minimum is never above the first sample). Kept with
   monotonic deques, so each new sample costs O(1) amortised, never a re-read of the window.
 * ``median_baseline``: the design's rule, against the median of the samples aged
-  ``baseline_from_sec``..``window_sec`` (``alerts.detection.BaselineTracker``).
+  ``baseline_from_sec``..``window_sec`` (``BaselineTracker``).
 
 No verdict until the rule's window is covered: a ``window_change`` tracker must hold a sample at
 least W old (backfilled history counts); a ``median_baseline`` one needs ``min_samples`` in its
@@ -29,17 +29,14 @@ import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from enum import StrEnum
 
-from alerts.detection import (
-    BaselineTracker,
-    Direction,
-    Number,
-    VerdictReason,
-    minimums_verdict,
-    usable_price,
-)
+from sortedcontainers import SortedList
 
+from alerts.enums import Direction, VerdictReason
+
+Number = int | float | Decimal
 PriceSample = tuple[int, float, float | None]  # (t_ms, open interest, mark price or None)
 
 
@@ -253,6 +250,79 @@ class WindowExtremes:
 
     def __len__(self) -> int:
         return len(self._in_window)
+
+
+def minimums_verdict(
+    abs_change: float,
+    abs_change_usd: float | None,
+    min_delta_contracts: float | None,
+    min_delta_usd: float | None,
+) -> VerdictReason:
+    """ALERT for a move past its threshold when every minimum that is set holds, else the first
+    that blocks it (contracts, then a missing price, then USD)."""
+    if min_delta_contracts is not None and abs(abs_change) < min_delta_contracts:
+        return VerdictReason.BLOCKED_MIN_DELTA_CONTRACTS
+    if min_delta_usd is not None and abs_change_usd is None:
+        return VerdictReason.MISSING_MARK_PRICE
+    if min_delta_usd is not None and abs_change_usd < min_delta_usd:
+        return VerdictReason.BLOCKED_MIN_DELTA_USD
+    return VerdictReason.ALERT
+
+
+def usable_price(mark_price: Number | None) -> float | None:
+    """A finite price above 0, as float; None otherwise."""
+    if mark_price is None or isinstance(mark_price, bool):
+        return None
+    price = float(mark_price)
+    return price if math.isfinite(price) and price > 0 else None
+
+
+def median_of_sorted(values) -> float:
+    count = len(values)
+    middle = count // 2
+    if count % 2:
+        return values[middle]
+    return (values[middle - 1] + values[middle]) / 2
+
+
+class BaselineTracker:
+    """The median of the samples aged ``w_low_sec``..``w_high_sec`` (both ends inclusive) at the
+    latest sample: O(log n) per new sample.
+
+    Holds samples younger than W_low in ``_pending`` and those aged within [W_low, W_high] in
+    ``_window`` (both in time order) with their values in a SortedList; older samples are dropped.
+    Callers feed it samples strictly newer than the last (``SymbolTracker.add`` checks).
+    """
+
+    __slots__ = ("_pending", "_sorted_values", "_w_high_ms", "_w_low_ms", "_window")
+
+    def __init__(self, w_low_sec: int, w_high_sec: int) -> None:
+        if not 0 < w_low_sec < w_high_sec:
+            raise ValueError(f"needs 0 < w_low_sec < w_high_sec, got {w_low_sec}, {w_high_sec}")
+        self._w_low_ms = w_low_sec * 1000
+        self._w_high_ms = w_high_sec * 1000
+        self._pending: deque[tuple[int, float]] = deque()
+        self._window: deque[tuple[int, float]] = deque()
+        self._sorted_values: SortedList = SortedList()
+
+    @property
+    def baseline_samples(self) -> int:
+        return len(self._sorted_values)
+
+    def add(self, t_now: int, value: float) -> None:
+        self._pending.append((t_now, value))
+        while self._pending and t_now - self._pending[0][0] >= self._w_low_ms:
+            aged = self._pending.popleft()
+            self._window.append(aged)
+            self._sorted_values.add(aged[1])
+        while self._window and t_now - self._window[0][0] > self._w_high_ms:
+            self._sorted_values.remove(self._window.popleft()[1])
+
+    def baseline(self) -> float | None:
+        """Median of the values in the [W_low, W_high] age window, None when it is empty."""
+        if not self._sorted_values:
+            return None
+        return median_of_sorted(self._sorted_values)
 
 
 class _MedianWindow:

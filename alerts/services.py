@@ -3,24 +3,24 @@ and the alert rules' own writes."""
 
 import logging
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 
 from alerts.delivery import alert_delivery_queue
+from alerts.fire_once import ClaimStatus, claim_status, key_claim, key_release, store_claimed
 from alerts.formatting import alert_payload
-from alerts.models import AlertRule, OpenInterestAlert
+from alerts.models import AlertRule, AlertThresholdOverride, OpenInterestAlert
 from alerts.payloads import AlertCandidate
 from alerts.rules import default_rule_specs
 from common.realtime import OI_ALERTS_GROUP, GroupMessageType, broadcast_on_commit
 from common.redis import get_redis
+from common.timeutil import datetime_from_ms, ms_from_datetime
 
 logger = logging.getLogger(__name__)
 
 COOLDOWN_KEY = "oi:alert:cooldown:{}:{}"
-CLAIM_STALE_SEC = 30
 
 _INSERT_ALERT_SQL = """
 INSERT INTO open_interest_alerts
@@ -54,8 +54,9 @@ class RaisedAlert:
 
 def alert_raise(candidate: AlertCandidate, *, cooldown_sec: int) -> RaisedAlert:
     """Store an alert from another producer (the ingest API) unless the same alert exists
-    (idempotent) or its (symbol, direction) is cooling down. The cooldown lives in Redis, so it holds across workers and restarts; it is
-    claimed before storing and given back if storing fails, so no alert is lost to it."""
+    (idempotent) or its (symbol, direction) is cooling down. The cooldown lives in Redis, so it
+    holds across workers and restarts; it is claimed before storing and given back if storing
+    fails (``alerts.fire_once``), so no alert is lost to it."""
     existing = OpenInterestAlert.objects.filter(
         symbol=candidate.symbol,
         direction=candidate.direction,
@@ -67,17 +68,14 @@ def alert_raise(candidate: AlertCandidate, *, cooldown_sec: int) -> RaisedAlert:
         return RaisedAlert(AlertOutcome.DUPLICATE, existing)
     redis = get_redis()
     key = _cooldown_key(candidate)
-    if cooldown_sec > 0 and not _cooldown_claim(redis, key, candidate, cooldown_sec):
+    claim = ms_from_datetime(candidate.ts)
+    if cooldown_sec > 0 and not _cooldown_claim(redis, key, claim, candidate, cooldown_sec):
         logger.info(
             "alert held by cooldown",
             extra={"symbol": candidate.symbol, "direction": candidate.direction},
         )
         return RaisedAlert(AlertOutcome.COOLDOWN, None)
-    try:
-        alert = alert_store(candidate)
-    except DatabaseError:
-        redis.delete(key)
-        raise
+    alert = store_claimed(lambda: alert_store(candidate), lambda: key_release(redis, key, claim))
     if alert is None:
         return RaisedAlert(AlertOutcome.DUPLICATE, None)
     logger.info(
@@ -99,36 +97,34 @@ def _cooldown_key(candidate: AlertCandidate) -> str:
     return key if candidate.window_sec is None else f"{key}:{candidate.window_sec}"
 
 
-_DELETE_IF_EQUAL = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
-def _cooldown_claim(redis, key: str, candidate: AlertCandidate, cooldown_sec: int) -> bool:
-    """Claim the (symbol, direction) cooldown. A claim held for over CLAIM_STALE_SEC whose alert
-    row does not exist was left by a process that died before storing it: it is dropped, so
-    that alert is not lost for the whole cooldown."""
-    claim = int(candidate.ts.timestamp() * 1000)
-    if redis.set(key, claim, nx=True, ex=cooldown_sec):
+def _cooldown_claim(
+    redis, key: str, claim: int, candidate: AlertCandidate, cooldown_sec: int
+) -> bool:
+    """Claim the (symbol, direction) cooldown; a stale claim held there (``alerts.fire_once``:
+    its age shows in the key's TTL) is dropped, so that alert is not lost for the whole
+    cooldown."""
+    if key_claim(redis, key, claim, cooldown_sec):
         return True
     held, ttl = redis.get(key), redis.ttl(key)
-    if held is None or ttl < 0 or cooldown_sec - ttl < CLAIM_STALE_SEC:
+    if held is None or ttl < 0:
         return False
-    held_ts = datetime.fromtimestamp(int(held) / 1000, tz=UTC)
-    if OpenInterestAlert.objects.filter(
-        symbol=candidate.symbol,
-        direction=candidate.direction,
-        ts=held_ts,
-        window_sec=candidate.window_sec,
-    ).exists():
+    status = claim_status(
+        (cooldown_sec - ttl) * 1000,
+        lambda: OpenInterestAlert.objects.filter(
+            symbol=candidate.symbol,
+            direction=candidate.direction,
+            ts=datetime_from_ms(int(held)),
+            window_sec=candidate.window_sec,
+        ).exists(),
+    )
+    if status is not ClaimStatus.STALE:
         return False
     logger.warning(
         "cooldown claim without a stored alert dropped",
         extra={"symbol": candidate.symbol, "direction": candidate.direction, "claimed_ms": held},
     )
-    redis.eval(_DELETE_IF_EQUAL, 1, key, held)
-    return bool(redis.set(key, claim, nx=True, ex=cooldown_sec))
+    key_release(redis, key, held)
+    return key_claim(redis, key, claim, cooldown_sec)
 
 
 @transaction.atomic
@@ -146,6 +142,63 @@ def alert_store(candidate: AlertCandidate) -> OpenInterestAlert | None:
     )
     transaction.on_commit(lambda: alert_delivery_queue(alert.id))
     return alert
+
+
+@transaction.atomic
+def alert_rule_create(**fields) -> AlertRule:
+    """A new rule from its field values, validated by the model's ``clean`` (``ValidationError``
+    with the field and the reason otherwise); the running engines load it at once."""
+    return alert_rule_save(AlertRule(**fields))
+
+
+@transaction.atomic
+def alert_rule_update(rule: AlertRule, **fields) -> AlertRule:
+    for name, value in fields.items():
+        setattr(rule, name, value)
+    return alert_rule_save(rule)
+
+
+@transaction.atomic
+def alert_rule_save(rule: AlertRule) -> AlertRule:
+    """Validate (``full_clean``: the one validation of a rule, caps included) and save."""
+    rule.full_clean()
+    rule.save()
+    alert_rules_changed()
+    return rule
+
+
+@transaction.atomic
+def alert_rule_delete(rule: AlertRule) -> None:
+    """Delete a rule; its alerts stay (their rule becomes empty, the name is kept)."""
+    rule.delete()
+    alert_rules_changed()
+
+
+@transaction.atomic
+def alert_override_create(**fields) -> AlertThresholdOverride:
+    return alert_override_save(AlertThresholdOverride(**fields))
+
+
+@transaction.atomic
+def alert_override_update(override: AlertThresholdOverride, **fields) -> AlertThresholdOverride:
+    for name, value in fields.items():
+        setattr(override, name, value)
+    return alert_override_save(override)
+
+
+@transaction.atomic
+def alert_override_save(override: AlertThresholdOverride) -> AlertThresholdOverride:
+    """Validate (``full_clean``: the one validation of an override) and save."""
+    override.full_clean()
+    override.save()
+    alert_rules_changed()
+    return override
+
+
+@transaction.atomic
+def alert_override_delete(override: AlertThresholdOverride) -> None:
+    override.delete()
+    alert_rules_changed()
 
 
 def alert_rules_changed() -> None:

@@ -8,7 +8,7 @@ price) is passed so that USD minimums could work (the defaults set none).
 A rule is "n/a" on a series when its window_sec is shorter than 2x the series' sampling interval
 (the median step between consecutive samples): the data cannot resolve the window.
 
-Pure: imports alerts.rules and alerts.detection only, no Django. Also writes the output to
+Pure: imports alerts.rules and alerts.enums only, no Django. Also writes the output to
 test-artifacts/replay-rules.txt.
 
     python bench/replay_rules.py
@@ -29,7 +29,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from alerts.detection import Direction, VerdictReason  # noqa: E402
+from alerts.enums import Direction, VerdictReason  # noqa: E402
 from alerts.rules import (  # noqa: E402
     GateAction,
     Rule,

@@ -1,7 +1,7 @@
 """Cost per sample of the rules engine: all default rules versus the design rule alone.
 
 650 symbols, each pre-filled with 3 h of 10-second samples (1,080; a seeded random walk with rare
-+-7% jumps, as bench/detector_cost.py, plus a mark price walk), then 20,000 new samples
++-7% jumps, plus a mark price walk), then 20,000 new samples
 round-robin. Per new sample the timed work is: SymbolTracker.add, then observe() for every rule,
 then RuleBook.apply for every observation. Both rule sets see the same stream in the same run.
 Memory is tracemalloc's count for the trackers only (allocated while building and pre-filling
@@ -25,7 +25,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from alerts.detection import Direction, VerdictReason  # noqa: E402
+from alerts.enums import Direction, VerdictReason  # noqa: E402
 from alerts.rules import (  # noqa: E402
     GateAction,
     Reference,
@@ -36,11 +36,18 @@ from alerts.rules import (  # noqa: E402
     default_rule_specs,
     rule_from_fields,
 )
-from bench.detector_cost import HISTORY_MS, START_MS, STEP_MS, random_walk  # noqa: E402
 
 CHECKED_SYMBOLS = 20
+STEP_MS = 10_000
+HISTORY_MS = 3 * 3600 * 1000
+START_MS = 1_764_590_400_000
 
 Sample = tuple[int, float, float]
+
+
+def random_walk(rng: random.Random, oi: float) -> float:
+    jump = rng.choice((0.07, -0.07)) if rng.random() < 1 / 3000 else 0.0
+    return max(1.0, oi * (1 + rng.gauss(0, 0.0005) + jump))
 
 
 def build_stream(

@@ -8,8 +8,9 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from alerts.enums import Direction
 from alerts.formatting import duration, threshold_pct
-from alerts.rules import Direction, Rule, RuleKind, Scope
+from alerts.rules import Rule, RuleKind, Scope
 from alerts.selectors import alert_rules_enabled
 from common.authentication import request_has_api_token
 from common.permissions import signed_in_staff

@@ -3,9 +3,8 @@ a test alert from there."""
 
 import pytest
 
-from alerts.models import AlertRule, OpenInterestAlert
+from alerts.models import AlertRule, AlertThresholdOverride, OpenInterestAlert
 from alerts.services import RULES_VERSION_KEY
-from tests.alerts.test_delivery import receiver  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -38,10 +37,10 @@ def test_switching_a_rule_off_in_the_admin_tells_the_engine_at_once(
 
 def test_the_send_test_alert_action_reaches_the_webhook_and_stores_nothing(
     admin_client,
-    receiver,  # noqa: F811 (the fixture imported above)
+    fake_http,
     settings,
 ):
-    hook = receiver()
+    hook = fake_http()
     settings.ALERT_WEBHOOK_URL = f"{hook.url}/hooks/oi"
     rule = AlertRule.objects.first()
 
@@ -53,7 +52,7 @@ def test_the_send_test_alert_action_reaches_the_webhook_and_stores_nothing(
 
     assert response.status_code == 200
     assert "Test alert on webhook: sent" in response.content.decode()
-    ((path, body),) = hook.received
+    ((_, path, body, _),) = hook.received
     assert path == "/hooks/oi" and body["test"] is True and body["symbol"] == "BTCUSDT"
     assert OpenInterestAlert.objects.count() == 0
 
@@ -68,3 +67,100 @@ def test_the_action_says_when_no_channel_is_configured(admin_client, settings):
         follow=True,
     )
     assert "No delivery channel is configured" in response.content.decode()
+
+
+# One validation: the admin refuses what the API refuses (the model's clean, through the services)
+
+ADD_RULE = "/admin/alerts/alertrule/add/"
+RULE_FORM = {
+    "name": "new-rule", "enabled": "on", "kind": "window_change", "direction": "BOTH",
+    "window_sec": "600", "baseline_from_sec": "", "threshold_pct": "0.05",
+    "dump_threshold_pct": "", "min_samples": "3", "min_delta_contracts": "",
+    "min_delta_usd": "", "scope": "all", "symbols": "", "cooldown_sec": "900",
+    "rearm_ratio": "0.5", "step_pct": "",
+    "overrides-TOTAL_FORMS": "0", "overrides-INITIAL_FORMS": "0",
+    "overrides-MIN_NUM_FORMS": "0", "overrides-MAX_NUM_FORMS": "1000",
+    "_save": "Save",
+}  # fmt: skip
+API_BODY = {"name": "new-rule", "window_sec": 600, "threshold_pct": "0.05"}
+
+
+def admin_refusal(admin_client, changes: dict) -> dict[str, list[str]]:
+    response = admin_client.post(ADD_RULE, {**RULE_FORM, **changes})
+    assert response.status_code == 200, "the admin saved it"
+    return response.context["adminform"].form.errors
+
+
+def api_refusal(writer_client, changes: dict) -> tuple[str, str]:
+    response = writer_client.post("/api/alert-rules", {**API_BODY, **changes}, format="json")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    return error["field"], error["reason"]
+
+
+@pytest.mark.parametrize(
+    ("cap", "changes", "field", "reason"),
+    [
+        ({}, {"window_sec": 20_000}, "window_sec", "the ring buffers keep"),
+        ({"OI_ALERT_RULES_MAX_ENABLED": 4}, {}, "enabled", "OI_ALERT_RULES_MAX_ENABLED"),
+        ({"OI_ALERT_MAX_DISTINCT_WINDOWS": 4}, {}, "window_sec", "OI_ALERT_MAX_DISTINCT_WINDOWS"),
+        ({}, {"rearm_ratio": "1"}, "rearm_ratio", "below 1"),
+        ({}, {"scope": "only"}, "symbols", "needs at least one symbol"),
+        ({}, {"threshold_pct": "1.5"}, "threshold_pct", "at most 1 for dumps"),
+    ],
+)
+def test_the_admin_refuses_a_rule_the_api_refuses_with_the_same_reason(
+    admin_client, writer_client, settings, cap, changes, field, reason
+):
+    for name, value in cap.items():
+        setattr(settings, name, value)
+    before = AlertRule.objects.count()
+
+    api_field, api_reason = api_refusal(writer_client, changes)
+    admin_errors = admin_refusal(
+        admin_client, {name: str(value) for name, value in changes.items()}
+    )
+
+    assert api_field == field and reason in api_reason
+    assert admin_errors[field] == [api_reason]
+    assert AlertRule.objects.count() == before
+    # and within the cap, both take it
+    for name in cap:
+        setattr(settings, name, getattr(settings, name) + 1)
+    if cap:
+        assert writer_client.post("/api/alert-rules", API_BODY, format="json").status_code == 201
+        AlertRule.objects.filter(name="new-rule").delete()
+        assert admin_client.post(ADD_RULE, RULE_FORM).status_code == 302
+
+
+def test_switching_a_rule_on_past_the_cap_in_the_changelist_is_refused(admin_client, settings):
+    settings.OI_ALERT_RULES_MAX_ENABLED = 4
+    AlertRule.objects.create(name="spare", window_sec=300, threshold_pct="0.2", enabled=False)
+    rules = list(AlertRule.objects.order_by("window_sec", "name"))
+    form = {
+        "form-TOTAL_FORMS": str(len(rules)),
+        "form-INITIAL_FORMS": str(len(rules)),
+        "_save": "Save",
+    }
+    for index, rule in enumerate(rules):
+        form[f"form-{index}-id"] = str(rule.id)
+        form[f"form-{index}-enabled"] = "on"
+
+    response = admin_client.post(CHANGELIST, form)
+
+    assert response.status_code == 200
+    assert "OI_ALERT_RULES_MAX_ENABLED" in response.content.decode()
+    assert not AlertRule.objects.get(name="spare").enabled
+
+
+def test_the_admin_refuses_an_override_the_api_refuses(admin_client, writer_client):
+    api = writer_client.post("/api/alert-overrides", {"symbol": "btc usdt"}, format="json")
+    assert api.status_code == 400 and api.json()["error"]["field"] == "symbol"
+    response = admin_client.post(
+        "/admin/alerts/alertthresholdoverride/add/",
+        {"symbol": "btc usdt", "rule": "", "cooldown_sec": "", "_save": "Save"},
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert errors["symbol"] == [api.json()["error"]["reason"]]
+    assert not AlertThresholdOverride.objects.exists()

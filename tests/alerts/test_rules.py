@@ -7,14 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.detection import (
-    BaselineTracker,
-    DetectionParams,
-    Direction,
-    VerdictReason,
-    evaluate_samples,
-)
+from alerts.enums import Direction, VerdictReason
 from alerts.rules import (
+    BaselineTracker,
     FireState,
     GateAction,
     Reference,
@@ -28,6 +23,7 @@ from alerts.rules import (
     gate,
     rule_from_fields,
 )
+from tests.alerts.design_oracle import DesignParams, evaluate_samples
 
 T0 = 1_764_590_400_000
 SEC = 1000
@@ -186,7 +182,7 @@ def test_price_change_and_oi_in_usd_come_from_the_samples_prices():
 
 def test_the_median_rule_gives_the_design_verdicts():
     design = rule_from_fields(7, default_rule_specs()[0])
-    params = DetectionParams()
+    params = DesignParams()
     samples = [(T0 - 60 * MIN + i * 5 * MIN, 100_000 + i * 10) for i in range(7)]
     samples.append((T0, 106_000))
     reference = evaluate_samples(samples, params)

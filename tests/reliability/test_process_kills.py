@@ -35,7 +35,7 @@ import pytest
 from django.conf import settings
 from django.db.models import Min
 
-from alerts.evaluation import CLAIM_STALE_MS
+from alerts.fire_once import CLAIM_STALE_MS
 from alerts.models import AlertRule, OpenInterestAlert
 from oi.keys import BACKFILL_DONE_KEY, COUNTERS_KEY, WINDOW_CLAIM_KEY
 from oi.models import OpenInterestSnapshot

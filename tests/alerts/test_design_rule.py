@@ -1,11 +1,14 @@
-"""Spike/dump detection, baseline tracker, cooldown and overrides (pure; no database)."""
+"""The design's rule (§5) as the rules engine runs it (a ``median_baseline`` rule in
+``alerts.rules``), checked at every step against the oracle that recomputes it from all samples
+(``tests/alerts/design_oracle.py``): threshold and minimum edges, the baseline window, duplicates,
+and the real Binance series of ../shared/data with SOURCES.md's figures."""
 
 import csv
 import json
 import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -14,38 +17,66 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.detection import (
-    BaselineTracker,
-    CooldownBook,
-    DetectionParams,
-    Direction,
+from alerts.enums import Direction, VerdictReason
+from alerts.rules import BaselineTracker, GateAction, Rule, RuleBook, RuleKind, SymbolTracker
+from tests.alerts.design_oracle import (
+    DesignParams,
+    NoVerdict,
     Verdict,
-    VerdictReason,
     accepted_samples,
-    cooldown_allows,
     evaluate_samples,
-    resolve_params,
 )
 
 DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 MINUTE_MS = 60_000
 T_NOW = 1_764_590_400_000
-DEFAULTS = DetectionParams()
+DEFAULTS = DesignParams()
+
+
+def design_rule(params: DesignParams, cooldown_sec: int = 900) -> Rule:
+    """The engine's rule for the oracle's parameters (re-arm as the default rule set has it)."""
+    return Rule(
+        rule_id=1, name="design", kind=RuleKind.MEDIAN_BASELINE, window_sec=params.w_high_sec,
+        baseline_from_sec=params.w_low_sec, up_threshold=params.spike_threshold_pct,
+        down_threshold=params.dump_threshold_pct, min_delta_contracts=params.min_delta_contracts,
+        min_delta_usd=params.min_delta_usd, min_samples=params.min_baseline_samples,
+        cooldown_sec=cooldown_sec, step_pct=params.spike_threshold_pct,
+    )  # fmt: skip
+
+
+def engine_agrees(tracker: SymbolTracker, rule: Rule, expected: Verdict, mark_price=None) -> list:
+    """Assert the engine's observations at the tracker's latest sample say what the oracle
+    says; returns them. No verdict in the oracle is no observation in the engine."""
+    observations = tracker.observe(rule, mark_price)
+    if isinstance(expected.reason, NoVerdict):
+        assert observations == []
+        return observations
+    assert [o.direction for o in observations] == [Direction.UP, Direction.DOWN]
+    crossed = [o for o in observations if o.crossed]
+    assert len(crossed) <= 1
+    seen = crossed[0] if crossed else observations[0]
+    got = (seen.reason, seen.direction if crossed else None, seen.t_ms, seen.current,
+           seen.reference, seen.pct_change, seen.abs_change)  # fmt: skip
+    want = (expected.reason, expected.direction, expected.t_ms, expected.current,
+            expected.baseline, expected.pct_change, expected.abs_change)  # fmt: skip
+    assert got == want
+    return observations
 
 
 def both(
     samples: Sequence[tuple[int, float]],
-    params: DetectionParams = DEFAULTS,
+    params: DesignParams = DEFAULTS,
     mark_price: float | None = None,
 ) -> Verdict:
-    """The verdict of the reference function, after checking the tracker gives the same."""
-    reference = evaluate_samples(samples, params, mark_price)
-    tracker = BaselineTracker.for_params(params)
+    """The oracle's verdict, after checking the engine says the same."""
+    expected = evaluate_samples(samples, params, mark_price)
+    rule = design_rule(params)
+    tracker = SymbolTracker([rule])
     for t_ms, oi in samples:
         tracker.add(t_ms, oi)
-    assert tracker.evaluate(params, mark_price) == reference
-    return reference
+    engine_agrees(tracker, rule, expected, mark_price)
+    return expected
 
 
 def series(baseline: float, current: float, count: int = 7) -> list[tuple[int, float]]:
@@ -121,13 +152,12 @@ def test_large_move_in_a_small_market_is_blocked_by_minimum_delta():
     ("current", "direction"), [(105_000, Direction.UP), (95_000, Direction.DOWN)]
 )
 def test_usd_minimum_passes_at_its_edge_and_blocks_just_above(current, direction):
-    at_edge = DetectionParams(min_delta_usd=10_000)
+    at_edge = DesignParams(min_delta_usd=10_000)
     passing = both(series(100_000, current), at_edge, mark_price=2.0)
     assert passing.reason is VerdictReason.ALERT
     assert passing.direction is direction
-    assert passing.abs_change_usd == 10_000
 
-    above = DetectionParams(min_delta_usd=10_000.5)
+    above = DesignParams(min_delta_usd=10_000.5)
     blocked = both(series(100_000, current), above, mark_price=2.0)
     assert blocked.reason is VerdictReason.BLOCKED_MIN_DELTA_USD
     assert blocked.direction is direction
@@ -135,7 +165,7 @@ def test_usd_minimum_passes_at_its_edge_and_blocks_just_above(current, direction
 
 
 def test_usd_minimum_is_checked_after_the_contracts_minimum():
-    params = DetectionParams(min_delta_usd=1e12)
+    params = DesignParams(min_delta_usd=1e12)
     assert both(series(99_980, 104_979), params, 2.0).reason is (
         VerdictReason.BLOCKED_MIN_DELTA_CONTRACTS
     )
@@ -143,7 +173,7 @@ def test_usd_minimum_is_checked_after_the_contracts_minimum():
 
 @pytest.mark.parametrize("mark_price", [None, 0, -1.0, float("nan"), float("inf")])
 def test_usd_minimum_without_a_usable_mark_price_is_reported_not_dropped(mark_price):
-    verdict = both(series(100_000, 105_000), DetectionParams(min_delta_usd=1), mark_price)
+    verdict = both(series(100_000, 105_000), DesignParams(min_delta_usd=1), mark_price)
     assert verdict.reason is VerdictReason.MISSING_MARK_PRICE
     assert verdict.direction is Direction.UP
     assert verdict.is_blocked
@@ -152,11 +182,16 @@ def test_usd_minimum_without_a_usable_mark_price_is_reported_not_dropped(mark_pr
 def test_mark_price_is_ignored_without_a_usd_minimum_but_reported():
     verdict = both(series(100_000, 105_000), DEFAULTS, Decimal("64000.5"))
     assert verdict.reason is VerdictReason.ALERT
-    assert verdict.abs_change_usd == 5_000 * 64_000.5
+    rule = design_rule(DEFAULTS)
+    tracker = SymbolTracker([rule])
+    for t_ms, oi in series(100_000, 105_000):
+        tracker.add(t_ms, oi)
+    (up, _) = tracker.observe(rule, Decimal("64000.5"))
+    assert up.abs_change_usd == 5_000 * 64_000.5
 
 
 def test_minimum_delta_of_zero_leaves_only_the_percentage_rule():
-    params = DetectionParams(min_delta_contracts=0)
+    params = DesignParams(min_delta_contracts=0)
     assert both(series(100, 105), params).reason is VerdictReason.ALERT
     assert both(series(100, 95), params).reason is VerdictReason.ALERT
 
@@ -167,26 +202,26 @@ def test_minimum_delta_of_zero_leaves_only_the_percentage_rule():
 def test_too_few_baseline_samples_gives_no_verdict_and_says_why():
     samples = [(T_NOW - 40 * MINUTE_MS, 100_000), (T_NOW - 35 * MINUTE_MS, 100_000)]
     verdict = both([*samples, (T_NOW, 200_000)])
-    assert verdict.reason is VerdictReason.INSUFFICIENT_BASELINE
+    assert verdict.reason is NoVerdict.INSUFFICIENT_BASELINE
     assert verdict.baseline_samples == 2
     assert verdict.baseline is None
     assert verdict.pct_change is None
     assert verdict.direction is None
-    assert both([*samples, (T_NOW, 200_000)], DetectionParams(min_baseline_samples=2)).is_alert
+    assert both([*samples, (T_NOW, 200_000)], DesignParams(min_baseline_samples=2)).is_alert
 
 
 def test_samples_only_younger_than_w_low_give_no_verdict():
     samples = [(T_NOW - ms, 100_000) for ms in range(30 * MINUTE_MS - 1, 0, -10_000)]
     verdict = both([*samples, (T_NOW, 200_000)])
     assert len(samples) == 180
-    assert verdict.reason is VerdictReason.INSUFFICIENT_BASELINE
+    assert verdict.reason is NoVerdict.INSUFFICIENT_BASELINE
     assert verdict.baseline_samples == 0
 
 
 def test_samples_only_older_than_w_high_give_no_verdict():
     samples = [(T_NOW - 60 * MINUTE_MS - 1 - i * 10_000, 100_000) for i in range(100)]
     verdict = both([*sorted(samples), (T_NOW, 200_000)])
-    assert verdict.reason is VerdictReason.INSUFFICIENT_BASELINE
+    assert verdict.reason is NoVerdict.INSUFFICIENT_BASELINE
     assert verdict.baseline_samples == 0
 
 
@@ -198,7 +233,7 @@ def test_baseline_window_includes_both_boundaries_and_nothing_beyond():
         (T_NOW - 30 * MINUTE_MS + 1, 1.0),
         (T_NOW, 105_000),
     ]
-    verdict = both(samples, DetectionParams(min_baseline_samples=2))
+    verdict = both(samples, DesignParams(min_baseline_samples=2))
     assert verdict.baseline_samples == 2
     assert verdict.baseline == 100_000
     assert verdict.is_alert
@@ -206,7 +241,7 @@ def test_baseline_window_includes_both_boundaries_and_nothing_beyond():
 
 def test_baseline_is_the_median_and_an_even_count_averages_the_middle_pair():
     odd = [(T_NOW - (60 - 10 * i) * MINUTE_MS, v) for i, v in enumerate([1, 900, 100_000])]
-    assert both([*odd, (T_NOW, 0)], DetectionParams(min_baseline_samples=1)).baseline == 900
+    assert both([*odd, (T_NOW, 0)], DesignParams(min_baseline_samples=1)).baseline == 900
     even = [(T_NOW - (60 - 10 * i) * MINUTE_MS, v) for i, v in enumerate([7, 100_000, 1, 99_000])]
     verdict = both([*even, (T_NOW, 104_000)])
     assert verdict.baseline == (7 + 99_000) / 2
@@ -217,21 +252,22 @@ def test_baseline_is_the_median_and_an_even_count_averages_the_middle_pair():
 
 def test_zero_baseline_gives_no_verdict():
     verdict = both(series(0, 5_000))
-    assert verdict.reason is VerdictReason.ZERO_BASELINE
+    assert verdict.reason is NoVerdict.ZERO_BASELINE
     assert verdict.baseline == 0
     assert verdict.pct_change is None
 
 
 def test_no_samples_gives_no_verdict():
-    assert evaluate_samples([], DEFAULTS).reason is VerdictReason.NO_SAMPLES
-    assert BaselineTracker().evaluate(DEFAULTS).reason is VerdictReason.NO_SAMPLES
+    assert evaluate_samples([], DEFAULTS).reason is NoVerdict.NO_SAMPLES
+    rule = design_rule(DEFAULTS)
+    assert SymbolTracker([rule]).observe(rule) == []
 
 
 def test_a_gap_longer_than_w_high_empties_the_baseline():
     before_gap = series(100_000, 100_000)
     after_gap = [(T_NOW + 61 * MINUTE_MS, 200_000)]
     verdict = both([*before_gap, *after_gap])
-    assert verdict.reason is VerdictReason.INSUFFICIENT_BASELINE
+    assert verdict.reason is NoVerdict.INSUFFICIENT_BASELINE
     assert verdict.baseline_samples == 0
 
 
@@ -239,12 +275,11 @@ def test_a_gap_longer_than_w_high_empties_the_baseline():
 
 
 def test_duplicate_and_older_timestamps_are_ignored():
-    tracker = BaselineTracker()
+    tracker = SymbolTracker([design_rule(DEFAULTS)])
     assert tracker.add(T_NOW, 100_000)
     assert not tracker.add(T_NOW, 999_999)
     assert not tracker.add(T_NOW - 1, 999_999)
-    assert tracker.latest == (T_NOW, 100_000)
-    assert len(tracker) == 1
+    assert tracker.latest == (T_NOW, 100_000, None)
     samples = [*series(100_000, 105_000), (T_NOW, 1.0), (T_NOW - 5 * MINUTE_MS, 1.0)]
     assert both(samples).current == 105_000
     assert accepted_samples([(3, 1), (2, 2), (3, 3), (4, 4)]) == [(3, 1.0), (4, 4.0)]
@@ -258,63 +293,39 @@ def test_decimal_values_are_taken_as_floats():
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1])
 def test_non_finite_or_negative_open_interest_is_refused(bad):
     with pytest.raises(ValueError, match="open interest must be finite"):
-        BaselineTracker().add(T_NOW, bad)
+        SymbolTracker([design_rule(DEFAULTS)]).add(T_NOW, bad)
     with pytest.raises(ValueError, match="open interest must be finite"):
         evaluate_samples([(T_NOW, bad)], DEFAULTS)
 
 
-def test_float_timestamps_are_refused():
-    with pytest.raises(TypeError):
-        BaselineTracker().add(1.7e12, 1.0)
-
-
-def test_tracker_refuses_params_with_other_windows():
-    tracker = BaselineTracker(1800, 3600)
-    with pytest.raises(ValueError, match="windows"):
-        tracker.evaluate(DetectionParams(w_low_sec=900, w_high_sec=3600))
-
-
 def test_tracker_keeps_only_the_last_w_high_of_samples():
-    tracker = BaselineTracker()
+    tracker = BaselineTracker(1800, 3600)
     for i in range(1080):
         tracker.add(T_NOW + i * 10_000, 100_000 + i)
-    assert len(tracker) == 361
     assert tracker.baseline_samples == 181
     assert tracker.baseline() == 100_000 + 1079 - 270
 
 
-def test_rebuild_from_unsorted_stored_samples_matches_the_reference_on_sorted_ones():
-    rng = random.Random(7)
-    live = [(T_NOW + i * 10_000, 100_000 + rng.uniform(-3_000, 3_000)) for i in range(400)]
-    backfill = [(T_NOW - i * 5 * MINUTE_MS, 100_000.0) for i in range(1, 13)]
-    stored = live + backfill
-    rng.shuffle(stored)
-    rebuilt = BaselineTracker.from_samples(stored)
-    reference = evaluate_samples(sorted(stored), DEFAULTS)
-    assert rebuilt.evaluate(DEFAULTS) == reference
-    assert rebuilt.latest == live[-1]
+# The engine agrees with the oracle at every step
 
-
-# Incremental tracker agrees with the reference function
-
-SMALL_WINDOW = DetectionParams(
+SMALL_WINDOW = DesignParams(
     w_low_sec=30,
     w_high_sec=60,
     min_baseline_samples=2,
     min_delta_contracts=5,
     min_delta_usd=20,
-    cooldown_sec=60,
 )
 
 
-def assert_tracker_matches_reference(
-    samples: Sequence[tuple[int, float]], params: DetectionParams, mark_price: float | None
+def assert_engine_matches_oracle(
+    samples: Sequence[tuple[int, float]], params: DesignParams, mark_price: float | None
 ) -> None:
-    tracker = BaselineTracker.for_params(params)
+    rule = design_rule(params)
+    tracker = SymbolTracker([rule])
     for count, (t_ms, oi) in enumerate(samples, start=1):
-        tracker.add(t_ms, oi)
-        expected = evaluate_samples(samples[:count], params, mark_price)
-        assert tracker.evaluate(params, mark_price) == expected
+        if tracker.add(t_ms, oi):
+            expected = evaluate_samples(samples[:count], params, mark_price)
+            engine_agrees(tracker, rule, expected, mark_price)
 
 
 @settings(max_examples=300, deadline=None, database=None)
@@ -331,152 +342,48 @@ def assert_tracker_matches_reference(
     ),
     mark_price=st.sampled_from([None, 0.5, 4.0]),
 )
-def test_tracker_agrees_with_reference_on_arbitrary_series(steps, mark_price):
+def test_engine_agrees_with_the_oracle_on_arbitrary_series(steps, mark_price):
     t_ms = T_NOW
     samples = []
     for step_ms, oi in steps:
         t_ms += step_ms
         samples.append((t_ms, oi))
-    assert_tracker_matches_reference(samples, SMALL_WINDOW, mark_price)
+    assert_engine_matches_oracle(samples, SMALL_WINDOW, mark_price)
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_tracker_agrees_with_reference_on_long_random_walks(seed):
+def test_engine_agrees_with_the_oracle_on_long_random_walks(seed):
     rng = random.Random(seed)
     samples, t_ms, oi = [], T_NOW, 100_000.0
     for _ in range(1_500):
         t_ms += rng.choice([10_000, 10_000, 10_000, 5_000, 20_000, 0, -10_000, 40 * MINUTE_MS // 9])
         oi = max(0.0, oi * (1 + rng.gauss(0, 0.004)) + rng.choice([0, 0, 0, 0, 0, 6_000, -6_000]))
         samples.append((t_ms, round(oi, rng.choice([0, 3]))))
-    params = DetectionParams(min_delta_usd=1_000)
-    tracker = BaselineTracker.for_params(params)
+    params = DesignParams(min_delta_usd=1_000)
+    rule = design_rule(params)
+    tracker = SymbolTracker([rule])
     reasons = Counter()
     for count, (t, value) in enumerate(samples, start=1):
-        tracker.add(t, value)
-        verdict = tracker.evaluate(params, 0.25)
-        assert verdict == evaluate_samples(samples[:count], params, 0.25)
+        if not tracker.add(t, value):
+            continue
+        verdict = evaluate_samples(samples[:count], params, 0.25)
+        engine_agrees(tracker, rule, verdict, 0.25)
         reasons[verdict.reason] += 1
     assert reasons[VerdictReason.BELOW_THRESHOLD] > 0
 
 
-# Cooldown
+# Overrides
 
 
-def test_cooldown_blocks_the_same_key_within_fifteen_minutes_and_allows_after():
-    last = T_NOW
-    assert cooldown_allows(None, T_NOW, 900)
-    assert not cooldown_allows(last, T_NOW, 900)
-    assert not cooldown_allows(last, T_NOW + 15 * MINUTE_MS - 1, 900)
-    assert cooldown_allows(last, T_NOW + 15 * MINUTE_MS, 900)
-    assert not cooldown_allows(last, T_NOW - MINUTE_MS, 900)
-    assert cooldown_allows(last, T_NOW, 0)
-
-
-def test_cooldown_book_keys_by_symbol_and_direction():
-    book = CooldownBook(900)
-    up = both(series(100_000, 105_000))
-    assert book.admit("BTCUSDT", up)
-    assert not book.admit("BTCUSDT", up)
-    assert book.admit("ETHUSDT", up)
-
-    later_down = both([(t + 5 * MINUTE_MS, v) for t, v in series(100_000, 95_000)])
-    assert book.admit("BTCUSDT", later_down)
-
-    up_again = [(t + 15 * MINUTE_MS - 1, v) for t, v in series(100_000, 105_000)]
-    assert not book.admit("BTCUSDT", both(up_again))
-    up_after = [(t + 15 * MINUTE_MS, v) for t, v in series(100_000, 105_000)]
-    assert book.admit("BTCUSDT", both(up_after))
-
-
-def test_cooldown_book_ignores_blocked_and_non_alert_verdicts():
-    book = CooldownBook(900)
-    blocked = both(series(99_980, 104_979))
-    assert blocked.is_blocked
-    assert not book.admit("BTCUSDT", blocked)
-    assert book.allows("BTCUSDT", Direction.UP, T_NOW)
-    assert not book.admit("BTCUSDT", both(series(100_000, 100_000)))
-    assert book.admit("BTCUSDT", both(series(100_000, 105_000)))
-
-
-def test_oi_oscillating_around_the_threshold_alerts_once_per_cooldown():
-    params = DetectionParams(min_baseline_samples=1)
-    tracker = BaselineTracker.for_params(params)
-    book = CooldownBook(params.cooldown_sec)
-    start = T_NOW - 90 * MINUTE_MS
-    for i in range(0, 60 * 6):
-        tracker.add(start + i * 10_000, 100_000)
-    emitted, raw = [], 0
-    for i in range(6 * 20):
-        t_ms = start + 60 * MINUTE_MS + i * 10_000
-        tracker.add(t_ms, 105_100 if i % 2 == 0 else 104_900)
-        verdict = tracker.evaluate(params)
-        raw += verdict.is_alert
-        if book.admit("MAVIAUSDT", verdict):
-            emitted.append(t_ms)
-    assert raw == 60
-    assert emitted == [start + 60 * MINUTE_MS, start + 75 * MINUTE_MS]
-
-
-# Parameters and overrides
-
-
-@pytest.mark.parametrize(
-    ("fields", "message"),
-    [
-        ({"w_low_sec": 3600, "w_high_sec": 3600}, "w_low_sec must be < w_high_sec"),
-        ({"w_low_sec": 0}, "w_low_sec must be > 0"),
-        ({"w_low_sec": 1800.5}, "w_low_sec must be an integer"),
-        ({"w_high_sec": True}, "w_high_sec must be an integer"),
-        ({"min_baseline_samples": 0}, "min_baseline_samples must be >= 1"),
-        ({"spike_threshold_pct": 0}, "spike_threshold_pct must be > 0"),
-        ({"spike_threshold_pct": float("nan")}, "spike_threshold_pct must be finite"),
-        ({"dump_threshold_pct": -0.05}, "dump_threshold_pct must be in"),
-        ({"dump_threshold_pct": 1.5}, "dump_threshold_pct must be in"),
-        ({"min_delta_contracts": -1}, "min_delta_contracts must be >= 0"),
-        ({"min_delta_contracts": "5000"}, "min_delta_contracts must be a number"),
-        ({"min_delta_usd": -1}, "min_delta_usd must be >= 0"),
-        ({"cooldown_sec": -1}, "cooldown_sec must be >= 0"),
-    ],
-)
-def test_invalid_params_are_refused_with_a_clear_message(fields, message):
-    with pytest.raises(ValueError, match=message):
-        DetectionParams(**fields)
-
-
-def test_params_normalise_numbers():
-    params = DetectionParams(spike_threshold_pct=Decimal("0.05"), w_low_sec=1800.0)
-    assert params.spike_threshold_pct == 0.05
-    assert isinstance(params.spike_threshold_pct, float)
-    assert params.w_low_sec == 1800
-    assert isinstance(params.w_low_sec, int)
-    assert params == DEFAULTS
-
-
-def test_override_wins_field_by_field_and_none_keeps_the_default():
-    resolved = resolve_params(
-        DEFAULTS,
-        {"spike_threshold_pct": Decimal("0.08"), "dump_threshold_pct": None, "min_delta_usd": 5e5},
-    )
-    assert resolved.spike_threshold_pct == 0.08
-    assert resolved.dump_threshold_pct == DEFAULTS.dump_threshold_pct
-    assert resolved.min_delta_usd == 5e5
-    assert resolved.min_delta_contracts == DEFAULTS.min_delta_contracts
-    assert resolve_params(DEFAULTS, None) is DEFAULTS
-    assert resolve_params(DEFAULTS, {}) is DEFAULTS
-    assert resolve_params(DEFAULTS, {"cooldown_sec": None}) is DEFAULTS
-
-
-def test_override_with_unknown_or_invalid_fields_is_refused():
-    with pytest.raises(ValueError, match="unknown detection parameter"):
-        resolve_params(DEFAULTS, {"spike_pct": 0.1})
-    with pytest.raises(ValueError, match="w_low_sec must be < w_high_sec"):
-        resolve_params(DEFAULTS, {"w_low_sec": 7200})
-
-
-def test_override_changes_the_verdict():
+def test_a_symbol_override_changes_the_verdict():
     samples = series(100_000, 105_000)
-    strict = resolve_params(DEFAULTS, {"spike_threshold_pct": 0.06})
-    assert both(samples, strict).reason is VerdictReason.BELOW_THRESHOLD
+    rule = design_rule(DEFAULTS)
+    strict = rule.overridden({"spike_threshold_pct": Decimal("0.06"), "dump_threshold_pct": None})
+    assert (strict.up_threshold, strict.down_threshold) == (0.06, 0.05)
+    tracker = SymbolTracker([rule])
+    for t_ms, oi in samples:
+        tracker.add(t_ms, oi)
+    assert tracker.observe(strict)[0].reason is VerdictReason.BELOW_THRESHOLD
     assert both(samples, DEFAULTS).is_alert
 
 
@@ -563,7 +470,7 @@ def real(name: str) -> RealSeries:
 # SOURCES.md's "alert check": baseline = median of samples in [t-60 min, t-30 min] (any count
 # >= 1), alert when |OI_t / baseline - 1| >= 5%, every sample counted (no minimum delta, no
 # cooldown), run once on contracts and once on notional.
-SOURCES_CHECK = DetectionParams(min_baseline_samples=1, min_delta_contracts=0)
+SOURCES_CHECK = DesignParams(min_baseline_samples=1, min_delta_contracts=0)
 
 
 @dataclass(frozen=True)
@@ -589,20 +496,25 @@ class Replay:
 
 def replay(
     samples: list[tuple[int, float]],
-    params: DetectionParams,
+    params: DesignParams,
     mark_prices: Sequence[float | None] | None = None,
 ) -> Replay:
-    """Feed the tracker sample by sample, evaluating each, with a per-direction cooldown."""
-    tracker = BaselineTracker.for_params(params)
-    book = CooldownBook(params.cooldown_sec)
-    verdicts, emitted = [], []
+    """Feed the engine sample by sample, check each step against the oracle, and gate the alerts
+    as production does (re-arm at half the threshold or a further step, 15 min cooldown)."""
+    rule = design_rule(params)
+    tracker = SymbolTracker([rule])
+    book = RuleBook()
+    verdicts, emitted, seen = [], [], []
     for index, (t_ms, oi) in enumerate(samples):
+        seen.append((t_ms, oi))
         if not tracker.add(t_ms, oi):
             continue
-        verdict = tracker.evaluate(params, mark_prices[index] if mark_prices else None)
+        mark_price = mark_prices[index] if mark_prices else None
+        verdict = evaluate_samples(seen, params, mark_price)
         verdicts.append(verdict)
-        if book.admit("replay", verdict):
-            emitted.append(verdict)
+        for observation in engine_agrees(tracker, rule, verdict, mark_price):
+            if book.apply("replay", observation) is GateAction.FIRE:
+                emitted.append(verdict)
     return Replay(verdicts, emitted)
 
 
@@ -633,11 +545,9 @@ def test_sources_check_rez_contracts_none_notional_eight_consecutive():
     ]
     changes = sorted(round(100 * v.pct_change, 1) for v in notional.alerts)
     assert (changes[0], changes[-1]) == (-6.9, -5.1)
-    assert notional.times(notional.emitted) == [
-        "2024-05-10 14:35",
-        "2024-05-10 14:50",
-        "2024-05-10 15:05",
-    ]
+    # one move: the gate lets its first alert out and holds the rest (not re-armed, and never a
+    # further 5-point step beyond it)
+    assert notional.times(notional.emitted) == ["2024-05-10 14:35"]
 
 
 @requires_data
@@ -667,8 +577,8 @@ def test_sources_check_eth_15m_contracts_none_notional_four():
     ]
     assert [round(100 * v.pct_change, 2) for v in notional.alerts] == [6.22, 5.83, 5.31, -5.75]
     assert all(v.baseline_samples == 3 for v in notional.alerts)
-    # 15-minute samples and a 15-minute cooldown: every alert is at the cooldown's edge.
-    assert len(notional.emitted) == 4
+    # two moves, the rise (3 alerts) and the later dump: the gate lets out the first of each
+    assert notional.times(notional.emitted) == ["2026-04-13 23:30", "2026-04-14 15:15"]
 
 
 @requires_data
@@ -677,7 +587,7 @@ def test_sources_check_btc_10s_bursts_never_fill_the_baseline():
     assert len(samples) == 294
     verdicts = replay(samples, SOURCES_CHECK).verdicts
     assert len(verdicts) == 294
-    assert {v.reason for v in verdicts} == {VerdictReason.INSUFFICIENT_BASELINE}
+    assert {v.reason for v in verdicts} == {NoVerdict.INSUFFICIENT_BASELINE}
 
 
 @requires_data
@@ -711,8 +621,8 @@ def test_alts_notional_alerts_that_sources_does_not_list():
     assert head == {"DMCUSDT": 1, "MILKUSDT": 0, "HUSDT": 0, "SAHARAUSDT": 0, "MAVUSDT": 0}
 
 
-DESIGN_RULE = DetectionParams()
-DESIGN_RULE_USD = DetectionParams(min_delta_usd=250_000)
+DESIGN_RULE = DesignParams()
+DESIGN_RULE_USD = DesignParams(min_delta_usd=250_000)
 
 
 @requires_data
@@ -724,7 +634,7 @@ def test_design_rule_on_contracts_finds_no_alerts_in_the_5m_and_15m_series(name,
     result = replay(data.contracts, params, data.mark_prices)
     assert result.emitted == []
     assert not any(v.is_blocked for v in result.verdicts)
-    evaluated = [v for v in result.verdicts if v.reason is not VerdictReason.INSUFFICIENT_BASELINE]
+    evaluated = [v for v in result.verdicts if v.reason is not NoVerdict.INSUFFICIENT_BASELINE]
     assert len(evaluated) == len(result.verdicts) - 8
 
 
@@ -738,9 +648,7 @@ def test_design_rule_on_alts_has_almost_no_baseline(params):
             result = replay(data.contracts, params, data.mark_prices)
             assert result.emitted == []
             evaluated[(name, symbol)] = [
-                v.reason
-                for v in result.verdicts
-                if v.reason is not VerdictReason.INSUFFICIENT_BASELINE
+                v.reason for v in result.verdicts if v.reason is not NoVerdict.INSUFFICIENT_BASELINE
             ]
     assert {key: reasons for key, reasons in evaluated.items() if reasons} == {
         (ALTS_V0, "MAVUSDT"): [VerdictReason.BELOW_THRESHOLD]
@@ -749,7 +657,7 @@ def test_design_rule_on_alts_has_almost_no_baseline(params):
 
 @requires_data
 def test_three_percent_rule_on_btc_is_held_back_by_the_contracts_minimum():
-    params = DetectionParams(spike_threshold_pct=0.03, dump_threshold_pct=0.03)
+    params = DesignParams(spike_threshold_pct=0.03, dump_threshold_pct=0.03)
     data = real(BTC_5M)
     result = replay(data.contracts, params, data.mark_prices)
     blocked = [v for v in result.verdicts if v.is_blocked]
@@ -762,15 +670,13 @@ def test_three_percent_rule_on_btc_is_held_back_by_the_contracts_minimum():
 @requires_data
 def test_three_percent_rule_on_rez_with_a_usd_minimum_passing_and_blocking():
     data = real(REZ_5M)
-    passing = DetectionParams(
-        spike_threshold_pct=0.03, dump_threshold_pct=0.03, min_delta_usd=250_000
-    )
+    passing = DesignParams(spike_threshold_pct=0.03, dump_threshold_pct=0.03, min_delta_usd=250_000)
     result = replay(data.contracts, passing, data.mark_prices)
     assert len(result.alerts) == 3
     assert result.times(result.emitted) == ["2024-05-09 23:20", "2024-05-10 14:55"]
     assert all(v.direction is Direction.DOWN for v in result.emitted)
 
-    blocking = resolve_params(passing, {"min_delta_usd": 1_000_000})
+    blocking = replace(passing, min_delta_usd=1_000_000)
     result = replay(data.contracts, blocking, data.mark_prices)
     assert result.emitted == []
     assert Counter(v.reason for v in result.verdicts if v.is_blocked) == {
