@@ -84,7 +84,9 @@ def wait_for_text(log: Path, process: subprocess.Popen, pattern: str, timeout: f
     pytest.fail(f"run.sh did not print {pattern!r} in {timeout} s; see {log}")
 
 
-def test_run_sh_prints_the_page_once_ready_and_stops_cleanly(project_copy, transactional_db):
+def test_run_sh_prints_the_page_once_ready_and_stops_cleanly(
+    project_copy, transactional_db, redis_client
+):
     web_port, sim_port = free_port(), free_port()
     # Quoted values, as a user writes them; the exchange URL of .env is wrong on purpose.
     (project_copy / ".env").write_text(
