@@ -3,6 +3,7 @@ the shell wins over `.env` (quoted values included), the page's URL is printed o
 ready, `/` leads to the page, the log holds no per-task lines, and Ctrl-C stops every process
 cleanly (no WorkerLostError, no traceback, nothing left running)."""
 
+import contextlib
 import os
 import re
 import shutil
@@ -136,8 +137,13 @@ def test_run_sh_prints_the_page_once_ready_and_stops_cleanly(
         os.killpg(run.pid, signal.SIGINT)
         run.wait(20)
     finally:
-        if run.poll() is None:
+        if run.poll() is None:  # the test failed before its Ctrl-C: stop everything it started
+            # (respawn.sh runs each command in a session of its own, so the group is not enough)
+            tree = process_tree_pids(run.pid)
             os.killpg(run.pid, signal.SIGKILL)
+            for pid in tree:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             run.wait()
     shutdown = read(log)[interrupted_at:]
     assert "SIGINT received" in shutdown
