@@ -8,6 +8,7 @@ query string on connect gets an error frame too.
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -18,7 +19,6 @@ from websockets.sync.client import connect
 from feed.frames import ClientAction, ErrorCode, FrameType
 from liquidity.models import LiquidSymbol
 from tests.fixtures.feed import frames_until_pong
-from tests.fixtures.processes import artifact_path
 
 pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
 
@@ -52,8 +52,8 @@ def assert_error_frames(frames: list[dict], message) -> list[dict]:
     return errors
 
 
-def assert_no_traceback_in_server_log() -> None:
-    log = artifact_path("asgi-server.log").read_text(errors="replace")
+def assert_no_traceback_in_server_log(log_path: Path) -> None:
+    log = log_path.read_text(errors="replace")
     assert "Traceback" not in log, log[-4000:]
 
 
@@ -141,7 +141,9 @@ bad_messages = st.one_of(
 )
 
 
-def test_every_bad_message_gets_an_error_frame_and_the_connection_lives_on(feed_url):
+def test_every_bad_message_gets_an_error_frame_and_the_connection_lives_on(
+    feed_url, asgi_server_log
+):
     with connect(feed_url, max_size=2**24) as ws:
         assert frames_until_pong(ws)[0] == {"type": "subscribed", "symbols": "*"}
         sent: list[str | bytes] = []
@@ -169,18 +171,18 @@ def test_every_bad_message_gets_an_error_frame_and_the_connection_lives_on(feed_
         assert frames_until_pong(ws) == [{"type": "subscribed", "symbols": [KNOWN_SYMBOL]}]
         ws.send(json.dumps({"action": "ping"}))
         assert json.loads(ws.recv(timeout=10)) == {"type": "pong"}
-    assert_no_traceback_in_server_log()
+    assert_no_traceback_in_server_log(asgi_server_log)
 
 
 @pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
 @pytest.mark.parametrize("message", ["[" * 60_000, '{"a":' * 12_000], ids=["arrays", "objects"])
-def test_a_deeply_nested_message_gets_an_error_frame(feed_url, message, binary):
+def test_a_deeply_nested_message_gets_an_error_frame(feed_url, message, binary, asgi_server_log):
     with connect(feed_url, max_size=2**24) as ws:
         frames_until_pong(ws)
         ws.send(message.encode() if binary else message)
         errors = assert_error_frames(frames_until_pong(ws), message[:20])
         assert errors[0]["error"] == ErrorCode.INVALID_JSON
-    assert_no_traceback_in_server_log()
+    assert_no_traceback_in_server_log(asgi_server_log)
 
 
 @pytest.mark.parametrize(
@@ -188,13 +190,15 @@ def test_a_deeply_nested_message_gets_an_error_frame(feed_url, message, binary):
     [0, 2**63 - 1, 2**63, 10**30, 10**4000],
     ids=["0", "2^63-1", "2^63", "1e30", "1e4000"],
 )
-def test_catching_up_after_any_non_negative_id_answers_without_a_crash(feed_url, after_id):
+def test_catching_up_after_any_non_negative_id_answers_without_a_crash(
+    feed_url, after_id, asgi_server_log
+):
     with connect(feed_url, max_size=2**24) as ws:
         frames_until_pong(ws)
         ws.send(f'{{"action": "catch_up", "after_id": {after_id}}}')
         frames = frames_until_pong(ws)
         assert {frame.get("type") for frame in frames} <= FEED_FRAMES | {FrameType.ERROR}, frames
-    assert_no_traceback_in_server_log()
+    assert_no_traceback_in_server_log(asgi_server_log)
 
 
 @pytest.mark.parametrize(
@@ -213,21 +217,23 @@ def test_catching_up_after_any_non_negative_id_answers_without_a_crash(feed_url,
         ("symbols=%%%&after_id=abc", ErrorCode.UNKNOWN_SYMBOLS),
     ],
 )
-def test_a_malformed_query_string_gets_an_error_frame_not_a_crash(feed_url, query, code):
+def test_a_malformed_query_string_gets_an_error_frame_not_a_crash(
+    feed_url, query, code, asgi_server_log
+):
     with connect(f"{feed_url}?{query}", max_size=2**24) as ws:
         errors = assert_error_frames(frames_until_pong(ws), query)
         assert code in {error["error"] for error in errors}
         ws.send(json.dumps({"action": "ping"}))
         assert json.loads(ws.recv(timeout=10)) == {"type": "pong"}
-    assert_no_traceback_in_server_log()
+    assert_no_traceback_in_server_log(asgi_server_log)
 
 
 @pytest.mark.parametrize(
     "query",
     ["", "symbols=", "after_id=", "symbols=,,,", "after_id=99999999999999999999999", "a=%%%&&="],
 )
-def test_an_odd_but_harmless_query_string_is_answered(feed_url, query):
+def test_an_odd_but_harmless_query_string_is_answered(feed_url, query, asgi_server_log):
     with connect(f"{feed_url}?{query}", max_size=2**24) as ws:
         frames = frames_until_pong(ws)
         assert frames and frames[0]["type"] in (FrameType.SUBSCRIBED, FrameType.ERROR), frames
-    assert_no_traceback_in_server_log()
+    assert_no_traceback_in_server_log(asgi_server_log)

@@ -16,6 +16,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -35,7 +36,6 @@ from tests.fixtures.feed import frames_until_pong
 from tests.fixtures.processes import (
     ROOT,
     ManagedProcess,
-    artifact_path,
     asgi_server_args,
     free_port,
     wait_until,
@@ -109,8 +109,8 @@ def close_of(ws, timeout: float = 20) -> tuple[int, str]:
     return closed.value.rcvd.code, closed.value.rcvd.reason
 
 
-def server_log() -> str:
-    return artifact_path("asgi-server.log").read_text(errors="replace")
+def server_log(log_path: Path) -> str:
+    return log_path.read_text(errors="replace")
 
 
 def small_buffer_socket(base_url: str) -> socket.socket:
@@ -181,7 +181,9 @@ def asgi_server_env(request) -> dict[str, str]:
     return getattr(request, "param", {})
 
 
-def test_a_stalled_client_that_hangs_up_leaves_nothing_subscribed(asgi_server, known_symbol):
+def test_a_stalled_client_that_hangs_up_leaves_nothing_subscribed(
+    asgi_server, known_symbol, asgi_server_log
+):
     """Issue 19 #1: the stalled consumer's queue stayed in the group, fed by every update."""
     sock = stalled_client(asgi_server)
     wait_until(lambda: feed_subscriptions()[0] == 1, 10, "the client never joined the feed")
@@ -198,7 +200,7 @@ def test_a_stalled_client_that_hangs_up_leaves_nothing_subscribed(asgi_server, k
         frames_until_pong(ws)
         publish_updates(count=1, n_rows=1)
         assert json.loads(ws.recv(timeout=10))["type"] == FrameType.OPEN_INTEREST_UPDATE
-    assert "Traceback" not in server_log()
+    assert "Traceback" not in server_log(asgi_server_log)
 
 
 @pytest.mark.parametrize("asgi_server_env", [{"WS_MAX_PENDING_FRAMES": "20"}], indirect=True)
@@ -218,7 +220,7 @@ def test_a_client_that_falls_behind_is_closed_with_a_reason(asgi_server, known_s
 
 
 def test_a_15_mb_message_is_refused_with_1009_and_other_clients_are_served(
-    asgi_server, known_symbol
+    asgi_server, known_symbol, asgi_server_log
 ):
     """Issue 19 #7: a 15 MB subscribe stalled the loop, became a 400,000-symbol IN and an
     error frame echoing 5.5 MB."""
@@ -241,7 +243,7 @@ def test_a_15_mb_message_is_refused_with_1009_and_other_clients_are_served(
     assert closed.value.rcvd is None or closed.value.rcvd.code == FeedCloseCode.MESSAGE_TOO_BIG, (
         closed.value
     )
-    assert "Traceback" not in server_log()
+    assert "Traceback" not in server_log(asgi_server_log)
 
 
 @pytest.mark.parametrize("asgi_server_env", [{"WS_MAX_MESSAGE_BYTES": "2000"}], indirect=True)
@@ -276,7 +278,9 @@ def test_too_many_symbols_get_an_error_without_a_query_and_errors_echo_little(
         assert frames[1] == {"type": "subscribed", "symbols": "*"}
 
 
-def test_a_flooding_client_is_closed_with_4429_and_others_are_served(asgi_server, known_symbol):
+def test_a_flooding_client_is_closed_with_4429_and_others_are_served(
+    asgi_server, known_symbol, asgi_server_log
+):
     """Issue 19 #7: messages per second per connection are capped."""
     with connect(feed_url(asgi_server)) as bystander, connect(feed_url(asgi_server)) as flood:
         frames_until_pong(bystander)
@@ -289,13 +293,15 @@ def test_a_flooding_client_is_closed_with_4429_and_others_are_served(asgi_server
         frames_until_pong(bystander)
     assert code == FeedCloseCode.RATE_LIMITED, (code, reason)
     assert "messages a second" in reason
-    assert "Traceback" not in server_log()
+    assert "Traceback" not in server_log(asgi_server_log)
 
 
 # --- #10: a 5,000-digit after_id ----------------------------------------------------------------
 
 
-def test_a_5000_digit_after_id_gets_an_error_frame_and_the_socket_lives(asgi_server, known_symbol):
+def test_a_5000_digit_after_id_gets_an_error_frame_and_the_socket_lives(
+    asgi_server, known_symbol, asgi_server_log
+):
     with connect(feed_url(asgi_server, "after_id=" + "9" * 5000)) as ws:
         frames = frames_until_pong(ws)
         errors = [f for f in frames if f["type"] == FrameType.ERROR]
@@ -304,7 +310,7 @@ def test_a_5000_digit_after_id_gets_an_error_frame_and_the_socket_lives(asgi_ser
         ws.send(json.dumps({"action": "catch_up", "after_id": 2**63}))
         [error] = frames_until_pong(ws)
         assert error["error"] == ErrorCode.INVALID_AFTER_ID
-    assert "Traceback" not in server_log()
+    assert "Traceback" not in server_log(asgi_server_log)
 
 
 # --- #9 and #8: tokens --------------------------------------------------------------------------
@@ -331,7 +337,7 @@ def test_a_socket_is_closed_once_its_token_is_revoked(asgi_server, known_symbol,
 
 @pytest.mark.parametrize("asgi_server_env", [AUTH_ENV], indirect=True)
 def test_the_token_can_be_passed_unlogged_and_a_query_token_is_not_logged(
-    asgi_server, known_symbol, api_key
+    asgi_server, known_symbol, api_key, asgi_server_log
 ):
     with connect(feed_url(asgi_server), additional_headers={"Authorization": f"Token {api_key}"}):
         pass
@@ -344,7 +350,7 @@ def test_the_token_can_be_passed_unlogged_and_a_query_token_is_not_logged(
     with pytest.raises(InvalidStatus):
         connect(feed_url(asgi_server, "token=not-a-key"))
     time.sleep(0.5)
-    log = server_log()
+    log = server_log(asgi_server_log)
     assert '"WebSocket /ws/open-interest/?token=[redacted]&after_id=0" [accepted]' in log, log
     assert api_key not in log
 
