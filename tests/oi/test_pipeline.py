@@ -199,7 +199,7 @@ def test_a_failed_alert_evaluation_is_logged_and_the_pipeline_goes_on(
 
     assert probe_seen == [(0, 21)]
     (failure,) = [r for r in caplog.records if r.message == "alert evaluation failed"]
-    assert "WRONGTYPE" in failure.cause
+    assert "ResponseError" in failure.cause
     assert OpenInterestAlert.objects.count() == 0
 
 
