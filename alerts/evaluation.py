@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from django.utils import timezone
@@ -42,7 +42,7 @@ from alerts.services import RULES_VERSION_KEY, AlertOutcome, RaisedAlert, alert_
 from common.locks import redis_lease
 from common.redis import get_redis
 from common.timeutil import datetime_from_ms, now_ms
-from liquidity.services import REDIS_META_KEY_PREFIX
+from liquidity.selectors import universe_quote_volumes
 from oi.keys import BACKFILL_DONE_KEY, FUNDING_RATE_KEY
 from oi.ring import RING_MAX_AHEAD_MS, decode_members, ring_key
 
@@ -195,10 +195,10 @@ def _trackers_sync(symbols: list[str], rule_set: _RuleSet) -> list[str]:
     rule windows is rebuilt from the whole window instead, so history written behind its latest
     sample is never missed."""
     redis = get_redis()
-    now_ms = time.time_ns() // 1_000_000
+    at_ms = now_ms()
     # Never read the future into a tracker: one sample dated ahead would be its "latest" until
     # that time comes, and every real sample before it would be ignored.
-    future_ms = now_ms + RING_MAX_AHEAD_MS
+    future_ms = at_ms + RING_MAX_AHEAD_MS
     used_at = time.monotonic()
     if used_at - _last_sweep[0] > TRACKER_SWEEP_EVERY_SEC:
         trackers_evict_idle(now=used_at)
@@ -216,7 +216,7 @@ def _trackers_sync(symbols: list[str], rule_set: _RuleSet) -> list[str]:
                 or known[0].latest[0] > future_ms
             ):
                 rebuild.add(symbol)
-                since: int | str = now_ms - rule_set.longest_window_ms - COVERAGE_MARGIN_MS
+                since: int | str = at_ms - rule_set.longest_window_ms - COVERAGE_MARGIN_MS
             else:
                 since = f"({known[0].latest[0]}"
             pipe.zrangebyscore(ring_key(symbol), since, future_ms)
@@ -395,15 +395,13 @@ def _rule_state_seed(redis) -> None:
 
 
 def _market_context(redis, symbols: list[str]) -> dict[str, dict]:
-    """Funding rate and 24 h quote volume of each symbol, in one round trip."""
-    with redis.pipeline(transaction=False) as pipe:
-        pipe.hmget(FUNDING_RATE_KEY, symbols)
-        for symbol in symbols:
-            pipe.hget(f"{REDIS_META_KEY_PREFIX}{symbol}", "quote_volume_24h")
-        funding, *volumes = pipe.execute()
+    """Funding rate (the poller's) and 24 h quote volume (the published universe's) of each
+    symbol: two round trips, only when something fires."""
+    funding = redis.hmget(FUNDING_RATE_KEY, symbols)
+    volumes = universe_quote_volumes(symbols)
     return {
-        symbol: {"funding_rate": _decimal(rate), "quote_volume_24h": _decimal(volume)}
-        for symbol, rate, volume in zip(symbols, funding, volumes, strict=True)
+        symbol: {"funding_rate": _decimal(rate), "quote_volume_24h": volumes[symbol]}
+        for symbol, rate in zip(symbols, funding, strict=True)
     }
 
 
@@ -423,7 +421,7 @@ def _candidate(symbol: str, obs: Observation, source: str, context: dict) -> Ale
         current=_dec(obs.current),
         pct_change=_dec(obs.pct_change),
         abs_change=_dec(obs.abs_change),
-        ts=datetime.fromtimestamp(obs.t_ms / 1000, tz=UTC),
+        ts=datetime_from_ms(obs.t_ms),
         source=source,
         rule_id=obs.rule.rule_id,
         rule_name=obs.rule.name,

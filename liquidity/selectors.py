@@ -1,12 +1,14 @@
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from django.db.models import QuerySet
 
 from common.redis import get_redis
 from liquidity.classifier import Member
 from liquidity.models import LiquidityMembershipEvent, LiquidSymbol, UniverseRefresh
-from liquidity.services import REDIS_UNIVERSE_KEY
+from liquidity.services import REDIS_META_KEY_PREFIX, REDIS_UNIVERSE_KEY
 
 
 def liquid_symbol_list() -> QuerySet[LiquidSymbol]:
@@ -55,7 +57,47 @@ def universe_job_status() -> UniverseJobStatus:
     return UniverseJobStatus(last_success, last_failure, stale_since)
 
 
+# --- the published universe (Redis): this module is its only reader ------------------------------
+
+
 def universe_symbols_published() -> set[str]:
     """The symbols of the universe last published to Redis (the set the poller polls); empty
     before the first publication."""
     return get_redis().smembers(REDIS_UNIVERSE_KEY)
+
+
+def universe_published_membership(symbols: list[str]) -> list[bool] | None:
+    """For each of ``symbols``, whether it is in the published universe; None when no universe is
+    published at all. One round trip."""
+    if not symbols:
+        return []
+    with get_redis().pipeline(transaction=False) as pipe:
+        pipe.exists(REDIS_UNIVERSE_KEY)
+        pipe.smismember(REDIS_UNIVERSE_KEY, symbols)
+        published, members = pipe.execute()
+    if not published:
+        return None
+    return [bool(member) for member in members]
+
+
+def universe_published_members_of(symbols: Iterable[str]) -> set[str]:
+    """Those of ``symbols`` that are in the published universe (none when it is not published)."""
+    symbols = list(dict.fromkeys(symbols))
+    if not symbols:
+        return set()
+    members = get_redis().smismember(REDIS_UNIVERSE_KEY, symbols)
+    return {symbol for symbol, member in zip(symbols, members, strict=True) if member}
+
+
+def universe_quote_volumes(symbols: list[str]) -> dict[str, Decimal | None]:
+    """Each symbol's published 24 h quote volume (None when not published). One round trip."""
+    if not symbols:
+        return {}
+    with get_redis().pipeline(transaction=False) as pipe:
+        for symbol in symbols:
+            pipe.hget(f"{REDIS_META_KEY_PREFIX}{symbol}", "quote_volume_24h")
+        volumes = pipe.execute()
+    return {
+        symbol: Decimal(volume) if volume is not None else None
+        for symbol, volume in zip(symbols, volumes, strict=True)
+    }

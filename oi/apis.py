@@ -26,6 +26,7 @@ from oi.selectors import (
     snapshot_at_or_before,
 )
 from oi.services import snapshot_batch_ingest
+from oi.tasks import ingested_samples_process_later
 
 
 class SnapshotIngestApi(APIView):
@@ -82,6 +83,7 @@ class SnapshotIngestApi(APIView):
             max_ahead=timedelta(seconds=settings.OI_MAX_CLOCK_AHEAD_SEC),
         )
         result = snapshot_batch_ingest(batch=batch)
+        ingested_samples_process_later(result.live_rows)
         return Response(self.OutputSerializer(result).data)
 
 

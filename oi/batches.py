@@ -31,8 +31,9 @@ from common.parsing import (
     parse_timestamp,
 )
 from common.symbols import symbol_problem
+from oi.models import SnapshotSource
 
-KNOWN_SOURCES = ("snapshot", "realtime")
+KNOWN_SOURCES = tuple(SnapshotSource.values)
 # numeric(30, 12) of oi.models: values are rounded to this many places, as Postgres rounds them.
 STORED_PLACES = Decimal("1e-12")
 # A sample may be dated at most this far ahead of the receiving clock (clocks drift a little; a
@@ -65,9 +66,25 @@ class SnapshotRow:
             "timestamp": iso_z(self.ts),
         }
 
+    @classmethod
+    def from_json(cls, data: Mapping) -> "SnapshotRow":
+        """A row this project wrote with `as_json` (checked already: not checked again)."""
+        return cls(
+            symbol=data["symbol"],
+            ts=datetime.fromisoformat(data["timestamp"]),
+            open_interest=Decimal(data["openInterest"]),
+            open_interest_usd=_decimal_or_none(data["openInterestUsd"]),
+            mark_price=_decimal_or_none(data["markPrice"]),
+            source=data["source"],
+        )
+
 
 def _text(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
+
+
+def _decimal_or_none(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +120,7 @@ def parse_snapshot_batch(
     batch_ts = None
     if payload.get("timestamp") is not None:
         batch_ts = parse_timestamp(payload["timestamp"], field="timestamp", row=None, now=now)
-    batch_source = payload.get("source", "snapshot")
+    batch_source = payload.get("source", SnapshotSource.SNAPSHOT)
     if batch_source not in KNOWN_SOURCES:
         raise InvalidInput(field="source", reason=f"must be one of {', '.join(KNOWN_SOURCES)}")
     total_symbols = payload.get("totalSymbols")

@@ -3,8 +3,8 @@
 Beat fires `poll_dispatch` every OI_WINDOW_SEC. Dispatch claims each upcoming window once in
 Redis (so a second beat started by mistake adds nothing), lists the polls due in it (each symbol
 at its own phase, see oi.schedule) and splits them into shards. A shard runs its polls at their
-due times on a small thread pool, then stores the batch: ring buffers (one Redis round trip),
-Postgres (the ingest service) or a remote backend, and the live feed.
+due times on a small thread pool and hands what came back, every OI_BATCH_FLUSH_MS, as a
+checked batch to the sample pipeline (oi.pipeline: Postgres, the ring, the feed, the alerts).
 """
 
 import logging
@@ -19,17 +19,18 @@ from decimal import Decimal
 from django.conf import settings
 from django.utils import timezone
 
-from alerts.evaluation import alerts_evaluate
-from alerts.models import AlertSource
 from common.errors import InvalidInput
-from common.realtime import OI_UPDATES_GROUP, broadcast
 from common.redis import get_redis
+from common.timeutil import ms_from_datetime, now_ms
 from exchange.client import BinanceFuturesClient, OpenInterest, PremiumIndex
 from exchange.errors import BudgetExhausted, ExchangeError
 from exchange.factory import build_client
-from liquidity.selectors import liquid_symbol_list
-from liquidity.services import REDIS_UNIVERSE_KEY
-from oi.batches import amount_checked, exchange_sample_row
+from liquidity.selectors import (
+    liquid_symbol_list,
+    universe_published_membership,
+    universe_symbols_published,
+)
+from oi.batches import SnapshotRow, amount_checked, exchange_sample_row
 from oi.keys import (
     BACKFILL_DONE_KEY,
     BACKFILL_QUEUED_KEY,
@@ -45,6 +46,8 @@ from oi.keys import (
     WEIGHT_BUCKET_KEY,
     WINDOW_CLAIM_KEY,
 )
+from oi.models import SnapshotSource
+from oi.pipeline import BatchOrigin, SampleBatch, sample_batch_process
 from oi.ring import RingSample, ring_append
 from oi.schedule import (
     MARK_PRICE_JOB,
@@ -54,7 +57,6 @@ from oi.schedule import (
     split_into_shards,
     symbol_phases_ms,
 )
-from oi.snapshot_sink import snapshot_rows_deliver
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +66,6 @@ BACKFILL_QUEUED_TTL_SEC = 120
 # Windows planned ahead by each dispatch (each claimed once), so that a dispatch running a
 # window or two late, behind busy worker processes, still plans every window in time.
 DISPATCH_LOOKAHEAD_WINDOWS = 3
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True)
@@ -88,8 +86,7 @@ class DispatchPlan:
 
 def universe_symbols() -> list[str]:
     """The liquid universe from Redis, or from Postgres (re-published) if Redis lost it."""
-    redis = get_redis()
-    symbols = redis.smembers(REDIS_UNIVERSE_KEY)
+    symbols = universe_symbols_published()
     if symbols:
         return sorted(symbols)
     from_postgres = [member.symbol for member in liquid_symbol_list()]
@@ -235,12 +232,8 @@ def _polls_of_members(polls: list[tuple[int, str]]) -> list[tuple[int, str]]:
     does not poll it again. (With no universe published at all, every poll stays.)"""
     if not polls:
         return polls
-    redis = get_redis()
-    with redis.pipeline(transaction=False) as pipe:
-        pipe.exists(REDIS_UNIVERSE_KEY)
-        pipe.smismember(REDIS_UNIVERSE_KEY, [symbol for _, symbol in polls])
-        published, members = pipe.execute()
-    if not published:
+    members = universe_published_membership([symbol for _, symbol in polls])
+    if members is None:
         return polls
     return [
         poll
@@ -334,7 +327,7 @@ def mark_prices_store(indexes: list[PremiumIndex]) -> None:
     with redis.pipeline(transaction=True) as pipe:
         pipe.hset(MARK_PRICE_KEY, mapping={i.symbol: str(i.mark_price) for i in indexes})
         pipe.hset(FUNDING_RATE_KEY, mapping={i.symbol: str(i.last_funding_rate) for i in indexes})
-        pipe.set(MARK_PRICE_TIME_KEY, max(int(i.time.timestamp() * 1000) for i in indexes))
+        pipe.set(MARK_PRICE_TIME_KEY, max(ms_from_datetime(i.time) for i in indexes))
         pipe.execute()
 
 
@@ -347,7 +340,9 @@ def _mark_price_ok(index: PremiumIndex) -> bool:
     return True
 
 
-def _checked_rows(samples: list[OpenInterest], marks: dict[str, Decimal], failures: dict) -> list:
+def _checked_rows(
+    samples: list[OpenInterest], marks: dict[str, Decimal], failures: dict
+) -> list[SnapshotRow]:
     """The samples as rows through the ingest API's rules (oi.batches); a sample that fails
     them is dropped and logged with its symbol and cause (as a failure of its poll)."""
     rows = []
@@ -355,7 +350,7 @@ def _checked_rows(samples: list[OpenInterest], marks: dict[str, Decimal], failur
     max_ahead = timedelta(seconds=settings.OI_MAX_CLOCK_AHEAD_SEC)
     for sample in samples:
         fields = dict(symbol=sample.symbol, ts=sample.time, open_interest=sample.open_interest,
-                      source="realtime", now=now, max_ahead=max_ahead)  # fmt: skip
+                      source=SnapshotSource.REALTIME, now=now, max_ahead=max_ahead)  # fmt: skip
         try:
             try:
                 rows.append(exchange_sample_row(mark_price=marks.get(sample.symbol), **fields))
@@ -371,7 +366,8 @@ def _checked_rows(samples: list[OpenInterest], marks: dict[str, Decimal], failur
 def poll_results_store(
     samples: list[OpenInterest], failures: dict[str, str], *, weight: int
 ) -> None:
-    """Ring buffers, failure bookkeeping, snapshots and the live feed for one shard's batch."""
+    """One shard's batch: the failure bookkeeping, then the checked rows through the sample
+    pipeline (oi.pipeline)."""
     redis = get_redis()
     at_ms = now_ms()
     symbols = [sample.symbol for sample in samples]
@@ -379,44 +375,9 @@ def poll_results_store(
     marks = {s: Decimal(m) for s, m in zip(symbols, raw_marks, strict=True) if m}
     failures = dict(failures)
     rows = _checked_rows(samples, marks, failures)
-    symbols = [row.symbol for row in rows]
-    _failures_record(redis, ok_symbols=symbols, failures=failures, weight=weight, at_ms=at_ms)
-    if not rows:
-        return
-    # Postgres (or a parked batch) first, then the rings: a worker killed in between must not
-    # leave a sample in a ring that never reaches Postgres.
-    snapshot_rows_deliver(rows)
-    ring_append(
-        redis,
-        {
-            row.symbol: [
-                RingSample(
-                    int(row.ts.timestamp() * 1000), row.open_interest, mark_price=row.mark_price
-                )
-            ]
-            for row in rows
-        },
-        window_ms=settings.OI_RING_WINDOW_SEC * 1000,
-        now_ms=at_ms,
-    )
-    _alerts_evaluate_safely(symbols, {row.symbol: row.mark_price for row in rows})
-    broadcast(
-        OI_UPDATES_GROUP,
-        {
-            "type": "oi.update",
-            "data": [row.as_json() for row in rows],
-        },
-    )
-
-
-def _alerts_evaluate_safely(symbols: list[str], mark_prices: dict[str, Decimal | None]) -> None:
-    """Alert evaluation must never stop polling: a failure is logged with its cause."""
-    try:
-        alerts_evaluate(symbols, mark_prices=mark_prices)
-    except Exception as exc:
-        logger.exception(
-            "alert evaluation failed", extra={"cause": repr(exc), "symbols": len(symbols)}
-        )
+    ok_symbols = [row.symbol for row in rows]
+    _failures_record(redis, ok_symbols=ok_symbols, failures=failures, weight=weight, at_ms=at_ms)
+    sample_batch_process(SampleBatch(tuple(rows), BatchOrigin.POLLER, at_ms))
 
 
 def _failures_record(
@@ -474,7 +435,7 @@ def ring_backfill(symbols: list[str]) -> dict[str, int]:
             {
                 symbol: [
                     RingSample(
-                        int(h.timestamp.timestamp() * 1000),
+                        ms_from_datetime(h.timestamp),
                         h.sum_open_interest,
                         backfilled=True,
                         mark_price=_price_of(h.sum_open_interest_value, h.sum_open_interest),
@@ -490,23 +451,6 @@ def ring_backfill(symbols: list[str]) -> dict[str, int]:
         redis.set(BACKFILL_DONE_KEY.format(symbol), now_ms(), ex=settings.OI_RING_WINDOW_SEC)
         filled[symbol] = len(history)
     return filled
-
-
-def ingested_samples_process(samples: list[list]) -> None:
-    """[symbol, time_ms, open_interest, mark_price or None] rows from the ingest API."""
-    by_symbol: dict[str, list[RingSample]] = {}
-    marks: dict[str, Decimal | None] = {}
-    for symbol, time_ms, open_interest, mark_price in samples:
-        mark = Decimal(mark_price) if mark_price is not None else None
-        by_symbol.setdefault(symbol, []).append(
-            RingSample(int(time_ms), Decimal(open_interest), mark_price=mark)
-        )
-        marks[symbol] = mark
-    ring_append(
-        get_redis(), by_symbol, window_ms=settings.OI_RING_WINDOW_SEC * 1000, now_ms=now_ms(),
-        record_last_sample=False,
-    )  # fmt: skip
-    alerts_evaluate(list(by_symbol), mark_prices=marks, source=AlertSource.INGEST)
 
 
 def _hist_entry_ok(symbol: str, entry) -> bool:

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 
 from common.redis import get_redis
-from liquidity.services import REDIS_UNIVERSE_KEY
+from liquidity.selectors import universe_published_members_of
 from oi.batches import SnapshotBatch, SnapshotRow
 from oi.keys import DISPATCH_SENT_KEY, SNAPSHOTS_STORED_TOTAL_KEY
 
@@ -26,6 +26,9 @@ class SnapshotIngestResult:
     duplicates: int
     partial: bool
     ignored_fields: tuple[str, ...] = ()
+    live_rows: tuple[SnapshotRow, ...] = ()
+    """The stored batch's rows of liquid symbols, for the sample pipeline (empty when the batch
+    inserted nothing)."""
 
 
 @transaction.atomic
@@ -60,36 +63,23 @@ def liquid_rows(rows: list[SnapshotRow]) -> list[SnapshotRow]:
     symbol. Every ingested row is stored in Postgres all the same."""
     if not rows:
         return rows
-    symbols = list(dict.fromkeys(row.symbol for row in rows))
-    members = get_redis().smismember(REDIS_UNIVERSE_KEY, symbols)
-    liquid = {symbol for symbol, member in zip(symbols, members, strict=True) if member}
+    liquid = universe_published_members_of(row.symbol for row in rows)
     return [row for row in rows if row.symbol in liquid]
 
 
 def snapshot_batch_ingest(*, batch: SnapshotBatch) -> SnapshotIngestResult:
-    """Store an ingested batch; after commit, its samples of liquid symbols feed the ring
-    buffers and the alert evaluation in a Celery task (the others are kept in Postgres only)."""
+    """Store an ingested batch. Its rows of liquid symbols (`live_rows`) are then for the sample
+    pipeline's other sinks (ring, feed, alerts), in a worker: the ingest API hands them to the
+    task `oi.ingested_samples_process` after commit. The others are kept in Postgres only."""
     inserted = snapshot_rows_store(rows=batch.rows)
     live_rows = liquid_rows(batch.rows) if inserted else []
-    if live_rows:
-        from oi.tasks import ingested_samples_process_task
-
-        samples = [
-            [
-                row.symbol,
-                int(row.ts.timestamp() * 1000),
-                str(row.open_interest),
-                None if row.mark_price is None else str(row.mark_price),
-            ]
-            for row in live_rows
-        ]
-        transaction.on_commit(lambda: ingested_samples_process_task.delay(samples))
     return SnapshotIngestResult(
         received=len(batch.rows),
         inserted=inserted,
         duplicates=len(batch.rows) - inserted,
         partial=batch.is_partial,
         ignored_fields=batch.ignored_fields,
+        live_rows=tuple(live_rows),
     )
 
 

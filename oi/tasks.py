@@ -1,14 +1,22 @@
-"""Poller tasks: thin wrappers; the logic is in oi.poller and oi.snapshot_sink."""
+"""Poller tasks: thin wrappers; the logic is in oi.poller, oi.pipeline and oi.snapshot_sink."""
 
-from datetime import UTC, datetime
+from collections.abc import Sequence
 
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
 
+from common.timeutil import datetime_from_ms, now_ms
 from liquidity.tasks import universe_refresh_task
+from oi.batches import SnapshotRow
+from oi.pipeline import (
+    BatchOrigin,
+    sample_batch_from_payload,
+    sample_batch_payload,
+    sample_batch_process,
+)
 from oi.poller import (
     ShardPlan,
-    ingested_samples_process,
     poller_dispatch,
     poller_run_shard,
     ring_backfill,
@@ -23,10 +31,6 @@ BACKFILL_CHUNK = 25
 SHARD_LEAD_SEC = 0.25
 
 
-def _utc(ms: float) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
 @shared_task(name="oi.poll_dispatch", ignore_result=True, soft_time_limit=10, time_limit=15)
 def poll_dispatch_task() -> None:
     """Every OI_WINDOW_SEC (beat): queue the shards of the next windows, and needed backfills."""
@@ -39,9 +43,9 @@ def poll_dispatch_task() -> None:
         poll_shard_task.apply_async(
             args=[shard.window_start_ms, shard.window_end_ms, shard.polls],
             queue=POLL_QUEUE,
-            eta=_utc(shard.window_start_ms - SHARD_LEAD_SEC * 1000),
+            eta=datetime_from_ms(shard.window_start_ms - SHARD_LEAD_SEC * 1000),
             # A shard not started within half its window is dropped, never run behind newer ones.
-            expires=_utc(shard.window_start_ms + window_ms / 2),
+            expires=datetime_from_ms(shard.window_start_ms + window_ms / 2),
         )
     for start in range(0, len(plan.backfill), BACKFILL_CHUNK):
         ring_backfill_task.apply_async(
@@ -73,9 +77,17 @@ def snapshots_flush_pending_task() -> None:
 @shared_task(
     name="oi.ingested_samples_process", ignore_result=True, soft_time_limit=60, time_limit=90
 )
-def ingested_samples_process_task(samples: list[list]) -> None:
-    """Samples stored by the ingest API: into the ring buffers, then through alert evaluation."""
-    ingested_samples_process(samples)
+def ingested_samples_process_task(payload: dict) -> None:
+    """Samples of liquid symbols stored by the ingest API: through the sample pipeline's other
+    sinks (the ring, the feed, the alerts)."""
+    sample_batch_process(sample_batch_from_payload(payload, at_ms=now_ms()))
+
+
+def ingested_samples_process_later(rows: Sequence[SnapshotRow]) -> None:
+    """After the ingest's commit, hand its stored rows of liquid symbols to a worker."""
+    if rows:
+        payload = sample_batch_payload(rows, origin=BatchOrigin.INGEST, stored=True)
+        transaction.on_commit(lambda: ingested_samples_process_task.delay(payload))
 
 
 @shared_task(name="oi.snapshots_prune", ignore_result=True, soft_time_limit=300, time_limit=330)

@@ -243,6 +243,16 @@ OI_FAILING_AFTER = env.int("OI_FAILING_AFTER", default=3)
 # Split deployment: POST batches to a remote backend's ingest instead of this database.
 OI_REMOTE_INGEST_URL = env("OI_REMOTE_INGEST_URL", default="")
 OI_REMOTE_INGEST_TOKEN = env("OI_REMOTE_INGEST_TOKEN", default="")
+# What is done with every checked batch of samples, poller's or ingested, in this order
+# (oi.pipeline: each a callable taking the batch). Postgres before the ring is a contract: a sample
+# never sits in a ring (or an alert tracker) without being in Postgres or parked for it; the feed
+# before the alerts, so an update frame never waits for alert evaluation.
+SAMPLE_PIPELINE_SINKS = [
+    "oi.sinks.postgres_store",
+    "oi.sinks.ring_append",
+    "feed.sinks.feed_publish",
+    "alerts.sinks.alerts_evaluate_batch",
+]
 CELERY_TASK_ROUTES = {
     "oi.poll_shard": {"queue": "oi_poll"},
     "oi.ring_backfill": {"queue": "oi_backfill"},
