@@ -41,7 +41,7 @@ from alerts.selectors import alert_overrides, alert_rules_enabled
 from alerts.services import RULES_VERSION_KEY, AlertOutcome, RaisedAlert, alert_store
 from common.locks import redis_lease
 from common.redis import get_redis
-from common.timeutil import datetime_from_ms, now_ms
+from common.timeutil import datetime_from_ms, ms_from_datetime, now_ms
 from liquidity.selectors import universe_quote_volumes
 from oi.keys import BACKFILL_DONE_KEY, FUNDING_RATE_KEY
 from oi.ring import RING_MAX_AHEAD_MS, decode_members, ring_key
@@ -381,7 +381,7 @@ def _rule_state_seed(redis) -> None:
     )
     states = {
         f"{rule_id}:{symbol}:{direction}": FireState(
-            int(ts.timestamp() * 1000), abs(float(pct_change))
+            ms_from_datetime(ts), abs(float(pct_change))
         ).encode()
         for rule_id, symbol, direction, ts, pct_change in latest
     }

@@ -5,11 +5,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from alerts.enums import Direction
 from common.errors import InvalidInput
 from common.parsing import ignored_field_names, kind_of, parse_decimal, parse_timestamp
 from common.symbols import symbol_problem
 
-DIRECTIONS = ("UP", "DOWN")
+DIRECTIONS = tuple(Direction)
 # pctChange must be (current - baseline) / baseline and absChange current - baseline, within
 # this share of the expected value (or PCT_CHANGE_ABS_TOLERANCE, for moves near zero): producers
 # round, but a pctChange that says +50% for a +1% move would alert traders on a move not made.
@@ -70,7 +71,7 @@ def parse_alert_payload(
     abs_change = parse_decimal(payload["absChange"], field="absChange", allow_negative=True)
     if baseline == 0:
         raise InvalidInput(field="baseline", reason="must be above 0")
-    sign = 1 if direction == "UP" else -1
+    sign = 1 if direction == Direction.UP else -1
     if pct_change * sign <= 0:
         raise InvalidInput(
             field="pctChange",

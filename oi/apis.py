@@ -1,4 +1,4 @@
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from common.formatting import iso_z, plain_decimal
 from common.serializers import PlainDecimalField
 from common.symbols import symbol_problem
+from common.timeutil import datetime_from_ms, ms_from_datetime
 from liquidity.selectors import liquid_symbol_list
 from oi.batches import KNOWN_SOURCES, parse_snapshot_batch
 from oi.screener import SCREENER_LOOKBACKS, open_interest_screener
@@ -187,9 +188,7 @@ class PollerStatusApi(APIView):
                 "weightLastMinute": status.weight_last_minute,
                 "budgetUsedPct": round(100 * status.weight_last_minute / status.max_req_per_min, 1),
                 "dispatchedAt": (
-                    datetime.fromtimestamp(status.dispatched_at_ms / 1000, tz=UTC)
-                    if status.dispatched_at_ms
-                    else None
+                    datetime_from_ms(status.dispatched_at_ms) if status.dispatched_at_ms else None
                 ),
                 "markPricesAgeSec": status.mark_prices_age_sec,
                 "counters": status.counters,
@@ -235,18 +234,14 @@ class OpenInterestScreenerApi(APIView):
         )
     )
     def get(self, request):
-        now_ms = int(timezone.now().timestamp() * 1000)
+        now_ms = ms_from_datetime(timezone.now())
         rows = [
             {
                 "symbol": row.symbol,
                 "quote_volume_24h": row.quote_volume_24h,
                 "entered_at": row.entered_at,
                 "openInterest": plain_decimal(row.latest.open_interest) if row.latest else None,
-                "openInterestTime": (
-                    datetime.fromtimestamp(row.latest.time_ms / 1000, tz=UTC)
-                    if row.latest
-                    else None
-                ),
+                "openInterestTime": (datetime_from_ms(row.latest.time_ms) if row.latest else None),
                 "markPrice": plain_decimal(row.mark_price) if row.mark_price is not None else None,
                 "openInterestUsd": (
                     plain_decimal(row.open_interest_usd)
@@ -260,7 +255,7 @@ class OpenInterestScreenerApi(APIView):
         ]
         return Response(
             {
-                "asOf": datetime.fromtimestamp(now_ms / 1000, tz=UTC),
+                "asOf": datetime_from_ms(now_ms),
                 "count": len(rows),
                 "lookbacksSec": dict(SCREENER_LOOKBACKS),
                 "symbols": self.ScreenerRowSerializer(rows, many=True).data,
@@ -301,7 +296,7 @@ class OpenInterestLatestApi(SnapshotIngestApi):
             {
                 "data": {symbol: float(usd) for symbol, _, usd in latest},
                 "stale": age is None or age > LATEST_STALE_AFTER,
-                "asOf": int(as_of.timestamp() * 1000) if as_of else None,
+                "asOf": ms_from_datetime(as_of) if as_of else None,
                 "dangerouslyStale": age is None or age > LATEST_DANGEROUSLY_STALE_AFTER,
             }
         )

@@ -7,6 +7,7 @@ from django.db.models import Count
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from alerts.enums import Direction
 from alerts.models import OpenInterestAlert
 from common.redis import get_redis
 from exchange.factory import build_budget
@@ -89,6 +90,6 @@ class VolspikeCollector(Collector):
             .annotate(n=Count("id"))
             .values_list("direction", "n")
         )
-        for direction in ("UP", "DOWN"):
+        for direction in Direction:
             alerts.add_metric([direction], by_direction.get(direction, 0))
         yield alerts

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 
 from common.health import ComponentHealth, system_health
+from common.timeutil import datetime_from_ms
 from exchange.factory import build_budget
 from liquidity.selectors import liquid_symbol_list, universe_job_status
 from oi.selectors import poll_dispatch_sent_at_ms, poller_status
@@ -68,7 +69,7 @@ def _polling_readiness(
         return ComponentHealth("polling", False, "no liquid symbol to poll")
     interval = status.interval_sec or settings.OI_MAX_INTERVAL_SEC
     stale_after = settings.READY_POLL_STALE_INTERVALS * interval
-    now = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
+    now = datetime_from_ms(now_ms)
     stale: list[tuple[float, str]] = []
     for symbol, entered_at in universe:
         age = status.last_sample_age_sec.get(symbol)
