@@ -3,10 +3,8 @@ back while snapshot batches are parked and the Telegram outbox holds alerts: not
 lost, and both are delivered once their destinations answer again."""
 
 import json
-import threading
 import time
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -29,6 +27,7 @@ from tests.fixtures.processes import (
     stop_all,
     wait_until,
 )
+from tests.fixtures.telegram import FakeBotApi
 from volspike.celery import app as celery_app
 
 pytestmark = [
@@ -48,35 +47,6 @@ def aof_redis(directory: Path) -> OwnRedis:
         ["--dir", str(directory), "--logfile", str(directory / "redis.log"),
          "--include", str(DEPLOY / "redis" / "volspike.conf")]
     )  # fmt: skip
-
-
-class TelegramStandIn:
-    """The Bot API on 127.0.0.1: answers 502 while down, then accepts every message."""
-
-    def __init__(self) -> None:
-        self.down = True
-        self.accepted: list[str] = []
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                status = 502 if stand_in.down else 200
-                if status == 200:
-                    stand_in.accepted.append(body["text"])
-                payload = json.dumps({"ok": status == 200}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 def uvicorn(name: str, port: int, env: dict[str, str]) -> ManagedProcess:
@@ -107,7 +77,8 @@ def post_alert(base_url: str, api_key: str, symbol: str) -> int:
 def test_a_redis_crash_loses_no_parked_batch_and_no_queued_alert(sim, api_key, tmp_path):
     redis_server = aof_redis(tmp_path)
     redis_server.start()
-    telegram = TelegramStandIn()
+    telegram = FakeBotApi()
+    telegram.down = True  # 502 until the Redis crash is over
     web_port = free_port()
     # The split deployment: the poller posts its batches to a backend's ingest API (this web
     # process here) with a token the backend refuses until it is restored: batches get parked.
