@@ -11,11 +11,8 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = "/admin/alerts/alertrule/"
 
 
-def test_switching_a_rule_off_in_the_admin_tells_the_engine_at_once(
-    admin_client, redis_client, django_capture_on_commit_callbacks
-):
-    rules = list(AlertRule.objects.order_by("window_sec", "name"))
-    target = next(rule for rule in rules if rule.name == "oi-5m-3pct")
+def changelist_form(rules: list[AlertRule], enabled: set[int]) -> dict[str, str]:
+    """The rules changelist's "enabled" column as the admin posts it: on for the ids in `enabled`."""
     form = {
         "form-TOTAL_FORMS": str(len(rules)),
         "form-INITIAL_FORMS": str(len(rules)),
@@ -23,8 +20,17 @@ def test_switching_a_rule_off_in_the_admin_tells_the_engine_at_once(
     }
     for index, rule in enumerate(rules):
         form[f"form-{index}-id"] = str(rule.id)
-        if rule != target:
+        if rule.id in enabled:
             form[f"form-{index}-enabled"] = "on"
+    return form
+
+
+def test_switching_a_rule_off_in_the_admin_tells_the_engine_at_once(
+    admin_client, redis_client, django_capture_on_commit_callbacks
+):
+    rules = list(AlertRule.objects.order_by("window_sec", "name"))
+    target = next(rule for rule in rules if rule.name == "oi-5m-3pct")
+    form = changelist_form(rules, enabled={rule.id for rule in rules if rule != target})
 
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(CHANGELIST, form)
@@ -137,14 +143,7 @@ def test_switching_a_rule_on_past_the_cap_in_the_changelist_is_refused(admin_cli
     settings.OI_ALERT_RULES_MAX_ENABLED = 4
     AlertRule.objects.create(name="spare", window_sec=300, threshold_pct="0.2", enabled=False)
     rules = list(AlertRule.objects.order_by("window_sec", "name"))
-    form = {
-        "form-TOTAL_FORMS": str(len(rules)),
-        "form-INITIAL_FORMS": str(len(rules)),
-        "_save": "Save",
-    }
-    for index, rule in enumerate(rules):
-        form[f"form-{index}-id"] = str(rule.id)
-        form[f"form-{index}-enabled"] = "on"
+    form = changelist_form(rules, enabled={rule.id for rule in rules})
 
     response = admin_client.post(CHANGELIST, form)
 
