@@ -24,9 +24,12 @@ Budgets are named by an egress id: workers that share an IP share one id; a host
 IP gets its own.
 """
 
-import contextlib
+import atexit
 import math
+import os
+import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,7 +55,8 @@ REASON_NAMES = {
     REASON_FUTURES_DATA: "futures_data",
 }
 
-# KEYS: 1 back-off-until (µs), 2 learned IP limit, 3 IP TAT, 4 consumer TAT, 5 futures-data TAT
+# KEYS: 1 back-off-until (µs), 2 learned IP limit, 3 IP TAT, 4 consumer TAT, 5 futures-data TAT,
+#       6 the egress's outcome counts (hash)
 # ARGV: 1 weight, 2 futures_data (0/1), 3 default IP limit/min, 4 safety margin, 5 burst,
 #       6 consumer rate/min (0 = remainder), 7 sum of configured consumer rates,
 #       8 remainder floor (fraction of the IP rate), 9 futures-data interval (µs per request),
@@ -61,11 +65,14 @@ REASON_NAMES = {
 #          "auto" the consumer's and, when that slot is now, the IP's too, each at its own
 #          slot: exactly what a "consumer" call followed at once by an "ip" call books, in one
 #          round trip (a request that must wait for its consumer's slot books the IP's after)
+#       13.. pairs of outcome and count: answers this process has counted since its last call,
+#          added to KEYS[6] (so counting an answer costs no round trip of its own)
 # Returns {granted, wait_us, reason, ip_limit, now_us, ip_booked}. Granted: the request is
 # booked and may leave in wait_us. Refused: the earliest possible slot is wait_us away, and
 # nothing was booked (but for "auto": the consumer's slot stays booked when only the IP's
 # slot is too far, as with two separate calls). ip_booked: 1 when the IP level was booked.
 ACQUIRE_LUA = """
+for i = 13, #ARGV, 2 do redis.call('HINCRBY', KEYS[6], ARGV[i], ARGV[i + 1]) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 -- A learned limit only ever lowers the configured one (set_ip_limit keeps it in the sane band).
@@ -165,6 +172,10 @@ return {target, now}
 # Binance's longest ban: bans grow "from 2 minutes to 3 days" (API_FACTS.md, [GI]). No 429 or 418,
 # whatever its Retry-After or "banned until", stops traffic for longer than this.
 MAX_BACKOFF_SECONDS = 3 * 24 * 3600
+
+
+# Answers counted in a process reach Redis with its next budget call, or within this many seconds.
+OUTCOME_FLUSH_SEC = 1.0
 
 
 def _default_consumer_budgets() -> dict[str, int]:
@@ -277,6 +288,9 @@ class RequestBudget:
         }
         self._consumer_tat_prefix = f"{base}:tat:consumer:"
         self._static_args_cache: dict[str, tuple[bytes, ...]] = {}
+        self._outcomes_lock = threading.Lock()
+        self._outcomes_pending: dict[str, int] = {}
+        self._outcomes_since = 0.0
 
     def _static_args(self, consumer: str) -> tuple[bytes, ...]:
         """The script's arguments 3 to 10 for ``consumer``: fixed by the frozen config, so
@@ -301,6 +315,8 @@ class RequestBudget:
     def _book(
         self, weight: int, consumer: str, futures_data: bool, max_wait_us: int, stage: str = "both"
     ) -> tuple[bool, int, int, int, bool]:
+        outcomes = self._outcomes_take()
+        outcome_args = [item for pair in outcomes.items() for item in pair]
         started = time.perf_counter()
         try:
             answer = self._acquire_script(
@@ -310,6 +326,7 @@ class RequestBudget:
                     self.keys["ip_tat"],
                     self._consumer_tat_prefix + consumer,
                     self.keys["futures_data_tat"],
+                    self.keys["outcomes"],
                 ],
                 args=[
                     weight,
@@ -317,9 +334,11 @@ class RequestBudget:
                     *self._static_args(consumer),
                     max_wait_us,
                     stage,
+                    *outcome_args,
                 ],
             )
         except redis.RedisError as exc:
+            self._outcomes_restore(outcomes)
             raise ExchangeUnavailable(f"request budget store unreachable: {exc}") from exc
         granted, wait_us, reason, ip_limit, now_us, ip_booked = answer
         self.stats.redis_calls += 1
@@ -450,11 +469,51 @@ class RequestBudget:
 
     def record_outcome(self, outcome: str) -> None:
         """Count one answer (its HTTP status, or "timeout"/"connection_error") for this egress,
-        across all processes: what /metrics reports as requests sent, 429s and 418s."""
-        with contextlib.suppress(redis.RedisError):  # counting must never fail a request
-            self.redis.hincrby(self.keys["outcomes"], outcome, 1)
+        across all processes: what /metrics reports as requests sent, 429s and 418s.
+
+        A 2xx is counted in Redis with this budget's next acquire (no round trip of its own),
+        or within OUTCOME_FLUSH_SEC by a background flush; any other answer at once."""
+        with self._outcomes_lock:
+            if not self._outcomes_pending:
+                self._outcomes_since = time.monotonic()
+            self._outcomes_pending[outcome] = self._outcomes_pending.get(outcome, 0) + 1
+        if not outcome.startswith("2"):
+            self.flush_outcomes()
+        else:
+            _outcome_flusher_watch(self)
+
+    def flush_outcomes(self) -> None:
+        """Write the answers counted here and not yet in Redis (never fails a request)."""
+        outcomes = self._outcomes_take()
+        if not outcomes:
+            return
+        try:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for outcome, count in outcomes.items():
+                    pipe.hincrby(self.keys["outcomes"], outcome, count)
+                pipe.execute()
+        except redis.RedisError:  # counting must never fail a request; kept for the next try
+            self._outcomes_restore(outcomes)
+
+    def _outcomes_take(self) -> dict[str, int]:
+        with self._outcomes_lock:
+            outcomes, self._outcomes_pending = self._outcomes_pending, {}
+        return outcomes
+
+    def _outcomes_restore(self, outcomes: dict[str, int]) -> None:
+        if not outcomes:
+            return
+        with self._outcomes_lock:
+            if not self._outcomes_pending:
+                self._outcomes_since = time.monotonic()
+            for outcome, count in outcomes.items():
+                self._outcomes_pending[outcome] = self._outcomes_pending.get(outcome, 0) + count
+
+    def _outcomes_due(self, now: float) -> bool:
+        return bool(self._outcomes_pending) and now - self._outcomes_since >= OUTCOME_FLUSH_SEC
 
     def outcome_counts(self) -> dict[str, int]:
+        self.flush_outcomes()
         raw = self.redis.hgetall(self.keys["outcomes"])
         return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
 
@@ -513,3 +572,38 @@ class RequestBudget:
         keys = list(self.redis.scan_iter(match=pattern))
         if keys:
             self.redis.delete(*keys)
+
+
+# --- the background flush of counted answers ------------------------------------------------------
+
+_flusher_lock = threading.Lock()
+_flusher_pid = 0
+_flusher_budgets: "weakref.WeakSet[RequestBudget]" = weakref.WeakSet()
+
+
+def _outcome_flusher_watch(budget: RequestBudget) -> None:
+    """Have this process's flusher thread write ``budget``'s counted answers within
+    OUTCOME_FLUSH_SEC when no acquire does it first (started once per process, after a fork
+    too)."""
+    global _flusher_pid
+    if _flusher_pid == os.getpid() and budget in _flusher_budgets:
+        return
+    with _flusher_lock:
+        _flusher_budgets.add(budget)
+        if _flusher_pid != os.getpid():
+            _flusher_pid = os.getpid()
+            threading.Thread(target=_outcome_flusher, name="budget-outcomes", daemon=True).start()
+
+
+def _outcome_flusher() -> None:
+    while True:
+        time.sleep(OUTCOME_FLUSH_SEC / 2)
+        _outcomes_flush_all(due_only=True)
+
+
+@atexit.register
+def _outcomes_flush_all(due_only: bool = False) -> None:
+    now = time.monotonic()
+    for budget in list(_flusher_budgets):
+        if not due_only or budget._outcomes_due(now):
+            budget.flush_outcomes()

@@ -483,6 +483,7 @@ class BinanceFuturesClient:
         self.attempts = 0
 
     def close(self) -> None:
+        self.budget.flush_outcomes()
         self.http.clear()
 
     def __enter__(self) -> "BinanceFuturesClient":
