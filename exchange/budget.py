@@ -607,3 +607,13 @@ def _outcomes_flush_all(due_only: bool = False) -> None:
     for budget in list(_flusher_budgets):
         if not due_only or budget._outcomes_due(now):
             budget.flush_outcomes()
+
+
+def _outcomes_forget_in_child() -> None:
+    """A forked child starts with no counted answers: its parent writes its own."""
+    for budget in list(_flusher_budgets):
+        budget._outcomes_lock = threading.Lock()
+        budget._outcomes_pending = {}
+
+
+os.register_at_fork(after_in_child=_outcomes_forget_in_child)
