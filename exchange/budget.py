@@ -24,9 +24,12 @@ Budgets are named by an egress id: workers that share an IP share one id; a host
 IP gets its own.
 """
 
-import contextlib
+import atexit
 import math
+import os
+import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,15 +55,24 @@ REASON_NAMES = {
     REASON_FUTURES_DATA: "futures_data",
 }
 
-# KEYS: 1 back-off-until (µs), 2 learned IP limit, 3 IP TAT, 4 consumer TAT, 5 futures-data TAT
+# KEYS: 1 back-off-until (µs), 2 learned IP limit, 3 IP TAT, 4 consumer TAT, 5 futures-data TAT,
+#       6 the egress's outcome counts (hash)
 # ARGV: 1 weight, 2 futures_data (0/1), 3 default IP limit/min, 4 safety margin, 5 burst,
 #       6 consumer rate/min (0 = remainder), 7 sum of configured consumer rates,
 #       8 remainder floor (fraction of the IP rate), 9 futures-data interval (µs per request),
 #       10 futures-data burst, 11 longest wait the caller accepts (µs),
-#       12 stage: "consumer" books the consumer's own rate, "ip" the IP's, "both" both at once
-# Returns {granted, wait_us, reason, ip_limit, now_us}. Granted: the request is booked and may
-# leave in wait_us. Refused (nothing booked): the earliest possible slot is wait_us away.
+#       12 stage: "consumer" books the consumer's own rate, "ip" the IP's, "both" both at once;
+#          "auto" the consumer's and, when that slot is now, the IP's too, each at its own
+#          slot: exactly what a "consumer" call followed at once by an "ip" call books, in one
+#          round trip (a request that must wait for its consumer's slot books the IP's after)
+#       13.. pairs of outcome and count: answers this process has counted since its last call,
+#          added to KEYS[6] (so counting an answer costs no round trip of its own)
+# Returns {granted, wait_us, reason, ip_limit, now_us, ip_booked}. Granted: the request is
+# booked and may leave in wait_us. Refused: the earliest possible slot is wait_us away, and
+# nothing was booked (but for "auto": the consumer's slot stays booked when only the IP's
+# slot is too far, as with two separate calls). ip_booked: 1 when the IP level was booked.
 ACQUIRE_LUA = """
+for i = 13, #ARGV, 2 do redis.call('HINCRBY', KEYS[6], ARGV[i], ARGV[i + 1]) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 -- A learned limit only ever lowers the configured one (set_ip_limit keeps it in the sane band).
@@ -69,7 +81,7 @@ local max_wait = tonumber(ARGV[11])
 
 local backoff_until = tonumber(redis.call('GET', KEYS[1]) or '0')
 if backoff_until > now then
-  return {0, backoff_until - now, 1, limit, now}
+  return {0, backoff_until - now, 1, limit, now, 0}
 end
 
 local levels = {}
@@ -81,19 +93,39 @@ local function add_level(key, interval, burst, cost, reason)
   levels[#levels + 1] = {key, interval, cost, tat, allow_at, reason}
 end
 
+local function book(level, send_at)
+  local new_tat = math.ceil(math.max(level[4], send_at) + level[2] * level[3])
+  local ttl_ms = math.ceil((new_tat - now) / 1000) + 1000
+  redis.call('SET', level[1], string.format('%.0f', new_tat), 'PX', ttl_ms)
+end
+
+local stage = ARGV[12]
+local ip_booked = 0
 if ARGV[2] == '1' then
   add_level(KEYS[5], tonumber(ARGV[9]), tonumber(ARGV[10]), 1, 4)
 else
   local weight = tonumber(ARGV[1])
-  if weight <= 0 then return {1, 0, 0, limit, now} end
+  if weight <= 0 then return {1, 0, 0, limit, now, 1} end
   local burst = tonumber(ARGV[5])
   local ip_rate = math.max(math.floor(limit * (1 - tonumber(ARGV[4]))) - burst, 1)
   local consumer_rate = tonumber(ARGV[6])
   if consumer_rate <= 0 then
     consumer_rate = math.max(ip_rate - tonumber(ARGV[7]), math.ceil(ip_rate * tonumber(ARGV[8])))
   end
-  if ARGV[12] ~= 'ip' then add_level(KEYS[4], 60000000 / consumer_rate, burst, weight, 2) end
-  if ARGV[12] ~= 'consumer' then add_level(KEYS[3], 60000000 / ip_rate, burst, weight, 3) end
+  if stage == 'auto' then
+    add_level(KEYS[4], 60000000 / consumer_rate, burst, weight, 2)
+    local consumer_at = math.ceil(levels[1][5])
+    if consumer_at - now > max_wait then return {0, consumer_at - now, 2, limit, now, 0} end
+    book(levels[1], consumer_at)
+    if consumer_at > now then return {1, consumer_at - now, 2, limit, now, 0} end
+    levels = {}
+    stage = 'ip'
+  end
+  if stage ~= 'ip' then add_level(KEYS[4], 60000000 / consumer_rate, burst, weight, 2) end
+  if stage ~= 'consumer' then
+    add_level(KEYS[3], 60000000 / ip_rate, burst, weight, 3)
+    ip_booked = 1
+  end
 end
 
 local send_at, reason = now, 0
@@ -101,14 +133,10 @@ for _, level in ipairs(levels) do
   if level[5] > send_at then send_at, reason = level[5], level[6] end
 end
 send_at = math.ceil(send_at)
-if send_at - now > max_wait then return {0, send_at - now, reason, limit, now} end
+if send_at - now > max_wait then return {0, send_at - now, reason, limit, now, 0} end
 
-for _, level in ipairs(levels) do
-  local new_tat = math.ceil(math.max(level[4], send_at) + level[2] * level[3])
-  local ttl_ms = math.ceil((new_tat - now) / 1000) + 1000
-  redis.call('SET', level[1], string.format('%.0f', new_tat), 'PX', ttl_ms)
-end
-return {1, send_at - now, reason, limit, now}
+for _, level in ipairs(levels) do book(level, send_at) end
+return {1, send_at - now, reason, limit, now, ip_booked}
 """
 
 # KEYS: 1 back-off-until (µs), 2 back-off reason
@@ -144,6 +172,10 @@ return {target, now}
 # Binance's longest ban: bans grow "from 2 minutes to 3 days" (API_FACTS.md, [GI]). No 429 or 418,
 # whatever its Retry-After or "banned until", stops traffic for longer than this.
 MAX_BACKOFF_SECONDS = 3 * 24 * 3600
+
+
+# Answers counted in a process reach Redis with its next budget call, or within this many seconds.
+OUTCOME_FLUSH_SEC = 1.0
 
 
 def _default_consumer_budgets() -> dict[str, int]:
@@ -255,11 +287,36 @@ class RequestBudget:
             "outcomes": f"{base}:outcomes",
         }
         self._consumer_tat_prefix = f"{base}:tat:consumer:"
+        self._static_args_cache: dict[str, tuple[bytes, ...]] = {}
+        self._outcomes_lock = threading.Lock()
+        self._outcomes_pending: dict[str, int] = {}
+        self._outcomes_since = 0.0
+
+    def _static_args(self, consumer: str) -> tuple[bytes, ...]:
+        """The script's arguments 3 to 10 for ``consumer``: fixed by the frozen config, so
+        formatted and encoded once per consumer instead of on every call."""
+        args = self._static_args_cache.get(consumer)
+        if args is None:
+            cfg = self.config
+            values = (
+                cfg.ip_weight_limit,
+                repr(cfg.safety_margin),
+                cfg.burst,
+                cfg.consumer_budgets.get(consumer, 0),
+                sum(cfg.consumer_budgets.values()),
+                repr(cfg.remainder_floor),
+                repr(1e6 / cfg.futures_data_rate()),
+                cfg.futures_data_burst,
+            )
+            args = tuple(str(value).encode() for value in values)
+            self._static_args_cache[consumer] = args
+        return args
 
     def _book(
         self, weight: int, consumer: str, futures_data: bool, max_wait_us: int, stage: str = "both"
-    ) -> tuple[bool, int, int, int]:
-        cfg = self.config
+    ) -> tuple[bool, int, int, int, bool]:
+        outcomes = self._outcomes_take()
+        outcome_args = [item for pair in outcomes.items() for item in pair]
         started = time.perf_counter()
         try:
             answer = self._acquire_script(
@@ -269,29 +326,25 @@ class RequestBudget:
                     self.keys["ip_tat"],
                     self._consumer_tat_prefix + consumer,
                     self.keys["futures_data_tat"],
+                    self.keys["outcomes"],
                 ],
                 args=[
                     weight,
-                    1 if futures_data else 0,
-                    cfg.ip_weight_limit,
-                    repr(cfg.safety_margin),
-                    cfg.burst,
-                    cfg.consumer_budgets.get(consumer, 0),
-                    sum(cfg.consumer_budgets.values()),
-                    repr(cfg.remainder_floor),
-                    repr(1e6 / cfg.futures_data_rate()),
-                    cfg.futures_data_burst,
+                    b"1" if futures_data else b"0",
+                    *self._static_args(consumer),
                     max_wait_us,
                     stage,
+                    *outcome_args,
                 ],
             )
         except redis.RedisError as exc:
+            self._outcomes_restore(outcomes)
             raise ExchangeUnavailable(f"request budget store unreachable: {exc}") from exc
-        granted, wait_us, reason, ip_limit, now_us = answer
+        granted, wait_us, reason, ip_limit, now_us, ip_booked = answer
         self.stats.redis_calls += 1
         self.stats.redis_seconds += time.perf_counter() - started
         self.ip_limit = int(ip_limit)
-        return bool(granted), int(wait_us), int(reason), int(now_us)
+        return bool(granted), int(wait_us), int(reason), int(now_us), bool(ip_booked)
 
     def acquire(
         self,
@@ -305,22 +358,26 @@ class RequestBudget:
 
         A request first books its consumer's own slot and sleeps until it; only then does it
         book the IP's slot. So a consumer waiting on its own (small) share never holds back the
-        others at the IP level. Within each level, slots are booked in arrival order across all
-        processes, so a heavy request is not starved by light ones. ``futures_data`` requests
-        (``/futures/data/*``) are charged one request against their own 5-minute limit instead
-        of weight. Raises ``BudgetExhausted`` at once, without booking or sleeping, when a slot
-        (or the end of a shared back-off) is further away than what is left of ``max_wait``
-        seconds (0 = fail fast; None = the configured default).
+        others at the IP level. (When the consumer's slot is free now, both are booked in one
+        Redis call: the common case costs one round trip.) Within each level, slots are booked
+        in arrival order across all processes, so a heavy request is not starved by light ones.
+        ``futures_data`` requests (``/futures/data/*``) are charged one request against their
+        own 5-minute limit instead of weight. Raises ``BudgetExhausted`` at once, without
+        booking or sleeping, when a slot (or the end of a shared back-off) is further away than
+        what is left of ``max_wait`` seconds (0 = fail fast; None = the configured default).
         """
         if weight < 0:
             raise ValueError("weight must be >= 0")
         budget_s = self.config.default_max_wait_s if max_wait is None else max_wait
         deadline = time.monotonic() + budget_s
-        stages = ("both",) if futures_data else ("consumer", "ip")
-        waited = sum(
-            self._acquire_stage(weight, consumer, futures_data, stage, deadline, budget_s)
-            for stage in stages
-        )
+        if futures_data:
+            waited, _ = self._acquire_stage(weight, consumer, True, "both", deadline, budget_s)
+        else:
+            waited, ip_booked = self._acquire_stage(
+                weight, consumer, False, "auto", deadline, budget_s
+            )
+            if not ip_booked:
+                waited += self._acquire_stage(weight, consumer, False, "ip", deadline, budget_s)[0]
         self.stats.acquired += 1
         self.stats.waited_seconds += waited
         return waited
@@ -333,11 +390,13 @@ class RequestBudget:
         stage: str,
         deadline: float,
         budget_s: float,
-    ) -> float:
+    ) -> tuple[float, bool]:
+        """Book ``stage`` (sleeping through a back-off that began meanwhile, then booking again);
+        return the seconds waited and whether the IP level is booked too."""
         waited = 0.0
         while True:
             remaining_us = max(int((deadline - time.monotonic()) * 1e6), 0)
-            granted, wait_us, reason, now_us = self._book(
+            granted, wait_us, reason, now_us, ip_booked = self._book(
                 weight, consumer, futures_data, remaining_us, stage
             )
             wait_s = wait_us / 1e6
@@ -355,7 +414,9 @@ class RequestBudget:
                 self._sleep(wait_s)
                 waited += wait_s
             if granted and (not wait_us or not self._backoff_active()):
-                return waited
+                return waited, ip_booked
+            if granted and ip_booked and stage == "auto":
+                stage = "ip"  # a back-off began while waiting for the IP's slot: book it again
 
     def _backoff_active(self) -> bool:
         """Whether a back-off began while this process slept towards its booked slot."""
@@ -408,11 +469,51 @@ class RequestBudget:
 
     def record_outcome(self, outcome: str) -> None:
         """Count one answer (its HTTP status, or "timeout"/"connection_error") for this egress,
-        across all processes: what /metrics reports as requests sent, 429s and 418s."""
-        with contextlib.suppress(redis.RedisError):  # counting must never fail a request
-            self.redis.hincrby(self.keys["outcomes"], outcome, 1)
+        across all processes: what /metrics reports as requests sent, 429s and 418s.
+
+        A 2xx is counted in Redis with this budget's next acquire (no round trip of its own),
+        or within OUTCOME_FLUSH_SEC by a background flush; any other answer at once."""
+        with self._outcomes_lock:
+            if not self._outcomes_pending:
+                self._outcomes_since = time.monotonic()
+            self._outcomes_pending[outcome] = self._outcomes_pending.get(outcome, 0) + 1
+        if not outcome.startswith("2"):
+            self.flush_outcomes()
+        else:
+            _outcome_flusher_watch(self)
+
+    def flush_outcomes(self) -> None:
+        """Write the answers counted here and not yet in Redis (never fails a request)."""
+        outcomes = self._outcomes_take()
+        if not outcomes:
+            return
+        try:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for outcome, count in outcomes.items():
+                    pipe.hincrby(self.keys["outcomes"], outcome, count)
+                pipe.execute()
+        except redis.RedisError:  # counting must never fail a request; kept for the next try
+            self._outcomes_restore(outcomes)
+
+    def _outcomes_take(self) -> dict[str, int]:
+        with self._outcomes_lock:
+            outcomes, self._outcomes_pending = self._outcomes_pending, {}
+        return outcomes
+
+    def _outcomes_restore(self, outcomes: dict[str, int]) -> None:
+        if not outcomes:
+            return
+        with self._outcomes_lock:
+            if not self._outcomes_pending:
+                self._outcomes_since = time.monotonic()
+            for outcome, count in outcomes.items():
+                self._outcomes_pending[outcome] = self._outcomes_pending.get(outcome, 0) + count
+
+    def _outcomes_due(self, now: float) -> bool:
+        return bool(self._outcomes_pending) and now - self._outcomes_since >= OUTCOME_FLUSH_SEC
 
     def outcome_counts(self) -> dict[str, int]:
+        self.flush_outcomes()
         raw = self.redis.hgetall(self.keys["outcomes"])
         return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
 
@@ -471,3 +572,48 @@ class RequestBudget:
         keys = list(self.redis.scan_iter(match=pattern))
         if keys:
             self.redis.delete(*keys)
+
+
+# --- the background flush of counted answers ------------------------------------------------------
+
+_flusher_lock = threading.Lock()
+_flusher_pid = 0
+_flusher_budgets: "weakref.WeakSet[RequestBudget]" = weakref.WeakSet()
+
+
+def _outcome_flusher_watch(budget: RequestBudget) -> None:
+    """Have this process's flusher thread write ``budget``'s counted answers within
+    OUTCOME_FLUSH_SEC when no acquire does it first (started once per process, after a fork
+    too)."""
+    global _flusher_pid
+    if _flusher_pid == os.getpid() and budget in _flusher_budgets:
+        return
+    with _flusher_lock:
+        _flusher_budgets.add(budget)
+        if _flusher_pid != os.getpid():
+            _flusher_pid = os.getpid()
+            threading.Thread(target=_outcome_flusher, name="budget-outcomes", daemon=True).start()
+
+
+def _outcome_flusher() -> None:
+    while True:
+        time.sleep(OUTCOME_FLUSH_SEC / 2)
+        _outcomes_flush_all(due_only=True)
+
+
+@atexit.register
+def _outcomes_flush_all(due_only: bool = False) -> None:
+    now = time.monotonic()
+    for budget in list(_flusher_budgets):
+        if not due_only or budget._outcomes_due(now):
+            budget.flush_outcomes()
+
+
+def _outcomes_forget_in_child() -> None:
+    """A forked child starts with no counted answers: its parent writes its own."""
+    for budget in list(_flusher_budgets):
+        budget._outcomes_lock = threading.Lock()
+        budget._outcomes_pending = {}
+
+
+os.register_at_fork(after_in_child=_outcomes_forget_in_child)

@@ -1,14 +1,12 @@
 """Build exchange clients from Django settings (the only module of exchange/ that reads them)."""
 
-import os
 from functools import lru_cache
 
 import redis
-import requests
 from django.conf import settings
 
 from exchange.budget import BudgetConfig, RequestBudget
-from exchange.client import BinanceFuturesClient
+from exchange.client import BinanceFuturesClient, http_pool_for
 
 
 @lru_cache(maxsize=4)
@@ -33,22 +31,6 @@ def build_budget() -> RequestBudget:
     return RequestBudget(_redis(settings.REDIS_URL), budget_config())
 
 
-def exchange_session(base_url: str) -> requests.Session:
-    """An HTTP session that reads the environment's proxy and CA bundle settings once, here.
-
-    A session that trusts the environment re-reads them on every request (requests walks the
-    whole of os.environ for *_proxy variables and looks for ~/.netrc): about a fifth of the
-    poller's CPU. HTTPS_PROXY, HTTP_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE still apply.
-    """
-    session = requests.Session()
-    session.proxies.update(requests.utils.get_environ_proxies(base_url))
-    ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if ca_bundle:
-        session.verify = ca_bundle
-    session.trust_env = False
-    return session
-
-
 def build_client(
     consumer: str = "default",
     *,
@@ -60,7 +42,8 @@ def build_client(
 
     ``max_wait``, ``max_retries`` and ``read_timeout`` override the settings for callers that must fail fast
     (a poll is worth nothing once its interval has passed).
-    Each call returns a new client with its own HTTP session; keep one per thread and reuse it.
+    Each call returns a new client with its own kept-alive HTTP connections (the environment's
+    proxy and CA bundle read once, see ``http_pool_for``); keep one per thread and reuse it.
     """
     return BinanceFuturesClient(
         settings.BINANCE_BASE_URL,
@@ -73,5 +56,5 @@ def build_client(
         retry_max_delay=settings.BINANCE_RETRY_MAX_DELAY,
         max_wait=settings.BINANCE_MAX_BUDGET_WAIT if max_wait is None else max_wait,
         max_time_ahead=settings.OI_MAX_CLOCK_AHEAD_SEC,
-        session=exchange_session(settings.BINANCE_BASE_URL),
+        http=http_pool_for(settings.BINANCE_BASE_URL),
     )
