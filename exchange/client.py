@@ -32,6 +32,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
+from common.timeutil import ms_from_datetime
 from exchange.budget import MAX_BACKOFF_SECONDS, RequestBudget
 from exchange.errors import (
     BINANCE_INVALID_SYMBOL,
@@ -129,7 +130,7 @@ def _ms(moment: datetime | int | None) -> int | None:
         return moment
     if moment.tzinfo is None:
         raise ValueError("naive datetime; pass an aware UTC datetime")
-    return int(moment.timestamp() * 1000)
+    return ms_from_datetime(moment)
 
 
 @dataclass(frozen=True, slots=True)
