@@ -30,11 +30,12 @@ from oi.ring import RingSample, last_sample_times, ring_read
 def snapshot_list_latest(
     *, symbol: str, limit: int, source: str | None = None
 ) -> QuerySet[OpenInterestSnapshot]:
-    """The newest `limit` stored samples of a symbol, newest first."""
+    """The newest `limit` stored samples of a symbol, newest first (ties on ts by source, the
+    unique index's order, so a cursor can go on from the last one: sample_list_page)."""
     snapshots = OpenInterestSnapshot.objects.filter(symbol=symbol)
     if source is not None:
         snapshots = snapshots.filter(source=source)
-    return snapshots.order_by("-ts")[:limit]
+    return snapshots.order_by("-ts", "-source")[:limit]
 
 
 def ring_samples_if_fresh(*, symbol: str, limit: int) -> list[RingSample] | None:

@@ -61,6 +61,8 @@ SCHEMA_OPERATIONS = [
     ("GET", "/api/volume-alerts"),
     ("POST", VOLUME_INGEST_URL),
     ("GET", "/api/volume-alerts/recent"),
+    ("GET", "/api/market/open-interest/export"),
+    ("GET", "/api/open-interest-alerts/export"),
     *[
         (method, path)
         for collection in ("/api/alert-rules", "/api/alert-overrides")
@@ -537,7 +539,7 @@ def test_one_bad_alert_field_is_named_and_nothing_is_stored(writer_client, field
 
 QUERY_PARAMS = [
     "symbol", "limit", "source", "direction", "since", "after_id", "cursor", "token", "tier",
-    "alertType", "hours", "ts",
+    "alertType", "hours", "ts", "from", "to",
 ]  # fmt: skip
 query_values = (
     st.text(max_size=20)
