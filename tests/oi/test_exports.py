@@ -5,6 +5,7 @@ streamed, and the command writes the same bytes as the API."""
 
 import csv
 import io
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -49,9 +50,11 @@ def stored_rows(transactional_db) -> list[OpenInterestSnapshot]:
         for index, symbol in enumerate(SYMBOLS):
             for source in SnapshotSource.values:
                 mark = None if minute % 9 == 4 else Decimal("97000.5") / (index + 1 + minute)
-                oi = Decimal(1_500_000 + minute * 1000 + index) if minute % 2 else Decimal(
-                    "0.000123456789"
-                ) * (minute + 1)
+                oi = (
+                    Decimal(1_500_000 + minute * 1000 + index)
+                    if minute % 2
+                    else Decimal("0.000123456789") * (minute + 1)
+                )
                 rows.append(
                     OpenInterestSnapshot(
                         symbol=symbol, ts=ts, source=source, open_interest=oi,
@@ -153,7 +156,9 @@ def test_bad_parameters_are_400s_naming_the_field(asgi_server, token, params, fi
 def test_no_token_is_a_401_even_when_reads_are_open(asgi_server, stored_rows):
     params = {"from": START.isoformat(), "to": (START + timedelta(hours=1)).isoformat()}
     for headers in ({}, {"Authorization": "Token not-a-key"}, {"X-API-Key": ""}):
-        response = requests.get(f"{asgi_server}{EXPORT_PATH}", params=params, headers=headers)
+        response = requests.get(
+            f"{asgi_server}{EXPORT_PATH}", params=params, headers=headers, timeout=60
+        )
         assert response.status_code == 401, response.text[:300]
         assert response.json()["error"]["message"]
 
@@ -225,3 +230,66 @@ def test_the_command_refuses_bad_parameters_naming_them(transactional_db):
         call_command(
             "export_snapshots", "--from", "2025-12-02T00:00:00Z", "--to", "2025-12-01T00:00:00Z"
         )
+
+
+@pytest.fixture
+def big_day(transactional_db) -> None:
+    """300,000 rows (~20 MB of CSV): more than the sockets between server and client hold."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO open_interest_snapshots (symbol, ts, open_interest, source) "
+            "SELECT 'BIG' || (n %% 100) || 'USDT', %s::timestamptz + n * interval '10 ms', n, "
+            "'realtime' FROM generate_series(1, 300000) AS n",
+            [START],
+        )
+
+
+def export_backend_pids() -> list[int]:
+    """Postgres backends of this database running an export's COPY."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND query LIKE 'COPY (SELECT %%' AND pid <> pg_backend_pid()"
+        )
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+def big_export(base_url: str, token: str) -> requests.Response:
+    return requests.get(
+        f"{base_url}{EXPORT_PATH}",
+        params={"from": START.isoformat(), "to": (START + timedelta(days=1)).isoformat()},
+        headers={"Authorization": f"Token {token}"},
+        stream=True,
+        timeout=60,
+    )
+
+
+def test_a_client_that_goes_away_ends_the_copy(asgi_server, big_day, token):
+    response = big_export(asgi_server, token)
+    assert next(response.iter_content(4096)).startswith(b"symbol,ts")
+    assert export_backend_pids(), "the export's COPY should still be running"
+    response.close()
+    deadline = time.monotonic() + 15
+    while export_backend_pids():
+        assert time.monotonic() < deadline, "the COPY outlived its client"
+        time.sleep(0.1)
+
+
+def test_a_failure_mid_export_cuts_the_body_short(asgi_server, big_day, token):
+    """A truncated body must not pass for a whole file: the chunked transfer is left unfinished."""
+    from django.db import connection
+
+    with big_export(asgi_server, token) as response:
+        chunks = response.iter_content(64 * 1024)
+        received = len(next(chunks))
+        with connection.cursor() as cursor:
+            for pid in export_backend_pids():
+                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            for chunk in chunks:
+                received += len(chunk)
+    assert received < 15_000_000
