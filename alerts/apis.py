@@ -188,10 +188,11 @@ class AlertExportApi(CsvExportApi):
     def get(self, request):
         filters = parse_export_filters(request.query_params, sources=tuple(AlertSource.values))
         return csv_export_response(
+            request,
             alert_export(
                 since=filters.since,
                 until=filters.until,
                 symbols=filters.symbols,
                 source=filters.source,
-            )
+            ),
         )

@@ -3,7 +3,8 @@ import binascii
 from datetime import timedelta
 
 from django.conf import settings
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -247,13 +248,20 @@ EXPORT_PARAMETERS = [
     OpenApiParameter(
         "to", str, required=True, description="ISO-8601 with a zone, or epoch ms; ts < to"
     ),
-    OpenApiParameter("symbols", str, description="e.g. BTCUSDT,ETHUSDT (at most 1000); all"),
+    OpenApiParameter(
+        "symbols", str, description="e.g. BTCUSDT,ETHUSDT (at most 1000); default every symbol"
+    ),
 ]
 
 
-def csv_export_response(export: CsvExport) -> StreamingHttpResponse:
-    """The export streamed as it leaves Postgres (see oi.exports.csv_chunks_async)."""
-    response = StreamingHttpResponse(csv_stream(export), content_type=CSV_CONTENT_TYPE)
+def csv_export_response(request, export: CsvExport) -> HttpResponseBase:
+    """The export streamed as it leaves Postgres (see oi.exports.csv_chunks_async); for a HEAD
+    request the same headers and no query (a server drops a HEAD's body, but only after the
+    application made it)."""
+    if request.method == "HEAD":
+        response = HttpResponse(content_type=CSV_CONTENT_TYPE)
+    else:
+        response = StreamingHttpResponse(csv_stream(export), content_type=CSV_CONTENT_TYPE)
     response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
     response["Cache-Control"] = "no-store"
     response["X-Accel-Buffering"] = "no"  # nginx: pass the chunks on, do not buffer the body
@@ -290,12 +298,13 @@ class SnapshotExportApi(CsvExportApi):
     def get(self, request):
         filters = parse_export_filters(request.query_params, sources=KNOWN_SOURCES)
         return csv_export_response(
+            request,
             snapshot_export(
                 since=filters.since,
                 until=filters.until,
                 symbols=filters.symbols,
                 source=filters.source,
-            )
+            ),
         )
 
 

@@ -32,7 +32,7 @@ CHUNK_BYTES = 64 * 1024
 # How an export writes a timestamp: ISO-8601 in UTC with microseconds, e.g.
 # 2025-12-01T12:34:56.000000Z (whatever the session's time zone).
 ISO_UTC_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
-# Epoch ms bounds a `from`/`to` may take: 2015 (before any Binance futures) to 9999-12-31.
+# `from`/`to` as epoch ms: ASCII digits only (not '-5', not Unicode digits), up to 9999-12-31.
 _EPOCH_MS = re.compile(r"[0-9]{1,15}")
 _MAX_EPOCH_MS = 253_402_300_799_999
 EXPORT_MAX_SYMBOLS = 1000

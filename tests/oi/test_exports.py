@@ -293,3 +293,15 @@ def test_a_failure_mid_export_cuts_the_body_short(asgi_server, big_day, token):
             for chunk in chunks:
                 received += len(chunk)
     assert received < 15_000_000
+
+
+def test_head_answers_the_headers_without_running_the_export(asgi_server, stored_rows, token):
+    response = requests.head(
+        f"{asgi_server}{EXPORT_PATH}",
+        params={"from": START.isoformat(), "to": (START + timedelta(hours=1)).isoformat()},
+        headers={"Authorization": f"Token {token}"},
+        timeout=60,
+    )
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/csv")
+    assert response.headers["Content-Disposition"].endswith('.csv"')

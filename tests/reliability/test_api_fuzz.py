@@ -257,10 +257,10 @@ alert_bodies = optional_keys(
 
 
 @pytest.fixture
-def fuzz_server(request, monkeypatch, simulator) -> str:
-    """The real ASGI server, with the local Binance simulator behind /api/binance/futures/info."""
-    monkeypatch.setenv("BINANCE_BASE_URL", simulator.base_url)
-    return request.getfixturevalue("asgi_server")
+def fuzz_server(transactional_db, asgi_servers, simulator) -> str:
+    """The real ASGI server, with the local Binance simulator behind /api/binance/futures/info:
+    one of its own (the shared server an earlier test may have started has no simulator)."""
+    return asgi_servers.url({"BINANCE_BASE_URL": simulator.base_url})
 
 
 def test_the_schema_has_no_operation_left_unfuzzed(api_client):
