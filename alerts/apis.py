@@ -1,7 +1,9 @@
 from django.conf import settings
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
+    OpenApiResponse,
     extend_schema,
     extend_schema_serializer,
     inline_serializer,
@@ -17,10 +19,12 @@ from alerts.payloads import (
     ignored_alert_fields,
     parse_alert_payload,
 )
-from alerts.selectors import alert_list
+from alerts.selectors import ALERT_EXPORT_COLUMNS, alert_export, alert_list
 from alerts.services import AlertOutcome, alert_payload, alert_raise
 from common.pagination import TimestampCursorPagination
 from common.symbols import symbol_problem
+from oi.apis import EXPORT_PARAMETERS, CsvExportApi, csv_export_response
+from oi.exports import parse_export_filters
 
 
 class AlertIngestApi(APIView):
@@ -162,3 +166,33 @@ class AlertListApi(APIView):
         paginator = AlertCursorPagination()
         page = paginator.paginate_queryset(alerts, request, view=self)
         return paginator.get_paginated_response([alert_payload(alert) for alert in page])
+
+
+class AlertExportApi(CsvExportApi):
+    """Open-interest alerts as CSV, streamed, ordered by ts then id (columns: ALERT_EXPORT_COLUMNS;
+    timestamps ISO-8601 UTC; empty cells for unknown values)."""
+
+    @extend_schema(
+        parameters=[
+            *EXPORT_PARAMETERS,
+            OpenApiParameter("source", str, enum=list(AlertSource.values)),
+        ],
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="CSV with a header line: "
+                + ",".join(name for name, _ in ALERT_EXPORT_COLUMNS),
+            )
+        },
+    )
+    def get(self, request):
+        filters = parse_export_filters(request.query_params, sources=tuple(AlertSource.values))
+        return csv_export_response(
+            request,
+            alert_export(
+                since=filters.since,
+                until=filters.until,
+                symbols=filters.symbols,
+                source=filters.source,
+            ),
+        )

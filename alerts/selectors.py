@@ -1,9 +1,12 @@
+from collections.abc import Sequence
 from datetime import datetime
 
 from django.db.models import QuerySet
+from psycopg import sql
 
 from alerts.models import AlertRule, AlertThresholdOverride, OpenInterestAlert
 from alerts.rules import Rule, rule_from_fields
+from oi.exports import CsvExport, iso_utc, plain_numeric, select_list, time_range_where
 
 OVERRIDE_FIELDS = (
     "spike_threshold_pct", "dump_threshold_pct", "min_delta_contracts", "min_delta_usd",
@@ -57,3 +60,43 @@ def alert_overrides() -> dict[str, dict[int | None, dict]]:
         fields = {name: row[name] for name in OVERRIDE_FIELDS if row[name] is not None}
         overrides.setdefault(row["symbol"], {})[row["rule_id"]] = fields
     return overrides
+
+
+_NUMERIC_EXPORT_COLUMNS = (
+    "baseline", "current", "pct_change", "abs_change", "threshold_pct", "price_change_pct",
+    "mark_price", "funding_rate", "oi_usd_before", "oi_usd_after", "quote_volume_24h",
+)  # fmt: skip
+ALERT_EXPORT_COLUMNS = (
+    ("id", None),
+    ("ts", iso_utc("ts")),
+    ("symbol", None),
+    ("direction", None),
+    ("source", None),
+    ("rule_name", None),
+    ("window_sec", None),
+    ("reference", None),
+    *((name, plain_numeric(name)) for name in _NUMERIC_EXPORT_COLUMNS),
+    ("alerts_24h", None),
+    ("created_at", iso_utc("created_at")),
+)
+
+
+def alert_export(
+    *,
+    since: datetime,
+    until: datetime,
+    symbols: Sequence[str] | None = None,
+    source: str | None = None,
+) -> CsvExport:
+    """Alerts with since <= ts < until (of `symbols`, from `source`), ordered by time then id:
+    the statement `oi.exports` streams as CSV."""
+    where, params = time_range_where(since=since, until=until, symbols=symbols, source=source)
+    select = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY ts, id").format(
+        select_list(ALERT_EXPORT_COLUMNS), sql.Identifier(OpenInterestAlert._meta.db_table), where
+    )
+    return CsvExport(
+        select=select,
+        params=params,
+        columns=tuple(name for name, _ in ALERT_EXPORT_COLUMNS),
+        filename=f"open-interest-alerts-{since:%Y%m%dT%H%M%SZ}-{until:%Y%m%dT%H%M%SZ}.csv",
+    )

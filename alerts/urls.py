@@ -1,6 +1,6 @@
 from django.urls import path
 
-from alerts.apis import AlertIngestApi, AlertListApi
+from alerts.apis import AlertExportApi, AlertIngestApi, AlertListApi
 from alerts.rule_apis import (
     AlertOverrideDetailApi,
     AlertOverrideListApi,
@@ -10,6 +10,7 @@ from alerts.rule_apis import (
 
 urlpatterns = [
     path("open-interest-alerts", AlertListApi.as_view(), name="oi-alert-list"),
+    path("open-interest-alerts/export", AlertExportApi.as_view(), name="oi-alert-export"),
     path("open-interest-alerts/ingest", AlertIngestApi.as_view(), name="oi-alert-ingest"),
     path("alert-rules", AlertRuleListApi.as_view(), name="alert-rule-list"),
     path("alert-rules/<int:pk>", AlertRuleDetailApi.as_view(), name="alert-rule-detail"),

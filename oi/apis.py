@@ -1,30 +1,49 @@
+import base64
+import binascii
 from datetime import timedelta
 
 from django.conf import settings
+from django.http import HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
+    OpenApiResponse,
     extend_schema,
     extend_schema_serializer,
     inline_serializer,
 )
 from rest_framework import serializers
+from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.errors import InvalidInput
 from common.formatting import iso_z, plain_decimal
+from common.parsing import parse_aware_datetime
 from common.serializers import PlainDecimalField
 from common.symbols import symbol_problem
 from common.timeutil import datetime_from_ms, ms_from_datetime
 from liquidity.selectors import liquid_symbol_list
 from oi.batches import KNOWN_SOURCES, parse_snapshot_batch
+from oi.exports import (
+    CSV_CONTENT_TYPE,
+    CsvExport,
+    csv_stream,
+    parse_export_filters,
+    parse_time_bound,
+)
 from oi.screener import SCREENER_LOOKBACKS, open_interest_screener
 from oi.selectors import (
+    SamplePosition,
     ServedFrom,
     open_interest_usd_latest,
     poller_status,
     sample_list_latest,
+    sample_list_page,
     snapshot_at_or_before,
+    snapshot_export,
 )
 from oi.services import snapshot_batch_ingest
 from oi.tasks import ingested_samples_process_later
@@ -89,7 +108,9 @@ class SnapshotIngestApi(APIView):
 
 
 class SnapshotSampleListApi(APIView):
-    """Recent open-interest samples of one symbol, newest first."""
+    """Open-interest samples of one symbol, newest first. Without `from`, `to` or `cursor`: the
+    newest `limit` (from the ring buffer when fresh, else Postgres). With any of them: a page of
+    the stored samples with from <= ts < to, from Postgres; `next` continues it."""
 
     class FilterSerializer(serializers.Serializer):
         symbol = serializers.CharField()
@@ -100,6 +121,7 @@ class SnapshotSampleListApi(APIView):
             default=settings.OI_SAMPLES_DEFAULT_LIMIT,
         )
         source = serializers.ChoiceField(choices=KNOWN_SOURCES, required=False)
+        cursor = serializers.CharField(required=False, allow_blank=True)
 
         def validate_symbol(self, symbol: str) -> str:
             problem = symbol_problem(symbol)
@@ -120,6 +142,15 @@ class SnapshotSampleListApi(APIView):
             OpenApiParameter("symbol", str, required=True),
             OpenApiParameter("limit", int, description="1 to 5000, default 100"),
             OpenApiParameter("source", str, enum=list(KNOWN_SOURCES)),
+            OpenApiParameter(
+                "from", str, description="ISO-8601 or epoch ms; samples at or after it (Postgres)"
+            ),
+            OpenApiParameter(
+                "to", str, description="ISO-8601 or epoch ms; samples before it (Postgres)"
+            ),
+            OpenApiParameter(
+                "cursor", str, description="`next` of the previous page (opaque); same filters"
+            ),
         ],
         responses=inline_serializer(
             "SampleList",
@@ -128,23 +159,152 @@ class SnapshotSampleListApi(APIView):
                 "count": serializers.IntegerField(),
                 "servedFrom": serializers.ChoiceField(choices=[s.value for s in ServedFrom]),
                 "samples": OutputSerializer(many=True),
+                "next": serializers.CharField(
+                    allow_null=True,
+                    help_text="Cursor of the next (older) page while more may remain, else null",
+                ),
             },
         ),
     )
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        symbol, limit = filters.validated_data["symbol"], filters.validated_data["limit"]
-        found = sample_list_latest(
-            symbol=symbol, limit=limit, source=filters.validated_data.get("source")
+        data = filters.validated_data
+        symbol, limit, source = data["symbol"], data["limit"], data.get("source")
+        since, until = (
+            parse_time_bound(request.query_params[field], field=field)
+            if request.query_params.get(field)
+            else None
+            for field in ("from", "to")
         )
+        if since is not None and until is not None and until <= since:
+            raise InvalidInput(field="to", reason="must be after 'from'")
+        cursor = data.get("cursor") or None
+        if since is None and until is None and cursor is None:
+            found = sample_list_latest(symbol=symbol, limit=limit, source=source)
+            samples, served_from = found.samples, found.served_from
+            last = samples[-1] if len(samples) == limit else None
+            next_position = SamplePosition(last.ts, last.source) if last else None
+        else:
+            page = sample_list_page(
+                symbol=symbol,
+                limit=limit,
+                source=source,
+                since=since,
+                until=until,
+                after=sample_cursor_decode(cursor) if cursor else None,
+            )
+            samples, served_from, next_position = page.samples, ServedFrom.POSTGRES, page.next
         return Response(
             {
                 "symbol": symbol,
-                "count": len(found.samples),
-                "servedFrom": found.served_from,
-                "samples": self.OutputSerializer(found.samples, many=True).data,
+                "count": len(samples),
+                "servedFrom": served_from,
+                "samples": self.OutputSerializer(samples, many=True).data,
+                "next": sample_cursor_encode(next_position) if next_position else None,
             }
+        )
+
+
+def sample_cursor_encode(position: SamplePosition) -> str:
+    """Opaque to clients: URL-safe base64 of "<ISO time>|<source>"."""
+    raw = f"{position.ts.isoformat()}|{position.source}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def sample_cursor_decode(cursor: str) -> SamplePosition:
+    """A cursor this API gave out, else InvalidInput naming `cursor`."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, source = raw.split("|")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidInput(field="cursor", reason="is not a cursor this API gave out") from None
+    # a ring sample's source (backfill) may end a page: only the time and order matter then
+    if len(source) > 16 or not source.isascii() or not source.isalpha():
+        raise InvalidInput(field="cursor", reason="is not a cursor this API gave out")
+    try:
+        ts = parse_aware_datetime(moment, field="cursor")
+    except InvalidInput as problem:
+        raise InvalidInput(
+            field="cursor", reason=f"is not a cursor this API gave out: {problem.reason}"
+        ) from None
+    return SamplePosition(ts, source)
+
+
+class ExportsNeedToken(BasePermission):
+    """Exports are heavy: they need an API token whatever API_READS_REQUIRE_AUTH says (a session
+    is not enough). A read-only token may export."""
+
+    message = "Exports need an API token: send 'Authorization: Token <key>' or 'X-API-Key'."
+
+    def has_permission(self, request, view) -> bool:
+        return request.auth is not None
+
+
+EXPORT_PARAMETERS = [
+    OpenApiParameter(
+        "from", str, required=True, description="ISO-8601 with a zone, or epoch ms; ts >= from"
+    ),
+    OpenApiParameter(
+        "to", str, required=True, description="ISO-8601 with a zone, or epoch ms; ts < to"
+    ),
+    OpenApiParameter(
+        "symbols", str, description="e.g. BTCUSDT,ETHUSDT (at most 1000); default every symbol"
+    ),
+]
+
+
+def csv_export_response(request, export: CsvExport) -> HttpResponseBase:
+    """The export streamed as it leaves Postgres (see oi.exports.csv_chunks_async); for a HEAD
+    request the same headers and no query (a server drops a HEAD's body, but only after the
+    application made it)."""
+    if request.method == "HEAD":
+        response = HttpResponse(content_type=CSV_CONTENT_TYPE)
+    else:
+        response = StreamingHttpResponse(csv_stream(export), content_type=CSV_CONTENT_TYPE)
+    response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
+    response["Cache-Control"] = "no-store"
+    response["X-Accel-Buffering"] = "no"  # nginx: pass the chunks on, do not buffer the body
+    return response
+
+
+class CsvExportApi(APIView):
+    """Base of the CSV exports: a token always; errors in the API's JSON shape whatever the
+    client's Accept header asks (the CSV itself is not rendered by DRF)."""
+
+    permission_classes = [ExportsNeedToken]
+
+    def perform_content_negotiation(self, request, force=False):
+        return super().perform_content_negotiation(request, force=True)
+
+
+class SnapshotExportApi(CsvExportApi):
+    """Stored open-interest samples as CSV, streamed: columns symbol, ts (ISO-8601 UTC), source,
+    open_interest, open_interest_usd, mark_price; ordered by ts, symbol, source."""
+
+    @extend_schema(
+        parameters=[
+            *EXPORT_PARAMETERS,
+            OpenApiParameter("source", str, enum=list(KNOWN_SOURCES)),
+        ],
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="CSV with a header line: symbol,ts,source,open_interest,"
+                "open_interest_usd,mark_price",
+            )
+        },
+    )
+    def get(self, request):
+        filters = parse_export_filters(request.query_params, sources=KNOWN_SOURCES)
+        return csv_export_response(
+            request,
+            snapshot_export(
+                since=filters.since,
+                until=filters.until,
+                symbols=filters.symbols,
+                source=filters.source,
+            ),
         )
 
 

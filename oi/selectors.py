@@ -7,11 +7,13 @@ from enum import StrEnum
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from psycopg import sql
 
 from common.redis import get_redis
 from common.timeutil import datetime_from_ms
 from oi.batches import stored_decimal
+from oi.exports import CsvExport, iso_utc, plain_numeric, select_list, time_range_where
 from oi.keys import (
     CONSECUTIVE_FAILURES_KEY,
     COUNTERS_KEY,
@@ -28,11 +30,12 @@ from oi.ring import RingSample, last_sample_times, ring_read
 def snapshot_list_latest(
     *, symbol: str, limit: int, source: str | None = None
 ) -> QuerySet[OpenInterestSnapshot]:
-    """The newest `limit` stored samples of a symbol, newest first."""
+    """The newest `limit` stored samples of a symbol, newest first (ties on ts by source, the
+    unique index's order, so a cursor can go on from the last one: sample_list_page)."""
     snapshots = OpenInterestSnapshot.objects.filter(symbol=symbol)
     if source is not None:
         snapshots = snapshots.filter(source=source)
-    return snapshots.order_by("-ts")[:limit]
+    return snapshots.order_by("-ts", "-source")[:limit]
 
 
 def ring_samples_if_fresh(*, symbol: str, limit: int) -> list[RingSample] | None:
@@ -209,3 +212,85 @@ def poll_dispatch_sent_at_ms() -> int | None:
     """When beat (or anyone) last sent a poll dispatch; None if never (or over a day ago)."""
     raw = get_redis().get(DISPATCH_SENT_KEY)
     return int(raw) if raw else None
+
+
+# --- exports and pages beyond the newest samples (issue 20) ------------------------------------
+
+SNAPSHOT_EXPORT_COLUMNS = (
+    ("symbol", None),
+    ("ts", iso_utc("ts")),
+    ("source", None),
+    ("open_interest", plain_numeric("open_interest")),
+    ("open_interest_usd", plain_numeric("open_interest_usd")),
+    ("mark_price", plain_numeric("mark_price")),
+)
+
+
+def snapshot_export(
+    *,
+    since: datetime,
+    until: datetime,
+    symbols: Sequence[str] | None = None,
+    source: str | None = None,
+) -> CsvExport:
+    """Stored samples with since <= ts < until (of `symbols`, of `source`), ordered by time, then
+    symbol and source: the statement `oi.exports` streams as CSV."""
+    where, params = time_range_where(since=since, until=until, symbols=symbols, source=source)
+    select = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY ts, symbol, source").format(
+        select_list(SNAPSHOT_EXPORT_COLUMNS),
+        sql.Identifier(OpenInterestSnapshot._meta.db_table),
+        where,
+    )
+    return CsvExport(
+        select=select,
+        params=params,
+        columns=tuple(name for name, _ in SNAPSHOT_EXPORT_COLUMNS),
+        filename=f"open-interest-snapshots-{since:%Y%m%dT%H%M%SZ}-{until:%Y%m%dT%H%M%SZ}.csv",
+    )
+
+
+@dataclass(frozen=True)
+class SamplePosition:
+    """Where a page of samples stopped: its last (oldest) sample's time and source, unique for a
+    symbol (the (symbol, ts, source) unique key)."""
+
+    ts: datetime
+    source: str
+
+
+@dataclass(frozen=True)
+class SamplePage:
+    samples: Sequence[Sample]
+    next: SamplePosition | None
+
+
+def sample_list_page(
+    *,
+    symbol: str,
+    limit: int,
+    source: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: SamplePosition | None = None,
+) -> SamplePage:
+    """Stored samples of a symbol with since <= ts < until, newest first, `limit` at a time from
+    Postgres; `after` continues from the page that ended there (keyset: (ts, source) below it, one
+    range scan of the unique index). `next` is set while more may remain."""
+    snapshots = OpenInterestSnapshot.objects.filter(symbol=symbol)
+    if source is not None:
+        snapshots = snapshots.filter(source=source)
+    if since is not None:
+        snapshots = snapshots.filter(ts__gte=since)
+    if until is not None:
+        snapshots = snapshots.filter(ts__lt=until)
+    if after is not None:
+        snapshots = snapshots.filter(Q(ts__lt=after.ts) | Q(ts=after.ts, source__lt=after.source))
+    rows = list(
+        snapshots.order_by("-ts", "-source").values_list(
+            "ts", "open_interest", "open_interest_usd", "mark_price", "source"
+        )[: limit + 1]
+    )
+    more = len(rows) > limit
+    samples = [Sample(*row) for row in rows[:limit]]
+    last = samples[-1] if more else None
+    return SamplePage(samples, SamplePosition(last.ts, last.source) if last else None)

@@ -4,6 +4,7 @@ from oi.apis import (
     OpenInterestScreenerApi,
     PollerStatusApi,
     SnapshotAtApi,
+    SnapshotExportApi,
     SnapshotIngestApi,
     SnapshotSampleListApi,
 )
@@ -12,6 +13,7 @@ urlpatterns = [
     path("ingest", SnapshotIngestApi.as_view(), name="oi-snapshot-ingest"),
     path("snapshot", SnapshotAtApi.as_view(), name="oi-snapshot-at"),
     path("samples", SnapshotSampleListApi.as_view(), name="oi-snapshot-samples"),
+    path("export", SnapshotExportApi.as_view(), name="oi-snapshot-export"),
     path("poller", PollerStatusApi.as_view(), name="oi-poller-status"),
     path("screener", OpenInterestScreenerApi.as_view(), name="oi-screener"),
 ]

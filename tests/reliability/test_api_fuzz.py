@@ -61,6 +61,8 @@ SCHEMA_OPERATIONS = [
     ("GET", "/api/volume-alerts"),
     ("POST", VOLUME_INGEST_URL),
     ("GET", "/api/volume-alerts/recent"),
+    ("GET", "/api/market/open-interest/export"),
+    ("GET", "/api/open-interest-alerts/export"),
     *[
         (method, path)
         for collection in ("/api/alert-rules", "/api/alert-overrides")
@@ -255,10 +257,10 @@ alert_bodies = optional_keys(
 
 
 @pytest.fixture
-def fuzz_server(request, monkeypatch, simulator) -> str:
-    """The real ASGI server, with the local Binance simulator behind /api/binance/futures/info."""
-    monkeypatch.setenv("BINANCE_BASE_URL", simulator.base_url)
-    return request.getfixturevalue("asgi_server")
+def fuzz_server(transactional_db, asgi_servers, simulator) -> str:
+    """The real ASGI server, with the local Binance simulator behind /api/binance/futures/info:
+    one of its own (the shared server an earlier test may have started has no simulator)."""
+    return asgi_servers.url({"BINANCE_BASE_URL": simulator.base_url})
 
 
 def test_the_schema_has_no_operation_left_unfuzzed(api_client):
@@ -537,7 +539,7 @@ def test_one_bad_alert_field_is_named_and_nothing_is_stored(writer_client, field
 
 QUERY_PARAMS = [
     "symbol", "limit", "source", "direction", "since", "after_id", "cursor", "token", "tier",
-    "alertType", "hours", "ts",
+    "alertType", "hours", "ts", "from", "to",
 ]  # fmt: skip
 query_values = (
     st.text(max_size=20)
