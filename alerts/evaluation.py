@@ -385,7 +385,7 @@ def _rule_state_seed(redis) -> None:
         ).encode()
         for rule_id, symbol, direction, ts, pct_change in latest
     }
-    states[RULE_STATE_SEEDED_FIELD] = str(int(time.time() * 1000))
+    states[RULE_STATE_SEEDED_FIELD] = str(now_ms())
     # Only fields still absent: states written since the loss are newer than the database's.
     with redis.pipeline(transaction=True) as pipe:
         for field, value in states.items():

@@ -2,11 +2,11 @@
 read from the ring buffers in one Redis round trip (a handful of commands per symbol, not 3 h of
 samples per symbol)."""
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from common import timeutil
 from common.redis import get_redis
 from liquidity.selectors import liquid_symbol_list
 from oi.keys import MARK_PRICE_KEY
@@ -57,7 +57,7 @@ def _decimal_or_none(raw: str | None) -> Decimal | None:
 
 def open_interest_screener(*, now_ms: int | None = None) -> list[ScreenerRow]:
     """One row per liquid symbol (highest 24h volume first), from one Redis pipeline."""
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    now_ms = timeutil.now_ms() if now_ms is None else now_ms
     members = list(liquid_symbol_list().only("symbol", "quote_volume_24h", "entered_at"))
     if not members:
         return []

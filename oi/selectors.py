@@ -1,4 +1,3 @@
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +9,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 from psycopg import sql
 
+from common import timeutil
 from common.redis import get_redis
 from common.timeutil import datetime_from_ms
 from oi.batches import stored_decimal
@@ -47,7 +47,7 @@ def ring_samples_if_fresh(*, symbol: str, limit: int) -> list[RingSample] | None
         return None
     status = poller_status_raw()
     interval_sec = float(status.get("interval_sec") or settings.OI_MAX_INTERVAL_SEC)
-    if time.time() * 1000 - last_ms > 3 * interval_sec * 1000:
+    if timeutil.now_ms() - last_ms > 3 * interval_sec * 1000:
         return None
     samples = ring_read(redis, symbol, newest_first=True, limit=limit)
     return samples if len(samples) >= limit else None
@@ -131,7 +131,7 @@ class PollerStatus:
 def poller_status(*, universe: list[str]) -> PollerStatus:
     redis = get_redis()
     raw = poller_status_raw()
-    now_ms = time.time() * 1000
+    now_ms = timeutil.now_ms()
     this_second = int(now_ms // 1000)
     buckets = redis.mget(
         [WEIGHT_BUCKET_KEY.format(s) for s in range(this_second - 60, this_second)]

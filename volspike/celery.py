@@ -2,10 +2,11 @@
 
 import logging
 import os
-import time
 
 from celery import Celery
 from celery.signals import before_task_publish, setup_logging
+
+from common.timeutil import now_ms
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "volspike.settings.local")
 
@@ -37,6 +38,6 @@ def _record_poll_dispatch_sent(sender: str | None = None, **kwargs: object) -> N
     from oi.services import poll_dispatch_sent_record
 
     try:
-        poll_dispatch_sent_record(at_ms=int(time.time() * 1000))
+        poll_dispatch_sent_record(at_ms=now_ms())
     except RedisError as exc:  # the broker is this Redis: the publish itself will say why
         logging.getLogger(__name__).warning("poll dispatch heartbeat not recorded: %s", exc)

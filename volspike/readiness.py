@@ -3,11 +3,11 @@
 sees what a person on the page would see: polling stalled, beat silent, universe stale, IP banned.
 """
 
-import time
 from datetime import UTC, datetime
 
 from django.conf import settings
 
+from common import timeutil
 from common.health import ComponentHealth, system_health
 from common.timeutil import datetime_from_ms
 from exchange.factory import build_budget
@@ -21,7 +21,7 @@ def system_readiness() -> list[ComponentHealth]:
     stores = system_health()
     if not all(part.ok for part in stores):
         return stores
-    now_ms = time.time() * 1000
+    now_ms = timeutil.now_ms()
     universe = [(m.symbol, m.entered_at) for m in liquid_symbol_list()]
     status = poller_status(universe=[symbol for symbol, _ in universe])
     return [
