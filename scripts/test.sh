@@ -44,11 +44,12 @@ for _ in $(seq 1 40); do
   sleep 0.1
 done
 # The whole suite runs in TEST_WORKERS parallel pytest-xdist workers (default 3: most integration
-# tests wait on intervals, not on the CPU), test by test; a run of chosen test
+# tests wait on intervals, not on the CPU), test by test, an idle worker taking tests queued on a
+# busy one (worksteal: the long process tests never pile up at the end); a run of chosen test
 # files in one process unless TEST_WORKERS says otherwise.
 workers="${TEST_WORKERS:-3}"
 for arg in "$@"; do
   case "$arg" in tests*|*.py|*::*) workers="${TEST_WORKERS:-0}" ;; esac
 done
 # --create-db: a fresh test database each run, so committed migrations are what is tested.
-.venv/bin/python -m pytest --create-db -n "$workers" --dist load "$@"
+.venv/bin/python -m pytest --create-db -n "$workers" --dist worksteal "$@"
