@@ -13,8 +13,9 @@ The order is a contract, not a detail:
 2. The ring before the feed and the alerts: the alert engine brings its trackers up to date from
    the ring (it also holds what other processes wrote), and a client told of a sample can read
    it back from the samples API.
-3. The feed (``feed.sinks.feed_publish``) before the alerts (``alerts.sinks.alerts_evaluate``):
-   an update frame does not wait for alert evaluation and the INSERT of what fires.
+3. The feed (``feed.sinks.feed_publish``) before the alerts
+   (``alerts.sinks.alerts_evaluate_batch``): an update frame does not wait for alert evaluation
+   and the INSERT of what fires.
 
 A sink decides what its own failure means, and says so: the Postgres sink parks the batch and
 the pipeline goes on (an exception it cannot handle, such as Redis down while parking, stops the
