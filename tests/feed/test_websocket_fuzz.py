@@ -8,7 +8,6 @@ query string on connect gets an error frame too.
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -19,6 +18,7 @@ from websockets.sync.client import connect
 from feed.frames import ClientAction, ErrorCode, FrameType
 from liquidity.models import LiquidSymbol
 from tests.fixtures.feed import frames_until_pong
+from tests.fixtures.processes import LogSince
 
 pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
 
@@ -52,7 +52,7 @@ def assert_error_frames(frames: list[dict], message) -> list[dict]:
     return errors
 
 
-def assert_no_traceback_in_server_log(log_path: Path) -> None:
+def assert_no_traceback_in_server_log(log_path: LogSince) -> None:
     log = log_path.read_text(errors="replace")
     assert "Traceback" not in log, log[-4000:]
 

@@ -16,7 +16,6 @@ import sys
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -35,6 +34,7 @@ from tests.fixtures import processes
 from tests.fixtures.feed import frames_until_pong
 from tests.fixtures.processes import (
     ROOT,
+    LogSince,
     ManagedProcess,
     asgi_server_args,
     free_port,
@@ -109,7 +109,7 @@ def close_of(ws, timeout: float = 20) -> tuple[int, str]:
     return closed.value.rcvd.code, closed.value.rcvd.reason
 
 
-def server_log(log_path: Path) -> str:
+def server_log(log_path: LogSince) -> str:
     return log_path.read_text(errors="replace")
 
 
