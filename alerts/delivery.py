@@ -7,7 +7,9 @@ Layers: tasks import services, never the reverse. ``alerts.services.alert_store`
 from ``CELERY_TASK_ROUTES``, which Celery applies by name.
 """
 
+import json
 import logging
+import time
 from decimal import Decimal
 
 import requests
@@ -26,6 +28,7 @@ from alerts.models import (
 )
 from alerts.telegram.services import telegram_configured, telegram_outbox_push, telegram_send_now
 from alerts.telegram.text import TEST_TITLE, alert_text
+from alerts.webhook_signing import webhook_headers
 from common.redaction import redact
 
 logger = logging.getLogger(__name__)
@@ -74,7 +77,7 @@ def alert_deliver(*, alert_id: int, channel: str) -> bool:
     AlertDelivery.objects.filter(pk=delivery.pk).update(attempts=F("attempts") + 1)
     try:
         if channel == DeliveryChannel.WEBHOOK:
-            _post(settings.ALERT_WEBHOOK_URL, json=alert_payload(alert))
+            _post(settings.ALERT_WEBHOOK_URL, payload=alert_payload(alert))
         else:
             raise DeliveryError(f"unknown channel {channel!r}")
     except DeliveryError as exc:
@@ -106,7 +109,7 @@ def alert_send_test(channels: list[str] | None = None) -> list[tuple[str, bool, 
             results.append((channel, sent.ok, sent.detail))
             continue
         try:
-            _post(settings.ALERT_WEBHOOK_URL, json={**alert_payload(alert), "test": True})
+            _post(settings.ALERT_WEBHOOK_URL, payload={**alert_payload(alert), "test": True})
         except DeliveryError as exc:
             results.append((channel, False, redact(str(exc))))
         else:
@@ -136,12 +139,22 @@ def _test_alert() -> OpenInterestAlert:
     )
 
 
-def _post(url: str, *, json: dict) -> None:
+def _post(url: str, *, payload: dict) -> None:
+    """POST the payload as JSON, signed (``alerts.webhook_signing``) when a secret is set: the
+    signature covers the exact bytes sent, so the body is serialized here, once."""
+    body = _json_body(payload)
+    headers = {"Content-Type": "application/json"}
+    if settings.ALERT_WEBHOOK_SECRET:
+        headers.update(webhook_headers(settings.ALERT_WEBHOOK_SECRET, int(time.time()), body))
     try:
-        response = requests.post(url, json=json, timeout=(3, 10))
+        response = requests.post(url, data=body, headers=headers, timeout=(3, 10))
     except requests.RequestException as exc:
         # the exception's text carries the URL, and a webhook's secret is in its URL; `from None`
         # keeps the unredacted exception out of tracebacks and Celery's retry records
         raise DeliveryError(redact(f"{type(exc).__name__}: {exc}")) from None
     if response.status_code >= 300:
         raise DeliveryError(redact(f"HTTP {response.status_code}: {response.text[:200]}"))
+
+
+def _json_body(payload: dict) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()

@@ -27,6 +27,7 @@ def configured_secrets() -> list[str]:
             settings.TELEGRAM_BOT_TOKEN,
             settings.OI_REMOTE_INGEST_TOKEN,
             getattr(settings, "METRICS_TOKEN", ""),
+            getattr(settings, "ALERT_WEBHOOK_SECRET", ""),
             settings.SECRET_KEY,
         ]
         webhook = settings.ALERT_WEBHOOK_URL

@@ -313,6 +313,9 @@ WS_SEND_TIMEOUT_SEC = env.float("WS_SEND_TIMEOUT_SEC", default=30.0)
 WS_TOKEN_RECHECK_SEC = env.float("WS_TOKEN_RECHECK_SEC", default=30.0)
 # Delivery beyond the page (optional): a webhook, and a Telegram bot.
 ALERT_WEBHOOK_URL = env("ALERT_WEBHOOK_URL", default="")
+# With a secret, each webhook POST is signed (alerts/webhook_signing.py: X-VolSpike-Timestamp and
+# X-VolSpike-Signature, HMAC-SHA256 over "<timestamp>.<body>"); empty sends it unsigned.
+ALERT_WEBHOOK_SECRET = env("ALERT_WEBHOOK_SECRET", default="")
 TELEGRAM_BOT_TOKEN = env("TELEGRAM_BOT_TOKEN", default="")
 TELEGRAM_CHAT_ID = env("TELEGRAM_CHAT_ID", default="")
 TELEGRAM_API_URL = env("TELEGRAM_API_URL", default="https://api.telegram.org")
