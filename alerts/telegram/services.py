@@ -25,7 +25,7 @@ from django.utils import timezone
 from alerts.models import AlertDelivery, DeliveryChannel, OpenInterestAlert
 from alerts.telegram.limiter import ChatLimiter, ChatLimits, MessageKind, Slot, plan_next
 from alerts.telegram.outbox import Outbox
-from alerts.telegram.text import alert_text, digest
+from alerts.telegram.text import digest, move_text, same_move
 from common.locks import redis_lease
 from common.redaction import redact
 from common.redis import get_redis
@@ -106,7 +106,8 @@ def _send_next(limiter: ChatLimiter, outbox: Outbox, slot: Slot) -> int:
         fetched=len(alerts), waiting=waiting, slot_left=slot.left, limits=limiter.limits
     )
     if kind is MessageKind.SINGLE:
-        carried, text = alerts[:1], alert_text(alerts[0])
+        carried = same_move(alerts)
+        text = move_text(carried)
     else:
         text, carried = digest(alerts, waiting=waiting)
     ids = [a.id for a in carried]

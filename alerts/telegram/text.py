@@ -13,13 +13,42 @@ TEST_TITLE = "🧪 TEST ALERT (not a signal)\n"
 
 A = TypeVar("A", bound=AlertLike)
 
+# Alerts of one symbol and direction this close in time are one move: several rules firing on the
+# same jump (5 m, 15 m, 1 h, the median rule) go out as one message that lists the rules.
+MOVE_WITHIN_SEC = 10
 
-def alert_text(alert: AlertLike, *, title: str = "") -> str:
-    """One alert as a plain-text message; context that is not known is left out."""
+
+def same_move(alerts: Sequence[A]) -> list[A]:
+    """The first of `alerts` (the oldest waiting) and those of its symbol and direction within
+    MOVE_WITHIN_SEC of it: the alerts one message carries."""
+    first = alerts[0]
+    return [
+        alert
+        for alert in alerts
+        if alert.symbol == first.symbol
+        and alert.direction == first.direction
+        and abs((alert.ts - first.ts).total_seconds()) <= MOVE_WITHIN_SEC
+    ]
+
+
+def move_text(alerts: Sequence[AlertLike]) -> str:
+    """One message for one move: a single alert's text, or, when several rules fired on it, the
+    text of the largest of them with one line naming every rule, its window and its change."""
+    if len(alerts) == 1:
+        return alert_text(alerts[0])
+    largest = max(alerts, key=lambda alert: abs(alert.pct_change))
+    return alert_text(largest, rules=alerts)
+
+
+def alert_text(alert: AlertLike, *, title: str = "", rules: Sequence[AlertLike] = ()) -> str:
+    """One alert as a plain-text message; context that is not known is left out. With `rules`
+    (the alerts of several rules on the same move), one line lists them instead of the rule."""
     kind = "spike" if alert.direction == Direction.UP else "dump"
     lines = [f"{title}{_arrow(alert)} {alert.symbol} open interest {kind} "
              f"{signed_pct(alert.pct_change)}"]  # fmt: skip
-    if alert.rule_name:
+    if len(rules) > 1:
+        lines.append(f"{len(rules)} rules: " + ", ".join(_rule_change(r) for r in rules))
+    elif alert.rule_name:
         window = f", {duration(alert.window_sec)} window" if alert.window_sec else ""
         lines.append(f"Rule {alert.rule_name}{window}")
     elif alert.window_sec:
@@ -84,6 +113,11 @@ def digest_line(alert: AlertLike) -> str:
         parts.append(f"price {signed_pct(alert.price_change_pct)}")
     parts.append(f"{alert.ts:%H:%M:%S}")
     return " · ".join(parts)
+
+
+def _rule_change(alert: AlertLike) -> str:
+    window = f" ({duration(alert.window_sec)})" if alert.window_sec else ""
+    return f"{alert.rule_name or 'window'}{window} {signed_pct(alert.pct_change)}"
 
 
 def _arrow(alert: AlertLike) -> str:

@@ -6,6 +6,7 @@ import itertools
 import logging
 import threading
 import time
+from decimal import Decimal
 
 import pytest
 
@@ -226,3 +227,31 @@ def test_beat_and_real_workers_deliver_new_alerts_through_the_outbox(
     assert AlertDelivery.objects.filter(
         channel=DeliveryChannel.TELEGRAM, delivered=True
     ).count() == len(symbols)
+
+
+@pytest.mark.django_db
+def test_several_rules_on_one_move_go_out_as_one_message_listing_them(telegram):
+    """Issue 20: an injected jump that four rules alert on sent four messages a second apart."""
+    bot = telegram()
+    move = [
+        OpenInterestAlert.objects.create(
+            **{**alert_fields(2), "rule_name": rule, "window_sec": window,
+               "pct_change": Decimal(pct)}
+        )
+        for rule, window, pct in [("oi-5m-3pct", 300, "0.11"), ("oi-15m-7pct", 900, "0.12"),
+                                  ("oi-1h-12pct", 3600, "0.125"),
+                                  ("design-median-30-60m-5pct", 1800, "0.10")]
+    ]  # fmt: skip
+    other = make_alert(4)  # another symbol, at the same time: a message of its own
+    telegram_outbox_push([a.id for a in move] + [other.id])
+
+    drain_until_empty(None, 10)
+
+    texts = [body["text"] for _, _, body, _ in bot.received]
+    assert len(texts) == 2, texts
+    assert texts[0].startswith("📈 T002USDT open interest spike +12.50%")
+    assert ("4 rules: oi-5m-3pct (5 min) +11.00%, oi-15m-7pct (15 min) +12.00%, "
+            "oi-1h-12pct (1 h) +12.50%, design-median-30-60m-5pct (30 min) +10.00%") in texts[0]  # fmt: skip
+    assert texts[1].startswith("📈 T004USDT")
+    delivered = AlertDelivery.objects.filter(delivered=True).values_list("alert_id", flat=True)
+    assert sorted(delivered) == sorted([a.id for a in move] + [other.id])

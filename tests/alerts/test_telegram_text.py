@@ -3,13 +3,23 @@ formatters (the page writes rule thresholds and windows with the same ones), and
 single-or-digest decision and failure back-off. No Redis, Postgres or HTTP: an alert here is a
 plain object with an alert's fields."""
 
+from datetime import timedelta
+from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
 
 from alerts.formatting import alert_payload, duration, price, signed_pct, threshold_pct, usd
 from alerts.telegram.limiter import ChatLimits, MessageKind, failure_backoff_sec, plan_next
-from alerts.telegram.text import MESSAGE_MAX_CHARS, TEST_TITLE, alert_text, digest, digest_text
+from alerts.telegram.text import (
+    MESSAGE_MAX_CHARS,
+    TEST_TITLE,
+    alert_text,
+    digest,
+    digest_text,
+    move_text,
+    same_move,
+)
 from tests.fixtures.telegram import alert_fields
 
 
@@ -135,3 +145,23 @@ def test_limits_must_be_positive():
         ChatLimits(per_sec=0)
     with pytest.raises(ValueError, match="positive"):
         ChatLimits(per_min=0)
+
+
+def test_one_move_is_the_oldest_alert_and_its_symbol_and_direction_within_ten_seconds():
+    first = alert(2, ts=alert(2).ts)
+    sibling = alert(2, id=10, rule_name="oi-15m-7pct", ts=first.ts + timedelta(seconds=10))
+    later = alert(2, id=11, ts=first.ts + timedelta(seconds=11))  # another move
+    opposite = alert(3, id=12, symbol="T002USDT", ts=first.ts)  # a dump of the same symbol
+    other = alert(4, id=13, ts=first.ts)
+    assert same_move([first, other, sibling, later, opposite]) == [first, sibling]
+    assert same_move([other, first]) == [other]
+
+
+def test_one_move_reads_as_its_largest_change_with_every_rule_listed():
+    small = alert(2, pct_change=Decimal("0.05"))
+    large = alert(2, id=20, rule_name="oi-1h-12pct", window_sec=3600, pct_change=Decimal("0.13"))
+    lines = move_text([small, large]).split("\n")
+    assert lines[0] == "📈 T002USDT open interest spike +13.00%"
+    assert lines[1] == "2 rules: oi-5m-3pct (5 min) +5.00%, oi-1h-12pct (1 h) +13.00%"
+    assert not any(line.startswith("Rule ") for line in lines)
+    assert move_text([small]) == alert_text(small)
