@@ -1,5 +1,6 @@
 import base64
 import binascii
+from dataclasses import asdict
 from datetime import timedelta
 
 from django.conf import settings
@@ -34,7 +35,8 @@ from oi.exports import (
     parse_export_filters,
     parse_time_bound,
 )
-from oi.screener import SCREENER_LOOKBACKS, open_interest_screener
+from oi.market import SymbolChange, breadth, movers
+from oi.screener import SCREENER_LOOKBACKS, open_interest_market_totals, open_interest_screener
 from oi.selectors import (
     SamplePosition,
     ServedFrom,
@@ -421,6 +423,77 @@ class OpenInterestScreenerApi(APIView):
                 "symbols": self.ScreenerRowSerializer(rows, many=True).data,
             }
         )
+
+
+class MarketViewApi(APIView):
+    """The liquid universe as a whole: its total open interest in USD now and every 5 min over
+    the last hour, the breadth (the share of symbols whose OI rose, or fell) and the biggest
+    gainers and losers over 5 m, 15 m and 1 h. From the ring buffers, at no request weight."""
+
+    SERIES_STEP_SEC = 300
+    SERIES_POINTS = 13  # now and every 5 min back to 1 h ago
+    MOVERS = 5
+
+    class MoverSerializer(serializers.Serializer):
+        symbol = serializers.CharField()
+        pctChange = serializers.FloatField(source="pct_change", help_text="0.1 = +10%")
+        openInterestUsd = PlainDecimalField(source="open_interest_usd", allow_null=True)
+
+    class BreadthSerializer(serializers.Serializer):
+        rising = serializers.FloatField(help_text="Share of the measured symbols whose OI rose")
+        falling = serializers.FloatField()
+        measured = serializers.IntegerField(help_text="Symbols whose ring reaches back that far")
+
+    class TotalSerializer(serializers.Serializer):
+        ts = serializers.DateTimeField()
+        openInterestUsd = PlainDecimalField(source="open_interest_usd")
+        symbols = serializers.IntegerField(help_text="Symbols with a priced sample then")
+
+    @extend_schema(
+        responses=inline_serializer(
+            "OpenInterestMarketView",
+            {
+                "asOf": serializers.DateTimeField(),
+                "symbols": serializers.IntegerField(),
+                "totalOpenInterestUsd": TotalSerializer(many=True),
+                "breadth": serializers.DictField(child=BreadthSerializer()),
+                "gainers": serializers.DictField(child=MoverSerializer(many=True)),
+                "losers": serializers.DictField(child=MoverSerializer(many=True)),
+            },
+        )
+    )
+    def get(self, request):
+        now_ms = ms_from_datetime(timezone.now())
+        rows = open_interest_screener(now_ms=now_ms)
+        times_ms = [now_ms - i * self.SERIES_STEP_SEC * 1000 for i in range(self.SERIES_POINTS)]
+        totals = open_interest_market_totals([row.symbol for row in rows], times_ms[::-1])
+        breadths, gainers, losers = {}, {}, {}
+        for label, _seconds in SCREENER_LOOKBACKS:
+            changes = [
+                SymbolChange(row.symbol, row.pct_change[label], row.open_interest_usd)
+                for row in rows
+            ]
+            breadths[label] = asdict(breadth(changes))
+            up, down = movers(changes, self.MOVERS)
+            gainers[label] = self.MoverSerializer(up, many=True).data
+            losers[label] = self.MoverSerializer(down, many=True).data
+        return Response(
+            {
+                "asOf": datetime_from_ms(now_ms),
+                "symbols": len(rows),
+                "totalOpenInterestUsd": self.TotalSerializer(
+                    [
+                        {"ts": datetime_from_ms(t.time_ms), "open_interest_usd": t.open_interest_usd,
+                         "symbols": t.symbols}
+                        for t in totals
+                    ],
+                    many=True,
+                ).data,
+                "breadth": breadths,
+                "gainers": gainers,
+                "losers": losers,
+            }
+        )  # fmt: skip
 
 
 # Upstream's GET /api/market/open-interest (VolSpike open-interest.ts:354-382): stale after 5 min,

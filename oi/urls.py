@@ -1,6 +1,7 @@
 from django.urls import path
 
 from oi.apis import (
+    MarketViewApi,
     OpenInterestScreenerApi,
     PollerStatusApi,
     SnapshotAtApi,
@@ -16,4 +17,5 @@ urlpatterns = [
     path("export", SnapshotExportApi.as_view(), name="oi-snapshot-export"),
     path("poller", PollerStatusApi.as_view(), name="oi-poller-status"),
     path("screener", OpenInterestScreenerApi.as_view(), name="oi-screener"),
+    path("market", MarketViewApi.as_view(), name="oi-market-view"),
 ]

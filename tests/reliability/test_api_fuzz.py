@@ -41,6 +41,7 @@ READ_URLS = {
     "liquid-universe": "/api/market/open-interest/liquid-universe",
     "poller": "/api/market/open-interest/poller",
     "screener": "/api/market/open-interest/screener",
+    "market": "/api/market/open-interest/market",
 }
 READINESS_PATH = "/health/ready"
 # Every operation of /api/schema/; test_the_schema_has_no_operation_left_unfuzzed keeps it whole.
@@ -53,6 +54,7 @@ SCHEMA_OPERATIONS = [
     ("GET", "/api/market/open-interest/liquid-universe"),
     ("GET", "/api/market/open-interest/poller"),
     ("GET", "/api/market/open-interest/screener"),
+    ("GET", "/api/market/open-interest/market"),
     ("GET", "/api/open-interest-alerts"),
     ("POST", ALERT_INGEST_URL),
     ("GET", "/api/market/open-interest"),
