@@ -24,6 +24,7 @@ def page_config() -> dict:
     return {
         "urls": {
             "screener": reverse("oi-screener"),
+            "market": reverse("oi-market-view"),
             "samples": reverse("oi-snapshot-samples"),
             "poller": reverse("oi-poller-status"),
             "universe": reverse("oi-liquid-universe"),

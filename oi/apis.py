@@ -35,8 +35,12 @@ from oi.exports import (
     parse_export_filters,
     parse_time_bound,
 )
-from oi.market import SymbolChange, breadth, movers
-from oi.screener import SCREENER_LOOKBACKS, open_interest_market_totals, open_interest_screener
+from oi.market import SymbolChange, breadth, market_total, movers, total_change
+from oi.screener import (
+    SCREENER_LOOKBACKS,
+    open_interest_market_samples,
+    open_interest_screener,
+)
 from oi.selectors import (
     SamplePosition,
     ServedFrom,
@@ -456,6 +460,17 @@ class MarketViewApi(APIView):
                 "asOf": serializers.DateTimeField(),
                 "symbols": serializers.IntegerField(),
                 "totalOpenInterestUsd": TotalSerializer(many=True),
+                "totalChange1h": inline_serializer(
+                    "OpenInterestMarketChange",
+                    {
+                        "pctChange": serializers.FloatField(
+                            allow_null=True,
+                            help_text="Change of the summed OI in USD over the last hour, over "
+                            "the symbols priced at both ends (like for like)",
+                        ),
+                        "symbols": serializers.IntegerField(),
+                    },
+                ),
                 "breadth": serializers.DictField(child=BreadthSerializer()),
                 "gainers": serializers.DictField(child=MoverSerializer(many=True)),
                 "losers": serializers.DictField(child=MoverSerializer(many=True)),
@@ -466,7 +481,10 @@ class MarketViewApi(APIView):
         now_ms = ms_from_datetime(timezone.now())
         rows = open_interest_screener(now_ms=now_ms)
         times_ms = [now_ms - i * self.SERIES_STEP_SEC * 1000 for i in range(self.SERIES_POINTS)]
-        totals = open_interest_market_totals([row.symbol for row in rows], times_ms[::-1])
+        times_ms.reverse()
+        samples = open_interest_market_samples([row.symbol for row in rows], times_ms)
+        totals = [market_total(t, at) for t, at in zip(times_ms, samples, strict=True)]
+        change = total_change(samples[0], samples[-1])
         breadths, gainers, losers = {}, {}, {}
         for label, _seconds in SCREENER_LOOKBACKS:
             changes = [
@@ -489,6 +507,7 @@ class MarketViewApi(APIView):
                     ],
                     many=True,
                 ).data,
+                "totalChange1h": {"pctChange": change.pct_change, "symbols": change.symbols},
                 "breadth": breadths,
                 "gainers": gainers,
                 "losers": losers,

@@ -54,15 +54,29 @@ class MarketTotal:
     symbols: int  # how many symbols had a sample with a price at that time
 
 
-def market_total(
-    time_ms: int, samples: Iterable[tuple[Decimal, Decimal | None] | None]
-) -> MarketTotal:
-    """The universe's OI in USD at `time_ms` from each symbol's (open interest, mark price) then;
-    symbols with no sample or no price are left out (and not counted)."""
-    total, counted = Decimal(0), 0
-    for sample in samples:
-        if sample is None or sample[1] is None:
-            continue
-        total += sample[0] * sample[1]
-        counted += 1
-    return MarketTotal(time_ms, total.quantize(Decimal("0.01")), counted)
+PricedSamples = dict[str, tuple[Decimal, Decimal]]
+"""symbol -> (open interest, mark price) of its sample at one time; unpriced ones left out."""
+
+
+def market_total(time_ms: int, samples: PricedSamples) -> MarketTotal:
+    """The universe's OI in USD at `time_ms` from each symbol's priced sample then."""
+    total = sum((oi * price for oi, price in samples.values()), Decimal(0))
+    return MarketTotal(time_ms, total.quantize(Decimal("0.01")), len(samples))
+
+
+@dataclass(frozen=True, slots=True)
+class TotalChange:
+    """The change of the summed OI in USD between two times, over the symbols priced at both
+    (like for like: a symbol that entered or got its first price meanwhile does not count)."""
+
+    pct_change: float | None
+    symbols: int
+
+
+def total_change(then: PricedSamples, now: PricedSamples) -> TotalChange:
+    common = then.keys() & now.keys()
+    before = sum((then[s][0] * then[s][1] for s in common), Decimal(0))
+    after = sum((now[s][0] * now[s][1] for s in common), Decimal(0))
+    if not common or before == 0:
+        return TotalChange(None, len(common))
+    return TotalChange(float((after - before) / before), len(common))

@@ -10,7 +10,7 @@ from common import timeutil
 from common.redis import get_redis
 from liquidity.selectors import liquid_symbol_list
 from oi.keys import MARK_PRICE_KEY
-from oi.market import MarketTotal, market_total
+from oi.market import PricedSamples
 from oi.ring import RingSample, decode_member, ring_key
 
 # (label, seconds): the change is measured against the newest sample at or before now - seconds.
@@ -110,10 +110,10 @@ def open_interest_screener(*, now_ms: int | None = None) -> list[ScreenerRow]:
 MARKET_SAMPLE_MAX_AGE_MS = 120_000
 
 
-def open_interest_market_totals(symbols: list[str], times_ms: list[int]) -> list[MarketTotal]:
-    """The universe's open interest in USD at each of `times_ms`, from the ring buffers (each
-    symbol's newest sample at or before the time, if at most MARKET_SAMPLE_MAX_AGE_MS old, with
-    the mark price it was stored with), in one Redis round trip."""
+def open_interest_market_samples(symbols: list[str], times_ms: list[int]) -> list[PricedSamples]:
+    """Each symbol's priced sample at each of `times_ms` (its newest at or before the time, at
+    most MARKET_SAMPLE_MAX_AGE_MS old, with the mark price it was stored with), from the ring
+    buffers in one Redis round trip."""
     with get_redis().pipeline(transaction=False) as pipe:
         for time_ms in times_ms:
             for symbol in symbols:
@@ -122,16 +122,14 @@ def open_interest_market_totals(symbols: list[str], times_ms: list[int]) -> list
                     start=0, num=1, withscores=True,
                 )  # fmt: skip
         replies = pipe.execute()
-    totals = []
-    for index, time_ms in enumerate(times_ms):
-        samples = [
-            _first_sample(reply)
-            for reply in replies[index * len(symbols) : (index + 1) * len(symbols)]
-        ]
-        totals.append(
-            market_total(
-                time_ms,
-                ((s.open_interest, s.mark_price) if s is not None else None for s in samples),
-            )
-        )
-    return totals
+    at_times = []
+    for index in range(len(times_ms)):
+        priced: PricedSamples = {}
+        for symbol, reply in zip(
+            symbols, replies[index * len(symbols) : (index + 1) * len(symbols)], strict=True
+        ):
+            sample = _first_sample(reply)
+            if sample is not None and sample.mark_price is not None:
+                priced[symbol] = (sample.open_interest, sample.mark_price)
+        at_times.append(priced)
+    return at_times

@@ -1,6 +1,7 @@
 """The debug page, used as a person would: a real headless Chromium against the running system
 (simulator → Celery poller → Redis/Postgres → ASGI server with the WebSocket feed)."""
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -172,6 +173,15 @@ def test_the_debug_page_shows_the_universe_a_chart_and_live_alerts(
             timeout=10_000,
         )
         assert page.inner_text("#universe-state") == "fresh"
+        # and the market panel sums the universe's OI in USD and says how broad the moves are
+        page.wait_for_function(
+            "/^\\$[\\d.]+[kMBT]? \\(\\d+ symbols\\)$/"
+            ".test(document.getElementById('market-total').textContent)",
+            timeout=20_000,
+        )
+        assert re.fullmatch(
+            r"\d+% rising · \d+% falling \(of \d+\)", page.inner_text("#market-breadth-5m")
+        )
 
         # when sorting by symbol, then again (descending), then by 24h volume ascending
         page.click("#screener thead th[data-key=symbol]")

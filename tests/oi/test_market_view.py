@@ -8,7 +8,15 @@ import pytest
 
 from liquidity.models import LiquidSymbol
 from oi.keys import MARK_PRICE_KEY
-from oi.market import Breadth, SymbolChange, breadth, market_total, movers
+from oi.market import (
+    Breadth,
+    SymbolChange,
+    TotalChange,
+    breadth,
+    market_total,
+    movers,
+    total_change,
+)
 from oi.ring import RingSample, ring_append
 
 NOW_MS = 1_764_590_400_000  # 2025-12-01T12:00:00Z
@@ -33,9 +41,18 @@ def test_movers_are_the_largest_moves_each_way_largest_first():
     assert [c.symbol for c in losers] == ["C", "D"]
 
 
-def test_the_market_total_skips_symbols_without_a_priced_sample():
-    total = market_total(NOW_MS, [(Decimal(10), Decimal("2.5")), (Decimal(4), None), None])
-    assert (total.open_interest_usd, total.symbols) == (Decimal("25.00"), 1)
+def test_the_market_total_sums_the_priced_samples():
+    total = market_total(
+        NOW_MS, {"A": (Decimal(10), Decimal("2.5")), "B": (Decimal(4), Decimal(1))}
+    )
+    assert (total.open_interest_usd, total.symbols) == (Decimal("29.00"), 2)
+
+
+def test_the_total_change_is_like_for_like_over_symbols_priced_at_both_times():
+    then = {"A": (Decimal(10), Decimal(1)), "B": (Decimal(10), Decimal(1))}
+    now = {"A": (Decimal(12), Decimal(1)), "C": (Decimal(1000), Decimal(1))}  # C entered since
+    assert total_change(then, now) == TotalChange(pytest.approx(0.2), 1)
+    assert total_change({}, now) == TotalChange(None, 0)
 
 
 @pytest.fixture
@@ -91,6 +108,9 @@ def test_the_api_gives_totals_breadth_and_movers_of_the_universe(
     assert (totals[-2]["openInterestUsd"], totals[-2]["symbols"]) == ("12500", 2)
     # 1 h ago: the samples of 61 min ago are within the 2 minutes a sample counts for
     assert (totals[0]["openInterestUsd"], totals[0]["symbols"]) == ("11500", 2)
+    # like for like over the hour: (110 × 100 + 200 × 10) / (90 × 100 + 250 × 10) - 1
+    assert body["totalChange1h"]["symbols"] == 2
+    assert body["totalChange1h"]["pctChange"] == pytest.approx(13000 / 11500 - 1)
     assert body["breadth"]["5m"] == {"rising": 0.5, "falling": 0.5, "measured": 2}
     assert [g["symbol"] for g in body["gainers"]["5m"]] == ["BTCUSDT"]
     assert body["gainers"]["5m"][0]["pctChange"] == pytest.approx(0.10)

@@ -239,6 +239,55 @@
     fetched("universe-fetched");
   }
 
+  // --- the market as a whole ------------------------------------------------------------------
+
+  function breadthText(b) {
+    if (!b || !b.measured) return "–";
+    return Math.round(b.rising * 100) + "% rising · " + Math.round(b.falling * 100) + "% falling (of " +
+      b.measured + ")";
+  }
+
+  function moversInto(el, movers) {
+    el.textContent = "";
+    if (!movers || !movers.length) {
+      el.textContent = "none";
+      return;
+    }
+    movers.slice(0, 3).forEach((mover, i) => {
+      const link = document.createElement("a");
+      link.href = "#symbol=" + mover.symbol;
+      link.textContent = mover.symbol;
+      const pct = document.createElement("span");
+      pct.className = pctClass(mover.pctChange);
+      pct.textContent = " " + fmtPct(mover.pctChange, 1);
+      el.append(link, pct, i < Math.min(3, movers.length) - 1 ? ", " : "");
+    });
+  }
+
+  async function loadMarket() {
+    let market;
+    try {
+      market = await api(CONFIG.urls.market);
+    } catch (error) {
+      fetched("market-fetched", error.message);
+      return;
+    }
+    const totals = market.totalOpenInterestUsd;
+    const now = totals[totals.length - 1];
+    $("market-total").textContent = now && now.symbols
+      ? fmtUsd(num(now.openInterestUsd)) + " (" + now.symbols + " symbols)" : "–";
+    const change = $("market-total-change");
+    const hour = market.totalChange1h;
+    change.textContent = hour.pctChange === null ? "–"
+      : fmtPct(hour.pctChange) + " (the " + hour.symbols + " symbols priced then and now)";
+    change.className = pctClass(hour.pctChange);
+    $("market-breadth-5m").textContent = breadthText(market.breadth["5m"]);
+    $("market-breadth-1h").textContent = breadthText(market.breadth["1h"]);
+    moversInto($("market-gainers"), market.gainers["5m"]);
+    moversInto($("market-losers"), market.losers["5m"]);
+    fetched("market-fetched");
+  }
+
   // --- screener ------------------------------------------------------------------------------
 
   const COLUMNS = [
@@ -866,6 +915,7 @@
   every(15, loadScreener);
   every(5, loadPoller);
   every(30, loadUniverse);
+  every(15, loadMarket);
   setInterval(loadChart, 60000);
   feedStatus("connecting", "feed: connecting…");
   feedConnect();
