@@ -116,6 +116,22 @@ def redis_flush(url: str) -> redis.Redis:
     return client
 
 
+def web_only_env(database_name: str, redis_url: str, **extra: str) -> tuple[str, dict[str, str]]:
+    """The run's database (created if missing) and emptied Redis for a bench of the web process
+    alone (no worker or beat, so no exchange is called); its database URL and environment."""
+    database_create_if_missing(database_name)
+    redis_flush(redis_url)
+    database_url = database_url_for(database_name)
+    env = process_env(
+        simulator_url="http://127.0.0.1:9",  # never called: no worker or beat runs
+        database_url=database_url,
+        redis_url=redis_url,
+        DJANGO_DEBUG="false",
+        **extra,
+    )
+    return database_url, env
+
+
 def process_env(
     *, simulator_url: str, database_url: str, redis_url: str, **extra: str
 ) -> dict[str, str]:

@@ -162,14 +162,9 @@ def psql_export(database_url: str, statement: str) -> tuple[int, int, float]:
 
 
 def run(args: argparse.Namespace, stack: ExitStack) -> bool:
-    _system.database_create_if_missing(args.database_name)
-    _system.redis_flush(args.redis_url)
-    database_url = _system.database_url_for(args.database_name)
-    env = _system.process_env(
-        simulator_url="http://127.0.0.1:9",  # never called: no worker or beat runs
-        database_url=database_url,
-        redis_url=args.redis_url,
-        DJANGO_DEBUG="false",
+    database_url, env = _system.web_only_env(
+        args.database_name,
+        args.redis_url,
         DB_POOL_MAX_SIZE=os.environ.get("WEB_DB_POOL_MAX_SIZE", "10"),  # the Procfile's web
     )
     _system.django_setup(env)

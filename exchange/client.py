@@ -664,26 +664,21 @@ class BinanceFuturesClient:
         self.attempts += 1
         try:
             query = "?" + urlencode(params) if params else ""
-            if self._pool is not None:
-                response = self._pool.urlopen(
-                    "GET",
-                    self._path_prefix + path + query,
-                    headers=REQUEST_HEADERS,
-                    timeout=self._timeout,
-                    retries=False,
-                    redirect=False,
-                    preload_content=False,
-                )
-            else:
-                response = self.http.urlopen(
-                    "GET",
-                    self.base_url + path + query,
-                    headers=REQUEST_HEADERS,
-                    timeout=self._timeout,
-                    retries=False,
-                    redirect=False,
-                    preload_content=False,
-                )
+            # the base URL's own pool (a path is enough), or the pool manager (a whole URL)
+            opener, url = (
+                (self._pool, self._path_prefix + path + query)
+                if self._pool is not None
+                else (self.http, self.base_url + path + query)
+            )
+            response = opener.urlopen(
+                "GET",
+                url,
+                headers=REQUEST_HEADERS,
+                timeout=self._timeout,
+                retries=False,
+                redirect=False,
+                preload_content=False,
+            )
         except NewConnectionError as exc:  # a subclass of urllib3's TimeoutError, but refused
             self.budget.record_outcome("connection_error")
             raise ExchangeUnavailable(f"connection failed: {exc}", path=path) from exc

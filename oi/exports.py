@@ -189,29 +189,42 @@ async def csv_chunks_async(export: CsvExport, connection_params: dict) -> AsyncI
         async_connection.cursor() as cursor,
         cursor.copy(export.copy_statement, export.params) as copy,
     ):
-        parts: list[bytes] = []
-        size = 0
+        chunks = _Chunks()
         async for data in copy:
-            parts.append(bytes(data))
-            size += len(data)
-            if size >= CHUNK_BYTES:
-                yield b"".join(parts)
-                parts, size = [], 0
-        if parts:
-            yield b"".join(parts)
+            if chunk := chunks.add(data):
+                yield chunk
+        if chunk := chunks.rest():
+            yield chunk
 
 
 def _joined(copy) -> Iterator[bytes]:
-    parts: list[bytes] = []
-    size = 0
+    chunks = _Chunks()
     for data in copy:
-        parts.append(bytes(data))
-        size += len(data)
-        if size >= CHUNK_BYTES:
-            yield b"".join(parts)
-            parts, size = [], 0
-    if parts:
-        yield b"".join(parts)
+        if chunk := chunks.add(data):
+            yield chunk
+    if chunk := chunks.rest():
+        yield chunk
+
+
+class _Chunks:
+    """COPY's pieces (a row or so each) joined into chunks of about CHUNK_BYTES, for the sync and
+    the async reader alike."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def add(self, data) -> bytes | None:
+        """Take a piece; a whole chunk once CHUNK_BYTES are held, else None."""
+        self._parts.append(bytes(data))
+        self._size += len(data)
+        return self.rest() if self._size >= CHUNK_BYTES else None
+
+    def rest(self) -> bytes:
+        """What is held, as one chunk (b"" when nothing is)."""
+        chunk = b"".join(self._parts)
+        self._parts, self._size = [], 0
+        return chunk
 
 
 def _async_connection_params() -> dict:
