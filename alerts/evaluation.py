@@ -28,7 +28,6 @@ from django.utils import timezone
 
 from alerts.enums import VerdictReason
 from alerts.fire_once import (
-    CLAIM_STALE_MS,  # noqa: F401 (re-exported: tests read it here)
     ClaimStatus,
     claim_status,
     hash_claims_swap,

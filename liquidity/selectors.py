@@ -83,10 +83,10 @@ def universe_published_membership(symbols: list[str]) -> list[bool] | None:
 def universe_published_members_of(symbols: Iterable[str]) -> set[str]:
     """Those of ``symbols`` that are in the published universe (none when it is not published)."""
     symbols = list(dict.fromkeys(symbols))
-    if not symbols:
+    membership = universe_published_membership(symbols)
+    if not membership:  # no symbols, or nothing is published
         return set()
-    members = get_redis().smismember(REDIS_UNIVERSE_KEY, symbols)
-    return {symbol for symbol, member in zip(symbols, members, strict=True) if member}
+    return {symbol for symbol, member in zip(symbols, membership, strict=True) if member}
 
 
 def universe_quote_volumes(symbols: list[str]) -> dict[str, Decimal | None]:
