@@ -480,8 +480,10 @@ class MarketViewApi(APIView):
     def get(self, request):
         now_ms = ms_from_datetime(timezone.now())
         rows = open_interest_screener(now_ms=now_ms)
-        times_ms = [now_ms - i * self.SERIES_STEP_SEC * 1000 for i in range(self.SERIES_POINTS)]
-        times_ms.reverse()
+        step_ms = self.SERIES_STEP_SEC * 1000
+        times_ms = [
+            now_ms - i * step_ms for i in reversed(range(self.SERIES_POINTS))
+        ]  # oldest first
         samples = open_interest_market_samples([row.symbol for row in rows], times_ms)
         totals = [market_total(t, at) for t, at in zip(times_ms, samples, strict=True)]
         change = total_change(samples[0], samples[-1])
