@@ -6,8 +6,13 @@ from decimal import Decimal
 
 import pytest
 
+from common.redis import get_redis
 from liquidity.models import LiquidityMembershipEvent, LiquidSymbol, UniverseRefresh
-from liquidity.services import REDIS_META_KEY_PREFIX, REDIS_UNIVERSE_KEY
+from liquidity.services import (
+    REDIS_META_KEY_PREFIX,
+    REDIS_UNIVERSE_KEY,
+    REDIS_UNIVERSE_VERSION_KEY,
+)
 from liquidity.tasks import universe_refresh_task
 
 pytestmark = pytest.mark.integration
@@ -36,15 +41,19 @@ def usdt_perpetual(sim) -> str:
 
 
 def run_job_and_wait(timeout: float = 20.0) -> UniverseRefresh:
-    """Queue one run for the real worker and wait for its record."""
+    """Queue one run for the real worker and wait for its record and, for a run that succeeded,
+    for its publication to Redis (which follows the commit of the record)."""
     before = UniverseRefresh.objects.count()
+    version_before = int(get_redis().get(REDIS_UNIVERSE_VERSION_KEY) or 0)
     universe_refresh_task.delay()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if UniverseRefresh.objects.count() > before:
-            return UniverseRefresh.objects.order_by("-id").first()
+            run = UniverseRefresh.objects.order_by("-id").first()
+            if not run.ok or int(get_redis().get(REDIS_UNIVERSE_VERSION_KEY) or 0) > version_before:
+                return run
         time.sleep(0.1)
-    raise TimeoutError("the worker did not record a run")
+    raise TimeoutError("the worker did not record (and publish) a run")
 
 
 def redis_universe(redis_client) -> set[str]:
