@@ -13,6 +13,10 @@ Over the limit: 429 {"code":-1003,...} with Retry-After (seconds to the window e
 `ban_after_429s` more 429s in the window: 418 "IP(...) banned until <ms>" with Retry-After, the ban
 doubling on each offence from `ban_base_sec`. Unknown paths: 404 HTML page; "//" in a path: 403.
 
+Market WebSocket streams on the same port (simulator/streams.py): `ws://host:port/market/stream?
+streams=!markPrice@arr@1s/!miniTicker@arr/!forceOrder@arr` (combined) and `/market/ws/<stream>`
+(raw); unrouted `/ws`, `/stream` connect, ACK SUBSCRIBE and stay silent, as Binance's do.
+
 Control API (JSON; never rate-limited, faulted or counted):
   GET  /sim/stats[?ip=&symbols=A,B]  per-IP weight_used, futures_data_used, requests, count_429,
                                      count_418, banned_until, endpoints; open_interest_times
@@ -34,6 +38,12 @@ Control API (JSON; never rate-limited, faulted or counted):
   POST /sim/ratelimit                {"status": 429|418, "seconds": s, "ip": optional}: force 429s or
                                      a ban for one IP (or all IPs when ip is absent).
   GET|POST /sim/events               {"symbol", "kind": "spike"|"dump", "pct", "at"?, "duration"?}.
+  GET  /sim/streams                  connections, connection_attempts, handshakes_refused,
+                                     frames_sent {stream: n}, closes, settings.
+  /sim/streams/faults GET|POST|PATCH|DELETE: silent [stream names or "*"], refuse (handshakes
+               503), max_connection_sec (the "24 h" close), ping_interval_sec, liquidation_rate.
+  POST /sim/streams/drop             drop every stream connection (no close frame).
+  GET  /sim/streams/liquidations     every liquidation emitted (symbol, side, price, ...).
   GET  /sim/symbols, GET|POST /sim/symbols/<SYM>  {"status", "quoteVolume", "delisted",
                                      "deliveryDate", "openInterest"}.
 """

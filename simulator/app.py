@@ -31,6 +31,7 @@ from simulator.market import (
     SymbolState,
     load_replay_csv,
 )
+from simulator.streams import StreamHub, StreamSettings
 
 log = logging.getLogger("simulator")
 
@@ -180,6 +181,14 @@ class SimulatorApp:
         self.faults = self._initial_faults()
         self.tampers: list[Tamper] = []
         self.stats = Stats(config.stats_keep)
+        self.streams = StreamHub(
+            self.market,
+            StreamSettings(
+                max_connection_sec=config.ws_max_connection_sec,
+                ping_interval_sec=config.ws_ping_interval_sec,
+                liquidation_rate=config.ws_liquidation_rate,
+            ),
+        )
         self.routes: dict[str, Handler] = {
             "/fapi/v1/ping": self.ping,
             "/fapi/v1/time": self.time,
@@ -439,6 +448,8 @@ class SimulatorApp:
             elif method == "DELETE":
                 self.tampers.clear()
             return [tamper.as_dict() for tamper in self.tampers]
+        if path.startswith("/sim/streams"):
+            return self._streams_control(method, path, data)
         if path == "/sim/settings":
             if method == "POST":
                 self._apply_settings(data)
@@ -471,6 +482,24 @@ class SimulatorApp:
             return self.symbol_payload(state, now)
         if path == "/sim/symbols" and method == "GET":
             return [self.symbol_payload(s, now) for s in self.market.symbols.values()]
+        raise LookupError(f"{method} {path}")
+
+    def _streams_control(self, method: str, path: str, data: dict[str, Any]) -> Any:
+        hub = self.streams
+        if path == "/sim/streams" and method == "GET":
+            return hub.stats()
+        if path == "/sim/streams/faults":
+            if method == "POST":
+                hub.settings = StreamSettings(**hub.start_settings.as_dict())
+            if method in ("POST", "PATCH"):
+                hub.settings.update(data)
+            elif method == "DELETE":
+                hub.settings = StreamSettings(**hub.start_settings.as_dict())
+            return hub.settings.as_dict()
+        if path == "/sim/streams/drop" and method == "POST":
+            return {"dropped": hub.drop_all()}
+        if path == "/sim/streams/liquidations" and method == "GET":
+            return hub.liquidations_payload()
         raise LookupError(f"{method} {path}")
 
     def _inject(self, data: dict[str, Any], now: int) -> dict[str, Any]:
@@ -577,4 +606,5 @@ class SimulatorApp:
         self.faults = self._initial_faults()
         self.tampers.clear()
         self.stats.reset()
+        self.streams.reset()
         self.market.restore_symbols(self._original_infos)

@@ -45,6 +45,10 @@ class SimConfig:
     replay: list[str] = field(default_factory=list)
     replay_speed: float = 1.0
     stats_keep: int = 500
+    # Market WebSocket streams (simulator.streams), served on the same port.
+    ws_max_connection_sec: float = 86_400.0
+    ws_ping_interval_sec: float = 180.0
+    ws_liquidation_rate: float = 0.0005
     log_level: str = "WARNING"
 
     def fault_settings(self) -> dict[str, float]:
@@ -89,6 +93,9 @@ HELP = {
     "replay": "SYMBOL=path.csv: bind a symbol's OI to a recorded series",
     "replay_speed": "replay speed factor (60 = an hour per minute)",
     "stats_keep": "openInterest request times kept per symbol",
+    "ws_max_connection_sec": "stream connection life before the server closes it (Binance: 24 h)",
+    "ws_ping_interval_sec": "server ping period on stream connections (Binance: 180 s)",
+    "ws_liquidation_rate": "background liquidations per symbol per second, 0..1 (dumps add more)",
     "log_level": "logging level",
 }
 

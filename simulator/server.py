@@ -60,13 +60,16 @@ class HttpProtocol(asyncio.Protocol):
         "app",
         "body",
         "closed",
+        "headers",
         "holding",
         "ip",
         "loop",
         "parser",
         "queue",
         "transport",
+        "upgrade",
         "url",
+        "websocket",
     )
 
     def __init__(self, app: SimulatorApp, loop: asyncio.AbstractEventLoop) -> None:
@@ -80,6 +83,9 @@ class HttpProtocol(asyncio.Protocol):
         self.queue: deque[tuple[float, bytes, bool]] = deque()
         self.holding = False
         self.closed = False
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.upgrade: tuple[str, str] | None = None
+        self.websocket = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -89,14 +95,19 @@ class HttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.queue.clear()
+        if self.websocket is not None:
+            self.websocket.close_transport()
 
     def data_received(self, data: bytes) -> None:
+        if self.websocket is not None:
+            self.websocket.receive(data)
+            return
         if self.holding:
             return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._close()
+        except httptools.HttpParserUpgrade as exc:
+            self._upgrade(data[exc.args[0] :] if exc.args else b"")
         except httptools.HttpParserError:
             if self.transport is not None:
                 self.transport.write(render(Response(400, b"", HTML_TYPE), keep_alive=False))
@@ -105,6 +116,10 @@ class HttpProtocol(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.url = b""
         self.body = []
+        self.headers = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -123,6 +138,9 @@ class HttpProtocol(asyncio.Protocol):
             query = parsed.query.decode("latin-1") if parsed.query else ""
         except httptools.HttpParserInvalidURLError:
             path, query = "", ""
+        if self.parser.should_upgrade():
+            self.upgrade = (path, query)  # handed to the stream hub once the parser stops
+            return
         if "//" in path:
             response = Response(403, FORBIDDEN_HTML, HTML_TYPE)
         else:
@@ -145,6 +163,18 @@ class HttpProtocol(asyncio.Protocol):
         ready_at = self.loop.time() + response.delay_sec
         self.queue.append((ready_at, payload, keep_alive))
         self.loop.call_at(ready_at, self._flush)
+
+    def _upgrade(self, rest: bytes) -> None:
+        """A WebSocket handshake: the stream hub takes the connection over (simulator.streams)."""
+        if self.upgrade is None or self.transport is None:
+            self._close()
+            return
+        path, query = self.upgrade
+        self.websocket = self.app.streams.accept(self.transport, path, query, self.headers)
+        if self.websocket is None:
+            self.closed = True
+        elif rest:
+            self.websocket.receive(rest)
 
     def _write(self, payload: bytes, keep_alive: bool) -> None:
         if self.closed or self.transport is None:
@@ -175,6 +205,7 @@ async def serve(config: SimConfig, ready: asyncio.Event | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    emitter = asyncio.ensure_future(app.streams.run())
     sockets = ", ".join(str(s.getsockname()) for s in server.sockets)
     sys.stderr.write(
         f"simulator listening on {sockets} seed={config.seed} symbols={config.symbols}\n"
@@ -188,6 +219,8 @@ async def serve(config: SimConfig, ready: asyncio.Event | None = None) -> None:
         app.market.warm(state, app.clock())
         await asyncio.sleep(0)
     await stop.wait()
+    emitter.cancel()
+    app.streams.drop_all()
     server.close()
     await server.wait_closed()
 
