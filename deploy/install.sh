@@ -209,7 +209,7 @@ nginx -t -q
 systemctl reload nginx 2>/dev/null || systemctl start nginx
 
 for unit in volspike-web.service volspike-worker.service volspike-poller.service \
-            volspike-beat.service volspike-simulator.service volspike.target; do
+            volspike-beat.service volspike-streams.service volspike-simulator.service volspike.target; do
   bash "$DEPLOY/render.sh" "$DEPLOY/systemd/$unit" \
     APP_DIR="$APP_DIR" VENV_DIR="$VENV_DIR" ENV_FILE="$ENV_FILE" USER="$SERVICE_USER" \
     STATE_DIR="$STATE_DIR" >"/etc/systemd/system/$unit"
@@ -221,7 +221,7 @@ chmod 0755 /usr/local/bin/volspike-manage
 systemd-analyze verify /etc/systemd/system/volspike-*.service /etc/systemd/system/volspike.target
 systemctl daemon-reload
 if [ "$START" -eq 1 ]; then
-  systemctl enable volspike.target volspike-web volspike-worker volspike-poller volspike-beat
+  systemctl enable volspike.target volspike-web volspike-worker volspike-poller volspike-beat volspike-streams
   log "restarting volspike.target"
   systemctl restart volspike.target
   for _ in $(seq 1 90); do

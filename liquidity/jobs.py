@@ -1,7 +1,6 @@
 """The liquidity job: exchangeInfo + 24h ticker → classifier → Postgres and Redis."""
 
 import logging
-from decimal import Decimal
 
 from django.conf import settings
 from django.utils import timezone
@@ -9,12 +8,11 @@ from django.utils import timezone
 from common.locks import redis_lease
 from common.redis import get_redis
 from exchange.errors import ExchangeError
-from exchange.factory import build_client
 from liquidity.classifier import Contract, Thresholds, classify_universe
 from liquidity.exchange_info import ExchangeInfoUnavailable, exchange_info_get
 from liquidity.models import UniverseRefresh
 from liquidity.selectors import universe_members_for_classifier
-from liquidity.services import universe_apply, universe_refresh_failed
+from liquidity.services import quote_volumes_24h, universe_apply, universe_refresh_failed
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +65,7 @@ def _refresh_once(started_at) -> UniverseRefresh:
     if eligible == 0:
         raise UnusableExchangeData("exchangeInfo lists no TRADING USDT perpetual")
 
-    with build_client("liquidity") as client:
-        tickers = client.ticker_24hr()
-    quote_volumes: dict[str, Decimal] = {ticker.symbol: ticker.quote_volume for ticker in tickers}
+    quote_volumes = quote_volumes_24h()
     if not quote_volumes:
         raise UnusableExchangeData("the 24h ticker is empty")
 

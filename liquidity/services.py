@@ -1,5 +1,6 @@
 import logging
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -7,8 +8,10 @@ from django.utils import timezone
 
 from common.formatting import plain_decimal
 from common.redis import get_redis
+from exchange.factory import build_client
 from liquidity.classifier import Classification
 from liquidity.models import LiquidityMembershipEvent, LiquidSymbol, UniverseRefresh
+from streams.selectors import quote_volumes_from_stream
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +31,18 @@ SET quote_volume_24h = COALESCE(seen.volume, member.quote_volume_24h),
 FROM unnest(%s::text[], %s::numeric[]) AS seen(symbol, volume)
 WHERE member.symbol = seen.symbol
 """
+
+
+def quote_volumes_24h() -> dict[str, Decimal]:
+    """Each symbol's 24 h quote volume: from the mini-ticker stream while it is fresh (no request
+    weight), from REST ticker/24hr (weight 40) otherwise."""
+    from_stream = quote_volumes_from_stream()
+    if from_stream is not None:
+        logger.info("24h volumes from the mini-ticker stream", extra={"symbols": len(from_stream)})
+        return from_stream
+    with build_client("liquidity") as client:
+        tickers = client.ticker_24hr()
+    return {ticker.symbol: ticker.quote_volume for ticker in tickers}
 
 
 @transaction.atomic

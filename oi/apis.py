@@ -53,6 +53,7 @@ from oi.selectors import (
 )
 from oi.services import snapshot_batch_ingest
 from oi.tasks import ingested_samples_process_later
+from streams.selectors import streams_status
 
 
 class SnapshotIngestApi(APIView):
@@ -334,6 +335,14 @@ class PollerStatusApi(APIView):
                 "lastSampleAgeSec": serializers.DictField(
                     child=serializers.FloatField(allow_null=True)
                 ),
+                "marketStreams": serializers.DictField(
+                    help_text=(
+                        "The market WebSocket streams: markPriceSource (stream, or rest while "
+                        "the stream is stale), each stream's state (fresh, stale, never, "
+                        "disabled), its last frame's age and frames received, the connection's "
+                        "counters and its recent outages"
+                    )
+                ),
             },
         )
     )
@@ -361,8 +370,34 @@ class PollerStatusApi(APIView):
                 "failing": status.failing,
                 "staleSymbols": stale,
                 "lastSampleAgeSec": status.last_sample_age_sec,
+                "marketStreams": _market_streams_payload(),
             }
         )
+
+
+def _market_streams_payload() -> dict:
+    status = streams_status()
+    return {
+        "markPriceSource": status.mark_price_source,
+        "streams": {
+            str(stream): {
+                "state": health.state,
+                "lastFrameAgeSec": health.last_frame_age_sec,
+                "staleAfterSec": health.stale_after_sec,
+                "frames": status.frames.get(stream, 0),
+            }
+            for stream, health in status.health.items()
+        },
+        "counters": status.counters,
+        "recentOutages": [
+            {
+                "start": datetime_from_ms(outage.started_ms),
+                "end": datetime_from_ms(outage.ended_ms),
+                "cause": outage.cause,
+            }
+            for outage in status.outages
+        ],
+    }
 
 
 class OpenInterestScreenerApi(APIView):

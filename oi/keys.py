@@ -1,4 +1,12 @@
-"""Redis keys of the realtime poller (the ring buffers' own are in oi.ring)."""
+"""Redis keys of the realtime poller (the ring buffers' own are in oi.ring). The mark-price store
+belongs to the streams app (streams.keys); its keys are re-exported here for oi's readers."""
+
+from streams.keys import FUNDING_RATE_KEY as FUNDING_RATE_KEY
+from streams.keys import MARK_PRICE_KEY as MARK_PRICE_KEY
+from streams.keys import MARK_PRICE_TIME_KEY as MARK_PRICE_TIME_KEY
+
+MARK_SOURCE_LAST_KEY = "oi:poller:mark_source"
+"""The mark-price source the last dispatch planned for ("stream" or "rest")."""
 
 WINDOW_CLAIM_KEY = "oi:poller:window:{}"
 LAST_WINDOW_KEY = "oi:poller:last_window"
@@ -7,9 +15,6 @@ COUNTERS_KEY = "oi:poller:counters"
 CONSECUTIVE_FAILURES_KEY = "oi:poller:consecutive_failures"
 LAST_FAILURE_KEY = "oi:poller:last_failure"
 WEIGHT_BUCKET_KEY = "oi:poller:weight:{}"
-MARK_PRICE_KEY = "oi:mark_price"
-FUNDING_RATE_KEY = "oi:funding_rate"
-MARK_PRICE_TIME_KEY = "oi:mark_price:time_ms"
 BACKFILL_DONE_KEY = "oi:backfill:done:{}"
 BACKFILL_QUEUED_KEY = "oi:backfill:queued:{}"
 UNIVERSE_REQUESTED_KEY = "oi:poller:universe_requested"

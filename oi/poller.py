@@ -25,6 +25,7 @@ from common.timeutil import ms_from_datetime, now_ms
 from exchange.client import BinanceFuturesClient, OpenInterest, PremiumIndex
 from exchange.errors import BudgetExhausted, ExchangeError
 from exchange.factory import build_client
+from exchange.streams import MarkPriceUpdate
 from liquidity.selectors import (
     liquid_symbol_list,
     universe_published_membership,
@@ -36,11 +37,10 @@ from oi.keys import (
     BACKFILL_QUEUED_KEY,
     CONSECUTIVE_FAILURES_KEY,
     COUNTERS_KEY,
-    FUNDING_RATE_KEY,
     LAST_FAILURE_KEY,
     LAST_WINDOW_KEY,
     MARK_PRICE_KEY,
-    MARK_PRICE_TIME_KEY,
+    MARK_SOURCE_LAST_KEY,
     STATUS_KEY,
     UNIVERSE_REQUESTED_KEY,
     WEIGHT_BUCKET_KEY,
@@ -57,6 +57,9 @@ from oi.schedule import (
     split_into_shards,
     symbol_phases_ms,
 )
+from streams.selectors import mark_price_stream_fresh
+from streams.services import MarkPriceSource
+from streams.services import mark_prices_store as mark_prices_write
 
 logger = logging.getLogger(__name__)
 
@@ -102,13 +105,24 @@ def universe_refresh_requested() -> bool:
     return bool(get_redis().set(UNIVERSE_REQUESTED_KEY, 1, nx=True, ex=60))
 
 
-def current_interval_sec(n_symbols: int) -> float:
+PREMIUM_INDEX_WEIGHT = 10
+
+
+def current_interval_sec(n_symbols: int, *, rest_mark_prices: bool = True) -> float:
+    """The poll interval; the premiumIndex call's weight counts only while mark prices come
+    from REST (while the stream is fresh, that weight goes to open-interest polls)."""
     return poll_interval_sec(
         n_symbols=n_symbols,
         max_weight_per_min=settings.OI_MAX_REQ_PER_MIN,
         min_interval_sec=settings.OI_MIN_INTERVAL_SEC,
         max_interval_sec=settings.OI_MAX_INTERVAL_SEC,
+        per_interval_weight=PREMIUM_INDEX_WEIGHT if rest_mark_prices else 0,
     )
+
+
+def _mark_source_now() -> MarkPriceSource:
+    """The stream while it is fresh; REST (premiumIndex) otherwise."""
+    return MarkPriceSource.STREAM if mark_price_stream_fresh() else MarkPriceSource.REST
 
 
 def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
@@ -118,14 +132,24 @@ def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
     symbols = universe_symbols()
     window_ms = int(settings.OI_WINDOW_SEC * 1000)
     current_window = at_ms // window_ms
-    interval_sec = current_interval_sec(len(symbols))
+    mark_source = _mark_source_now()
+    rest_marks = mark_source is MarkPriceSource.REST
+    interval_sec = current_interval_sec(len(symbols), rest_mark_prices=rest_marks)
     interval_ms = round(interval_sec * 1000)
     _status_record(n_symbols=len(symbols), interval_sec=interval_sec, at_ms=at_ms)
+    previous_source = redis.getset(MARK_SOURCE_LAST_KEY, mark_source)
     if not symbols:
         return DispatchPlan([], [], 0, interval_sec)
 
     phases = symbol_phases_ms(symbols, interval_ms)
     shards: list[ShardPlan] = []
+    if not rest_marks:
+        del phases[MARK_PRICE_JOB]  # mark prices and funding come from the stream
+    elif previous_source == MarkPriceSource.STREAM:
+        # The stream went stale: the windows planned ahead hold no premiumIndex call, so one is
+        # sent now (REST within this window), not a whole interval later.
+        logger.warning("mark-price stream stale: mark prices from REST premiumIndex")
+        shards.append(ShardPlan(at_ms, at_ms + window_ms, [(at_ms, MARK_PRICE_JOB)]))
     # The current window too: it is normally claimed already (by an earlier dispatch's
     # lookahead), but after a gap in dispatching (beat restarting) its polls are sent at once
     # rather than each of its symbols waiting a whole extra interval.
@@ -318,17 +342,27 @@ def _poll_one(symbol: str) -> OpenInterest | None:
 
 
 def mark_prices_store(indexes: list[PremiumIndex]) -> None:
-    """Mark prices and funding rates for every symbol; an impossible mark price (negative, 1e40)
-    is dropped and logged, the symbol keeping its previous one."""
-    indexes = [index for index in indexes if _mark_price_ok(index)]
-    if not indexes:
-        return
-    redis = get_redis()
-    with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(MARK_PRICE_KEY, mapping={i.symbol: str(i.mark_price) for i in indexes})
-        pipe.hset(FUNDING_RATE_KEY, mapping={i.symbol: str(i.last_funding_rate) for i in indexes})
-        pipe.set(MARK_PRICE_TIME_KEY, max(ms_from_datetime(i.time) for i in indexes))
-        pipe.execute()
+    """The REST fallback's mark prices and funding rates, written through the streams app (the
+    store's owner); an impossible mark price (negative, 1e40) is dropped and logged, the symbol
+    keeping its previous one."""
+    mark_prices_write(
+        [
+            MarkPriceUpdate(
+                symbol=index.symbol,
+                mark_price=index.mark_price,
+                index_price=index.index_price,
+                estimated_settle_price=index.estimated_settle_price,
+                funding_rate=index.last_funding_rate,
+                next_funding_time_ms=(
+                    ms_from_datetime(index.next_funding_time) if index.next_funding_time else None
+                ),
+                event_time_ms=ms_from_datetime(index.time),
+            )
+            for index in indexes
+            if _mark_price_ok(index)
+        ],
+        source=MarkPriceSource.REST,
+    )
 
 
 def _mark_price_ok(index: PremiumIndex) -> bool:

@@ -15,6 +15,7 @@ from liquidity.selectors import universe_symbols_published
 from oi.keys import SNAPSHOTS_STORED_TOTAL_KEY
 from oi.selectors import poller_status
 from oi.snapshot_sink import PENDING_KEY, dead_letter_count
+from streams.selectors import streams_status
 
 
 class VolspikeCollector(Collector):
@@ -82,6 +83,8 @@ class VolspikeCollector(Collector):
             value=dead_letter_count(),
         )
 
+        yield from _stream_metrics()
+
         alerts = CounterMetricFamily(
             "volspike_alerts", "Open-interest alerts stored", labels=["direction"]
         )
@@ -93,3 +96,40 @@ class VolspikeCollector(Collector):
         for direction in Direction:
             alerts.add_metric([direction], by_direction.get(direction, 0))
         yield alerts
+
+
+def _stream_metrics() -> Iterator:
+    status = streams_status(outages=0)
+    fresh = GaugeMetricFamily(
+        "volspike_stream_fresh",
+        "1 while a market stream is fresh (its watchdog's view), 0 when stale or never seen",
+        labels=["stream"],
+    )
+    age = GaugeMetricFamily(
+        "volspike_stream_last_frame_age_seconds",
+        "Age of a market stream's latest frame",
+        labels=["stream"],
+    )
+    frames = CounterMetricFamily(
+        "volspike_stream_frames", "Frames received per market stream", labels=["stream"]
+    )
+    for stream, health in status.health.items():
+        fresh.add_metric([stream], 1 if health.fresh else 0)
+        if health.last_frame_age_sec is not None:
+            age.add_metric([stream], health.last_frame_age_sec)
+        frames.add_metric([stream], status.frames.get(stream, 0))
+    yield fresh
+    yield age
+    yield frames
+    yield CounterMetricFamily(
+        "volspike_stream_connects", "Market stream connections opened",
+        value=status.counters.get("connects", 0),
+    )  # fmt: skip
+    source = GaugeMetricFamily(
+        "volspike_mark_price_source",
+        "1 for the source of the latest mark prices (stream, or rest while the stream is stale)",
+        labels=["source"],
+    )
+    for name in ("stream", "rest"):
+        source.add_metric([name], 1 if status.mark_price_source == name else 0)
+    yield source

@@ -13,6 +13,8 @@ from common.timeutil import datetime_from_ms
 from exchange.factory import build_budget
 from liquidity.selectors import liquid_symbol_list, universe_job_status
 from oi.selectors import poll_dispatch_sent_at_ms, poller_status
+from streams.selectors import streams_health
+from streams.watchdog import StreamState
 
 
 def system_readiness() -> list[ComponentHealth]:
@@ -30,6 +32,7 @@ def system_readiness() -> list[ComponentHealth]:
         _polling_readiness(now_ms, universe, status),
         _universe_readiness(),
         _exchange_readiness(),
+        _streams_readiness(),
     ]
 
 
@@ -122,6 +125,29 @@ def _exchange_readiness() -> ComponentHealth:
     if left > settings.READY_MAX_BACKOFF_SEC:
         return ComponentHealth("exchange", False, detail)
     return ComponentHealth("exchange", True, f"short back-off; {detail}")
+
+
+def _streams_readiness() -> ComponentHealth:
+    """The market streams are reported, never a 503: while one is stale the poller takes mark
+    prices from REST premiumIndex and the liquidity job 24 h volumes from REST ticker/24hr, so
+    the system still does its job (degraded: more request weight, liquidations not recorded),
+    and taking web processes out of a load balancer would not bring a stream back. Monitors
+    alert on /metrics (volspike_stream_fresh) instead."""
+    health = streams_health()
+    if all(part.state is StreamState.DISABLED for part in health.values()):
+        return ComponentHealth("streams", True, "disabled (STREAMS_ENABLED=false): REST only")
+    stale = [part for part in health.values() if not part.fresh]
+    if not stale:
+        return ComponentHealth("streams", True, "every market stream fresh")
+    described = "; ".join(
+        f"{part.stream} {part.state}"
+        + ("" if part.last_frame_age_sec is None else f" ({part.last_frame_age_sec:.0f} s)")
+        for part in stale
+    )
+    return ComponentHealth(
+        "streams", True,
+        f"degraded: {described} (limit {stale[0].stale_after_sec:g} s); REST fallback in use",
+    )  # fmt: skip
 
 
 def _age_sec(now_ms: float, at_ms: int | None) -> float | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.deploy.support import DEPLOY, ROOT, UNITS, apt_install, render, unit_directives
 
-ALL_UNITS = (*UNITS, "volspike-simulator")
+ALL_UNITS = (*UNITS, "volspike-streams", "volspike-simulator")
 
 
 def rendered_units(tmp_path: Path) -> dict[str, str]:

@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "common",
     "oi",
     "liquidity",
+    "streams",
     "alerts",
     "volume_alerts",
     "feed",
@@ -365,6 +366,39 @@ BINANCE_READ_TIMEOUT = env.float("BINANCE_READ_TIMEOUT", default=10.0)
 BINANCE_MAX_RETRIES = env.int("BINANCE_MAX_RETRIES", default=3)
 BINANCE_RETRY_BASE_DELAY = env.float("BINANCE_RETRY_BASE_DELAY", default=0.2)
 BINANCE_RETRY_MAX_DELAY = env.float("BINANCE_RETRY_MAX_DELAY", default=5.0)
+
+# --- Market streams (streams/, exchange/streams.py) ------------------------------------------------
+# Binance's market WebSocket streams (mark price @1s, mini tickers, liquidations) at no request
+# weight. Unset STREAMS_BASE_URL follows BINANCE_BASE_URL: the local simulator's own port when
+# that is local (ws://127.0.0.1:8090), else the real wss://fstream.binance.com.
+STREAMS_ENABLED = env.bool("STREAMS_ENABLED", default=True)
+_local_exchange = BINANCE_BASE_URL.startswith(("http://127.", "http://localhost", "http://[::1]"))
+STREAMS_BASE_URL = env(
+    "STREAMS_BASE_URL",
+    default=("ws://" + BINANCE_BASE_URL.removeprefix("http://"))
+    if _local_exchange
+    else "wss://fstream.binance.com",
+)
+# Every stream used here lives on /market since 2026-04-23; a wrong path connects and stays silent.
+STREAMS_PATH = env("STREAMS_PATH", default="/market")
+# A stream silent for its cadence (1 s) × this factor is stale; the poller then uses REST.
+STREAMS_STALE_FACTOR = env.float("STREAMS_STALE_FACTOR", default=5.0)
+STREAMS_RECONNECT_BASE_SEC = env.float("STREAMS_RECONNECT_BASE_SEC", default=1.0)
+STREAMS_RECONNECT_MAX_SEC = env.float("STREAMS_RECONNECT_MAX_SEC", default=60.0)
+# Binance closes a connection at 24 h; reconnect before it (its SDK does at 23 h).
+STREAMS_MAX_CONNECTION_SEC = env.float("STREAMS_MAX_CONNECTION_SEC", default=23 * 3600.0)
+# No message for this long: the connection is replaced (a dead socket, a wrong path).
+STREAMS_SILENCE_RECONNECT_SEC = env.float("STREAMS_SILENCE_RECONNECT_SEC", default=30.0)
+# The liquidity job uses the stream's 24 h volumes only after this long unbroken (changed-only).
+STREAMS_TICKER_WARMUP_SEC = env.float("STREAMS_TICKER_WARMUP_SEC", default=60.0)
+STREAMS_LIQUIDATION_FLUSH_SEC = env.float("STREAMS_LIQUIDATION_FLUSH_SEC", default=1.0)
+STREAMS_LIQUIDATION_RETENTION_DAYS = env.int("STREAMS_LIQUIDATION_RETENTION_DAYS", default=90)
+if STREAMS_LIQUIDATION_RETENTION_DAYS > 0:
+    CELERY_BEAT_SCHEDULE["streams-liquidations-prune"] = {
+        "task": "streams.liquidations_prune",
+        "schedule": 3600.0,
+        "options": {"expires": 3000.0, "queue": "default"},
+    }
 
 # --- Logging: one line per event ------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")

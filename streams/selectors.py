@@ -1,0 +1,127 @@
+"""Reads of the market-stream stores: freshness (the watchdog's view), latest values, outages
+and liquidation sums."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Count, Q, Sum
+
+from common import timeutil
+from common.redis import get_redis
+from exchange.streams import LiquidationSide, MarketStream
+from streams.keys import (
+    FRAMES_KEY,
+    LAST_FRAME_KEY,
+    MARK_PRICE_SOURCE_KEY,
+    OUTAGES_KEY,
+    QUOTE_VOLUME_KEY,
+    STATUS_KEY,
+)
+from streams.models import Liquidation
+from streams.watchdog import StreamHealth, stream_health
+
+
+def streams_health(*, now_ms: int | None = None) -> dict[MarketStream, StreamHealth]:
+    raw = get_redis().hgetall(LAST_FRAME_KEY)
+    return stream_health(
+        {stream: int(ms) for stream, ms in raw.items()},
+        now_ms=now_ms if now_ms is not None else timeutil.now_ms(),
+        stale_factor=settings.STREAMS_STALE_FACTOR,
+        enabled=settings.STREAMS_ENABLED,
+    )
+
+
+def mark_price_stream_fresh() -> bool:
+    """True while the poller may take mark prices and funding from the stream."""
+    return streams_health()[MarketStream.MARK_PRICE].fresh
+
+
+def mark_price_source() -> str | None:
+    return get_redis().get(MARK_PRICE_SOURCE_KEY)
+
+
+def quote_volumes_from_stream() -> dict[str, Decimal] | None:
+    """Every symbol's 24 h quote volume from the mini tickers, or None when the stream cannot be
+    trusted for it: stale, or not yet running unbroken for STREAMS_TICKER_WARMUP_SEC (the
+    stream sends changed symbols only, so a fresh start has not seen every symbol yet)."""
+    health = streams_health()[MarketStream.MINI_TICKER]
+    if not health.fresh:
+        return None
+    redis = get_redis()
+    run_since = redis.hget(STATUS_KEY, "run_since_ms")
+    if not run_since:
+        return None
+    if timeutil.now_ms() - int(run_since) < settings.STREAMS_TICKER_WARMUP_SEC * 1000:
+        return None
+    volumes = redis.hgetall(QUOTE_VOLUME_KEY)
+    return {symbol: Decimal(volume) for symbol, volume in volumes.items()} or None
+
+
+@dataclass(frozen=True)
+class StreamOutage:
+    started_ms: int
+    ended_ms: int
+    cause: str
+
+
+@dataclass(frozen=True)
+class StreamsStatus:
+    health: dict[MarketStream, StreamHealth]
+    frames: dict[str, int]
+    counters: dict[str, int]
+    mark_price_source: str | None
+    outages: list[StreamOutage]
+
+
+def streams_status(*, outages: int = 10) -> StreamsStatus:
+    redis = get_redis()
+    status = redis.hgetall(STATUS_KEY)
+    recent = redis.zrevrange(OUTAGES_KEY, 0, outages - 1)
+    parsed = []
+    for member in recent:
+        started, ended, cause = member.split(":", 2)
+        parsed.append(StreamOutage(int(started), int(ended), cause))
+    return StreamsStatus(
+        health=streams_health(),
+        frames={k: int(v) for k, v in redis.hgetall(FRAMES_KEY).items()},
+        counters={
+            k: int(v)
+            for k, v in status.items()
+            if k in ("connects", "connection_attempts", "messages", "bad_frames") and v
+        },
+        mark_price_source=redis.get(MARK_PRICE_SOURCE_KEY),
+        outages=parsed,
+    )
+
+
+@dataclass(frozen=True)
+class LiquidationSums:
+    """Liquidation USD over a window: a lower bound (at most one per symbol per second)."""
+
+    long_usd: Decimal
+    short_usd: Decimal
+    count: int
+
+
+def liquidation_sums_by_symbol(
+    *, since: datetime, until: datetime | None = None, symbols: list[str] | None = None
+) -> dict[str, LiquidationSums]:
+    """Long (SELL orders) and short (BUY orders) liquidation USD per symbol in [since, until)."""
+    rows = Liquidation.objects.filter(time__gte=since)
+    if until is not None:
+        rows = rows.filter(time__lt=until)
+    if symbols is not None:
+        rows = rows.filter(symbol__in=symbols)
+    zero = Decimal(0)
+    return {
+        row["symbol"]: LiquidationSums(
+            long_usd=row["long_usd"] or zero, short_usd=row["short_usd"] or zero, count=row["n"]
+        )
+        for row in rows.values("symbol").annotate(
+            long_usd=Sum("usd", filter=Q(side=LiquidationSide.SELL)),
+            short_usd=Sum("usd", filter=Q(side=LiquidationSide.BUY)),
+            n=Count("id"),
+        )
+    }
