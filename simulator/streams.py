@@ -431,8 +431,8 @@ class StreamHub:
     def mini_ticker_rows(self, second_ms: int) -> list[dict[str, Any]]:
         rows = []
         for state in self.market.listed():
-            if state.status == "PENDING_TRADING":
-                continue
+            if state.status != "TRADING":
+                continue  # nothing trades, nothing changes: never in a changed-only frame
             ticker = self.market.ticker_payload(state, second_ms)
             values = (
                 ticker["lastPrice"],

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connections
 from redis.exceptions import RedisError
 
 from exchange.streams import (
@@ -108,6 +108,7 @@ class StreamsProcess:
         finally:
             self._flush_liquidations(force=True)
             thread.join(timeout=5)
+            connections.close_all()
 
     def _drain_once(self, timeout: float) -> None:
         items = []

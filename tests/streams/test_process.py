@@ -1,0 +1,224 @@
+"""The streams process (streams.runner) against the simulator, with real Redis and Postgres: the
+watchdog, the poller's switch between the stream and REST premiumIndex, the liquidity job's
+volume source, the readiness/metrics/API reports, and liquidation sums."""
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from common.redis import get_redis
+from common.timeutil import datetime_from_ms, now_ms
+from exchange.streams import MarketStream
+from liquidity.services import REDIS_UNIVERSE_KEY, quote_volumes_24h
+from oi import poller
+from oi.poller import poller_dispatch, poller_run_shard
+from oi.schedule import MARK_PRICE_JOB
+from streams.keys import MARK_PRICE_KEY, QUOTE_VOLUME_KEY
+from streams.models import Liquidation
+from streams.runner import StreamsProcess
+from streams.selectors import liquidation_sums_by_symbol, mark_price_source, streams_health
+from streams.watchdog import StreamState
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+STALE_FACTOR = 2.0  # stale after 2 s without a mark-price frame
+
+
+@pytest.fixture
+def on_simulator(sim, settings, redis_client):
+    settings.BINANCE_BASE_URL = sim.base_url
+    settings.STREAMS_BASE_URL = f"ws://{sim.host}:{sim.port}"
+    settings.STREAMS_STALE_FACTOR = STALE_FACTOR
+    settings.STREAMS_RECONNECT_BASE_SEC = 0.2
+    settings.STREAMS_RECONNECT_MAX_SEC = 1.0
+    settings.STREAMS_SILENCE_RECONNECT_SEC = 30.0
+    settings.STREAMS_TICKER_WARMUP_SEC = 1.0
+    get_redis.cache_clear()
+    poller._thread_clients.__dict__.clear()
+    yield sim
+    get_redis.cache_clear()
+
+
+@pytest.fixture
+def streams_process(on_simulator) -> Iterator[StreamsProcess]:
+    stop = threading.Event()
+    process = StreamsProcess()
+    thread = threading.Thread(target=process.run, args=(stop,), daemon=True)
+    thread.start()
+    yield process
+    stop.set()
+    thread.join(timeout=10)
+
+
+def wait_for(condition, timeout: float, step: float = 0.1) -> float:
+    """Seconds until `condition()` held; fails after `timeout`."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"not within {timeout} s")
+        time.sleep(step)
+    return time.monotonic() - started
+
+
+def mark_state() -> StreamState:
+    return streams_health()[MarketStream.MARK_PRICE].state
+
+
+def planned(plan) -> list[str]:
+    return [symbol for shard in plan.shards for _, symbol in shard.polls]
+
+
+def premium_index_requests(sim) -> int:
+    return sum(
+        ip["endpoints"].get("/fapi/v1/premiumIndex", 0) for ip in sim.stats()["ips"].values()
+    )
+
+
+def test_a_silent_stream_is_caught_and_the_poller_falls_back_to_rest_and_back(
+    streams_process, on_simulator, redis_client, settings
+):
+    sim = on_simulator
+    symbols = [s["symbol"] for s in sim.get("/fapi/v1/ticker/24hr").json()][:40]
+    redis_client.sadd(REDIS_UNIVERSE_KEY, *symbols)
+    settings.OI_MAX_REQ_PER_MIN = 200  # so that 10 weight moves the interval: 40+10 vs 40
+    wait_for(lambda: mark_state() is StreamState.FRESH, 10)
+    assert redis_client.hlen(MARK_PRICE_KEY) >= len(symbols)
+    window_ms = settings.OI_WINDOW_SEC * 1000
+
+    # fresh: no premiumIndex planned, and its weight goes to open-interest polls
+    fresh_plan = poller_dispatch(at_ms=(now_ms() // window_ms + 100) * window_ms)
+    assert MARK_PRICE_JOB not in planned(fresh_plan)
+    assert fresh_plan.interval_sec == 12.0  # 60 × 40 / 200
+
+    # the mark-price stream goes silent (the connection stays): stale within its threshold
+    sim.control("PATCH", "/sim/streams/faults", {"silent": [MarketStream.MARK_PRICE]})
+    took = wait_for(lambda: mark_state() is StreamState.STALE, 10)
+    assert took <= 2.0 + 1.0 + 0.5  # threshold, + up to one cadence since the last frame
+
+    # the next dispatch sends premiumIndex at once (the windows planned ahead held none)
+    at = now_ms()
+    stale_plan = poller_dispatch(at_ms=at)
+    assert stale_plan.interval_sec == 15.0  # 60 × (40 + 10) / 200
+    (now_shard,) = [s for s in stale_plan.shards if s.polls == [(at, MARK_PRICE_JOB)]]
+    before = premium_index_requests(sim)
+    poller_run_shard(now_shard)
+    assert premium_index_requests(sim) == before + 1
+    assert mark_price_source() == "rest"
+    # and every interval plans it again: 8 windows of 2 s hold a 15 s cycle
+    base = now_ms() // window_ms + 200
+    cycle = [poller_dispatch(at_ms=(base + k) * window_ms) for k in (0, 4)]
+    assert sum(planned(plan).count(MARK_PRICE_JOB) for plan in cycle) >= 1
+
+    # the stream comes back: fresh again, and the poller leaves REST
+    sim.control("PATCH", "/sim/streams/faults", {"silent": []})
+    wait_for(lambda: mark_state() is StreamState.FRESH, 5)
+    wait_for(lambda: mark_price_source() == "stream", 3)
+    back = poller_dispatch(at_ms=(now_ms() // window_ms + 300) * window_ms)
+    assert MARK_PRICE_JOB not in planned(back)
+    assert back.interval_sec == 12.0
+
+
+def test_on_a_wrong_path_the_watchdog_reports_a_stream_never_seen(
+    on_simulator, settings, api_client, redis_client
+):
+    settings.STREAMS_PATH = ""  # the unrouted root: connects, ACKs, stays silent
+    stop = threading.Event()
+    process = StreamsProcess()
+    thread = threading.Thread(target=process.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: process.client.counters.connects == 1, 5)
+        time.sleep(1.5)
+        assert {h.state for h in streams_health().values()} == {StreamState.NEVER}
+        ready = api_client.get("/health/ready").json()
+        assert "streams" not in ready["failing"]  # reported, not a 503 of its own
+        assert ready["components"]["streams"].startswith("degraded: !markPrice@arr@1s never")
+        metrics = api_client.get("/metrics").content.decode()
+        assert 'volspike_stream_fresh{stream="!markPrice@arr@1s"} 0.0' in metrics
+        status = api_client.get("/api/market/open-interest/poller").json()["marketStreams"]
+        assert status["streams"]["!markPrice@arr@1s"]["state"] == "never"
+        assert status["counters"]["connects"] == 1
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+def test_fresh_streams_show_in_readiness_metrics_and_the_poller_api(streams_process, api_client):
+    wait_for(lambda: mark_state() is StreamState.FRESH, 10)
+    ready = api_client.get("/health/ready").json()
+    assert ready["components"]["streams"] == "every market stream fresh"
+    metrics = api_client.get("/metrics").content.decode()
+    assert 'volspike_stream_fresh{stream="!markPrice@arr@1s"} 1.0' in metrics
+    assert 'volspike_mark_price_source{source="stream"} 1.0' in metrics
+    streams = api_client.get("/api/market/open-interest/poller").json()["marketStreams"]
+    assert streams["markPriceSource"] == "stream"
+    assert streams["streams"]["!miniTicker@arr"]["frames"] >= 1
+
+
+def test_the_liquidity_job_takes_24h_volume_from_the_stream_while_fresh(
+    streams_process, on_simulator, redis_client
+):
+    sim = on_simulator
+    wait_for(lambda: streams_health()[MarketStream.MINI_TICKER].fresh, 10)
+    time.sleep(1.2)  # STREAMS_TICKER_WARMUP_SEC
+    tickers_before = sim.stats()["ips"].get("127.0.0.1", {}).get("endpoints", {})
+    volumes = quote_volumes_24h()
+    rest = {t["symbol"]: Decimal(t["quoteVolume"]) for t in sim.get("/fapi/v1/ticker/24hr").json()}
+    trading = [s for s, v in rest.items() if v > 0]
+    assert set(trading) <= set(volumes)
+    for symbol in trading:
+        assert abs(volumes[symbol] / rest[symbol] - 1) < Decimal("0.001")
+    endpoints = sim.stats()["ips"]["127.0.0.1"]["endpoints"]
+    # the only ticker/24hr call was this test's own
+    assert (
+        endpoints.get("/fapi/v1/ticker/24hr", 0)
+        == tickers_before.get("/fapi/v1/ticker/24hr", 0) + 1
+    )
+
+    sim.control("PATCH", "/sim/streams/faults", {"silent": ["*"]})
+    wait_for(lambda: not streams_health()[MarketStream.MINI_TICKER].fresh, 10)
+    redis_client.delete(QUOTE_VOLUME_KEY)
+    assert quote_volumes_24h().keys() == rest.keys()  # from REST ticker/24hr
+
+
+def test_liquidation_sums_over_a_window_equal_the_frames_sent(on_simulator, settings, redis_client):
+    sim = on_simulator
+    sim.control("PATCH", "/sim/streams/faults", {"liquidation_rate": 0.3})
+    stop = threading.Event()
+    process = StreamsProcess()
+    thread = threading.Thread(target=process.run, args=(stop,), daemon=True)
+    thread.start()
+    wait_for(lambda: process.client.counters.frames.get(MarketStream.LIQUIDATIONS, 0) > 0, 10)
+    time.sleep(3.0)
+    stop.set()
+    thread.join(timeout=10)
+
+    stored = list(Liquidation.objects.order_by("time"))
+    assert len(stored) >= 20
+    first, last = stored[0].time, stored[-1].time
+    sent = [
+        record
+        for record in sim.control("GET", "/sim/streams/liquidations")
+        if first <= datetime_from_ms(record["trade_time"]) <= last
+    ]
+    assert len(sent) == len(stored)  # every frame sent in the window was stored once
+
+    expected: dict[str, dict[str, Decimal]] = {}
+    for record in sent:
+        usd = Decimal(record["quantity"]) * Decimal(record["average_price"])
+        sides = expected.setdefault(record["symbol"], {"SELL": Decimal(0), "BUY": Decimal(0)})
+        sides[record["side"]] += usd
+    sums = liquidation_sums_by_symbol(since=first, until=last + timedelta(milliseconds=1))
+    assert set(sums) == set(expected)
+    for symbol, sides in expected.items():
+        assert sums[symbol].long_usd == sides["SELL"]
+        assert sums[symbol].short_usd == sides["BUY"]
+    # a window that starts after the first one drops that one's amount
+    later = liquidation_sums_by_symbol(since=first + timedelta(milliseconds=1))
+    assert sum(s.count for s in later.values()) == len(stored) - sum(
+        1 for row in stored if row.time == first
+    )
