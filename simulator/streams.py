@@ -177,6 +177,7 @@ class StreamConnection:
         if frame.opcode in (Opcode.TEXT, Opcode.PING, Opcode.PONG):
             if frame.opcode == Opcode.PONG:
                 self.last_pong_at = time.monotonic()
+                self.hub.pongs_received += 1
             if not self._count_incoming():
                 return
         if frame.opcode == Opcode.TEXT:
@@ -309,6 +310,7 @@ class StreamHub:
     def reset_stats(self) -> None:
         self.connection_attempts = 0
         self.handshakes_refused = 0
+        self.pongs_received = 0
         self.frames_sent: dict[str, int] = {}
         self.closes: dict[str, int] = {}
         self.liquidations: deque[LiquidationRecord] = deque(maxlen=LIQUIDATIONS_KEPT)
@@ -351,6 +353,7 @@ class StreamHub:
             "connections": len(self.connections),
             "connection_attempts": self.connection_attempts,
             "handshakes_refused": self.handshakes_refused,
+            "pongs_received": self.pongs_received,
             "frames_sent": dict(self.frames_sent),
             "closes": dict(self.closes),
             "liquidations_sent": len(self.liquidations),

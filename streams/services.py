@@ -184,8 +184,9 @@ def liquidations_prune(*, batch_size: int = 10_000, time_budget_sec: float = 120
         while True:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute(_DELETE_BATCH_SQL, [cutoff, batch_size])
-                deleted += cursor.rowcount
-            if cursor.rowcount < batch_size or time.monotonic() > deadline:
+                batch_deleted = cursor.rowcount
+            deleted += batch_deleted
+            if batch_deleted < batch_size or time.monotonic() > deadline:
                 break
     logger.info("liquidation retention", extra={"deleted": deleted, "cutoff": cutoff.isoformat()})
     return deleted

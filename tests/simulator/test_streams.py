@@ -150,3 +150,17 @@ def test_more_than_ten_messages_a_second_closes_with_1008(sim):
             return closed.value.rcvd.code
 
     assert asyncio.run(flood()) == 1008
+
+
+def test_an_injected_oi_dump_comes_with_long_liquidations(sim):
+    sim.control("PATCH", "/sim/streams/faults", {"liquidation_rate": 0})
+    sim.inject_event("ETHUSDT", "dump", 12, duration=5_000)
+    messages = asyncio.run(collect(ws_url(sim, "/market/ws/!forceOrder@arr"), 3.2))
+    orders = [m["o"] for m in messages]
+    assert orders, "a dump brings liquidations"
+    assert {o["s"] for o in orders} == {"ETHUSDT"}
+    assert {o["S"] for o in orders} == {"SELL"}  # longs forced out
+    seconds = [o["T"] // 1000 for o in orders]
+    assert len(seconds) == len(set(seconds))  # at most one per symbol per second
+    sent = {(r["symbol"], r["trade_time"]) for r in sim.control("GET", "/sim/streams/liquidations")}
+    assert {(o["s"], o["T"]) for o in orders} <= sent  # the record the tests compare with

@@ -134,3 +134,13 @@ def test_on_a_wrong_path_the_client_connects_and_receives_nothing(sim):
     run_client(client, 2.5)
     assert client.counters.connects == 1
     assert received == [] and client.last_frame_ms is None
+
+
+def test_the_client_answers_the_servers_pings(sim):
+    """Binance pings every 3 min and drops a connection that does not answer within 10 min; the
+    simulator pings every 0.5 s here and counts the pongs it gets back."""
+    sim.control("PATCH", "/sim/streams/faults", {"ping_interval_sec": 0.5})
+    client = MarketStreamClient(client_settings(sim), lambda *_: None)
+    run_client(client, 2.6)
+    assert sim.control("GET", "/sim/streams")["pongs_received"] >= 3
+    assert client.counters.connects == 1

@@ -222,3 +222,26 @@ def test_liquidation_sums_over_a_window_equal_the_frames_sent(on_simulator, sett
     assert sum(s.count for s in later.values()) == len(stored) - sum(
         1 for row in stored if row.time == first
     )
+
+
+def test_retention_deletes_only_liquidations_older_than_the_setting(db, settings, redis_client):
+    from django.utils import timezone
+
+    from exchange.streams import Liquidation as LiquidationValue
+    from exchange.streams import LiquidationSide
+    from streams.services import liquidations_prune, liquidations_store
+
+    settings.STREAMS_LIQUIDATION_RETENTION_DAYS = 7
+    now_ms_ = int(timezone.now().timestamp() * 1000)
+    day = 86_400_000
+
+    def value(age_days: float) -> LiquidationValue:
+        at = now_ms_ - int(age_days * day)
+        return LiquidationValue(
+            "BTCUSDT", LiquidationSide.SELL, Decimal("100"), Decimal("101"), Decimal("2"), at, at
+        )
+
+    liquidations_store([value(8), value(7.01), value(6.9), value(0)])
+    assert liquidations_prune(batch_size=1) == 2
+    assert sorted(round(row.usd) for row in Liquidation.objects.all()) == [202, 202]
+    assert Liquidation.objects.count() == 2
