@@ -16,7 +16,8 @@ LAST_FRAME_KEY = "streams:last_frame_ms"
 FRAMES_KEY = "streams:frames"
 """Hash: stream name -> frames received (all time)."""
 STATUS_KEY = "streams:status"
-"""Hash: connects, connection_attempts, messages, bad_frames, run_since_ms, updated_ms."""
+"""Hash: connects, connection_attempts, messages, bad_frames, dropped_frames (the process fell
+behind: its queue was full), run_since_ms (first frame of the unbroken run), updated_ms."""
 OUTAGES_KEY = "streams:outages"
 """Sorted set of outages, score = end ms, member "start_ms:end_ms:cause" (unique by time)."""
 OUTAGES_KEPT = 200

@@ -137,7 +137,9 @@ class StreamsProcess:
                     self.pending_liquidations.append(value)
         close_old_connections()
         try:
-            stream_batch_store(batch, self.client.counters, run_since_ms=self.run_since_ms)
+            stream_batch_store(
+                batch, self.client.counters, run_since_ms=self.run_since_ms, dropped=self.dropped
+            )
         except RedisError as exc:
             # Redis away: these values are lost (newer ones follow each second); the watchdog
             # reads the frame times from Redis, so readers see the stream as stale meanwhile.

@@ -78,7 +78,7 @@ class StreamsStatus:
 def streams_status(*, outages: int = 10) -> StreamsStatus:
     redis = get_redis()
     status = redis.hgetall(STATUS_KEY)
-    recent = redis.zrevrange(OUTAGES_KEY, 0, outages - 1)
+    recent = redis.zrevrange(OUTAGES_KEY, 0, outages - 1) if outages > 0 else []
     parsed = []
     for member in recent:
         started, ended, cause = member.split(":", 2)
@@ -89,7 +89,8 @@ def streams_status(*, outages: int = 10) -> StreamsStatus:
         counters={
             k: int(v)
             for k, v in status.items()
-            if k in ("connects", "connection_attempts", "messages", "bad_frames") and v
+            if k in ("connects", "connection_attempts", "messages", "bad_frames", "dropped_frames")
+            and v
         },
         mark_price_source=redis.get(MARK_PRICE_SOURCE_KEY),
         outages=parsed,

@@ -98,7 +98,7 @@ class FrameBatch:
 
 
 def stream_batch_store(
-    batch: FrameBatch, counters: StreamCounters, *, run_since_ms: int | None
+    batch: FrameBatch, counters: StreamCounters, *, run_since_ms: int | None, dropped: int = 0
 ) -> None:
     """One Redis pipeline for a batch of frames: latest values, frame times and counters."""
     now = int(time.time() * 1000)
@@ -122,6 +122,7 @@ def stream_batch_store(
                 "connection_attempts": counters.connection_attempts,
                 "messages": counters.messages,
                 "bad_frames": counters.bad_frames,
+                "dropped_frames": dropped,
                 "run_since_ms": run_since_ms or "",
                 "updated_ms": now,
             },

@@ -164,3 +164,19 @@ def test_an_injected_oi_dump_comes_with_long_liquidations(sim):
     assert len(seconds) == len(set(seconds))  # at most one per symbol per second
     sent = {(r["symbol"], r["trade_time"]) for r in sim.control("GET", "/sim/streams/liquidations")}
     assert {(o["s"], o["T"]) for o in orders} <= sent  # the record the tests compare with
+
+
+def test_the_1025th_stream_is_refused_and_the_connection_closed(sim):
+    async def subscribe_too_many() -> tuple[list, int]:
+        names = [f"sym{i}usdt@aggTrade" for i in range(1025)]
+        received = []
+        async with connect(ws_url(sim, "/market/ws")) as ws:
+            await ws.send(json.dumps({"method": "SUBSCRIBE", "params": names, "id": 1}))
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    received.append(json.loads(await asyncio.wait_for(ws.recv(), 3)))
+        return received, closed.value.rcvd.code
+
+    received, code = asyncio.run(subscribe_too_many())
+    assert received == [{"error": {"code": 4, "msg": "Too many subscriptions"}}]
+    assert code == 1008

@@ -5,7 +5,7 @@ volume source, the readiness/metrics/API reports, and liquidation sums."""
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -157,6 +157,32 @@ def test_fresh_streams_show_in_readiness_metrics_and_the_poller_api(streams_proc
     streams = api_client.get("/api/market/open-interest/poller").json()["marketStreams"]
     assert streams["markPriceSource"] == "stream"
     assert streams["streams"]["!miniTicker@arr"]["frames"] >= 1
+
+
+def test_a_dropped_connection_is_recorded_as_an_outage_in_the_poller_api(
+    streams_process, on_simulator, api_client
+):
+    wait_for(lambda: mark_state() is StreamState.FRESH, 10)
+    dropped_at = now_ms()
+    on_simulator.control("POST", "/sim/streams/drop")
+    wait_for(lambda: streams_process.client.counters.connects == 2, 10)
+    wait_for(
+        lambda: api_client.get("/api/market/open-interest/poller").json()["marketStreams"][
+            "recentOutages"
+        ],
+        5,
+    )
+    streams = api_client.get("/api/market/open-interest/poller").json()["marketStreams"]
+    (outage,) = streams["recentOutages"]
+    assert outage["cause"] == "dropped"
+    start = datetime_from_ms(dropped_at)
+    assert start - timedelta(seconds=1.5) <= _parse(outage["start"]) <= start
+    assert _parse(outage["end"]) > start
+    assert streams["counters"]["connects"] == 2
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def test_the_liquidity_job_takes_24h_volume_from_the_stream_while_fresh(
