@@ -176,17 +176,25 @@ _PARSERS: dict[str, Callable[[dict], StreamValue]] = {
 }
 
 
-def frame_values(data: Any) -> list[StreamValue]:
+def frame_values(data: Any, errors: list[str] | None = None) -> list[StreamValue]:
     """One frame's payload (an array, or one object as `!forceOrder@arr` sends) as typed values.
-    Rows of an unknown event type are skipped; a malformed row raises FrameError."""
+    Rows of an unknown event type are skipped. A malformed row raises FrameError, or, when an
+    `errors` list is given, is left out and its cause (with the symbol) appended to it, so one
+    odd row never costs the other symbols of the frame."""
     rows = data if isinstance(data, list) else [data]
     values: list[StreamValue] = []
     for row in rows:
-        if not isinstance(row, dict):
-            raise FrameError(f"expected an object, got {type(row).__name__}")
-        parser = _PARSERS.get(row.get("e"))  # type: ignore[arg-type]
-        if parser is not None:
-            values.append(parser(row))
+        try:
+            if not isinstance(row, dict):
+                raise FrameError(f"expected an object, got {type(row).__name__}")
+            parser = _PARSERS.get(row.get("e"))  # type: ignore[arg-type]
+            if parser is not None:
+                values.append(parser(row))
+        except FrameError as exc:
+            if errors is None:
+                raise
+            symbol = row.get("s") if isinstance(row, dict) else None
+            errors.append(f"{symbol}: {exc}")
     return values
 
 
@@ -210,6 +218,7 @@ class StreamCounters:
     connection_attempts: int = 0
     messages: int = 0
     bad_frames: int = 0
+    bad_rows: int = 0
     frames: dict[str, int] = field(default_factory=dict)
     outages: list[Outage] = field(default_factory=list)
 
@@ -340,10 +349,11 @@ class MarketStreamClient:
         received_ms = _now_ms()
         self.counters.messages += 1
         message: Any = None
+        errors: list[str] = []
         try:
             message = json.loads(raw)
             stream = message["stream"]
-            values = frame_values(message["data"])
+            values = frame_values(message["data"], errors)
         except (ValueError, KeyError, TypeError) as exc:
             if isinstance(message, dict) and "result" in message:
                 return False  # a control answer (SUBSCRIBE ACK)
@@ -354,6 +364,12 @@ class MarketStreamClient:
             )
             return False
         self.counters.frames[stream] = self.counters.frames.get(stream, 0) + 1
+        if errors:
+            self.counters.bad_rows += len(errors)
+            logger.warning(
+                "market stream rows dropped",
+                extra={"channel": stream, "rows": len(errors), "cause": errors[0][:200]},
+            )
         if self._outage_started_ms is not None:
             outage = Outage(self._outage_started_ms, received_ms, self._outage_cause)
             self.counters.outages.append(outage)

@@ -59,6 +59,11 @@ def quote_volumes_from_stream() -> dict[str, Decimal] | None:
     return {symbol: Decimal(volume) for symbol, volume in volumes.items()} or None
 
 
+STATUS_COUNTERS = (
+    "connects", "connection_attempts", "messages", "bad_frames", "bad_rows", "dropped_frames",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class StreamOutage:
     started_ms: int
@@ -86,12 +91,7 @@ def streams_status(*, outages: int = 10) -> StreamsStatus:
     return StreamsStatus(
         health=streams_health(),
         frames={k: int(v) for k, v in redis.hgetall(FRAMES_KEY).items()},
-        counters={
-            k: int(v)
-            for k, v in status.items()
-            if k in ("connects", "connection_attempts", "messages", "bad_frames", "dropped_frames")
-            and v
-        },
+        counters={k: int(v) for k, v in status.items() if k in STATUS_COUNTERS and v},
         mark_price_source=redis.get(MARK_PRICE_SOURCE_KEY),
         outages=parsed,
     )

@@ -122,6 +122,7 @@ def stream_batch_store(
                 "connection_attempts": counters.connection_attempts,
                 "messages": counters.messages,
                 "bad_frames": counters.bad_frames,
+                "bad_rows": counters.bad_rows,
                 "dropped_frames": dropped,
                 "run_since_ms": run_since_ms or "",
                 "updated_ms": now,
