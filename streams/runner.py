@@ -1,6 +1,8 @@
 """The `streams` process: the market stream client on its own thread (asyncio), the stores on
 this one. Frames cross over a bounded queue; each drain of the queue is one Redis pipeline
-(latest value per symbol), liquidations go to Postgres every STREAMS_LIQUIDATION_FLUSH_SEC."""
+(latest value per symbol), liquidations go to Postgres every STREAMS_LIQUIDATION_FLUSH_SEC on
+one connection kept open (replaced after an error), whatever CONN_MAX_AGE says: this is not a
+request-serving process."""
 
 import asyncio
 import logging
@@ -10,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connections
+from django.db import DatabaseError, connections
 from redis.exceptions import RedisError
 
 from exchange.streams import (
@@ -135,7 +137,6 @@ class StreamsProcess:
                     batch.tickers[value.symbol] = value
                 elif isinstance(value, Liquidation):
                     self.pending_liquidations.append(value)
-        close_old_connections()
         try:
             stream_batch_store(
                 batch, self.client.counters, run_since_ms=self.run_since_ms, dropped=self.dropped
@@ -164,4 +165,5 @@ class StreamsProcess:
                 extra={"rows": len(rows), "cause": f"{type(exc).__name__}: {exc}"[:200]},
             )
             self.pending_liquidations = (rows + self.pending_liquidations)[-QUEUE_MAX:]
+            connections.close_all()  # a fresh connection next time (this one may be broken)
         self.last_liquidation_flush = time.monotonic()
