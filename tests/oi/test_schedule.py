@@ -85,3 +85,16 @@ def test_shards_interleave_so_each_spans_the_window():
     assert sorted(p for s in shards for p in s) == sorted(polls)
     for shard in shards:
         assert shard[0].due_ms < 100 and shard[-1].due_ms > 1_900
+
+
+@pytest.mark.parametrize("n_symbols", range(150, 660, 7))
+def test_with_mark_prices_from_the_stream_the_premium_index_weight_goes_to_oi_polls(n_symbols):
+    rest = interval(n_symbols)
+    stream = poll_interval_sec(
+        n_symbols=n_symbols, max_weight_per_min=2000, min_interval_sec=5, max_interval_sec=20,
+        per_interval_weight=0,
+    )  # fmt: skip
+    assert stream <= rest
+    assert n_symbols * 60 / stream <= 2000 + 1e-9  # within the budget, with no premiumIndex
+    if 5 < rest < 20:
+        assert n_symbols * 60 / stream > n_symbols * 60 / rest  # more OI polls per minute
