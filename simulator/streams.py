@@ -466,17 +466,19 @@ class StreamHub:
             )
         return rows
 
-    def _in_dump(self, state: SymbolState, t_ms: int) -> bool:
+    def _dump_share(self, state: SymbolState, t_ms: int) -> float:
+        """The share of seconds with a long liquidation: every second of an injected dump (and
+        DUMP_LIQUIDATION_MIN_MS after it starts), 40% of those of a random dump in the OI walk."""
         for event in state.events:
             if event.kind == "dump" and (
                 event.at_ms <= t_ms < event.at_ms + max(event.duration_ms, DUMP_LIQUIDATION_MIN_MS)
             ):
-                return True
+                return 1.0
         if state.replay is not None or state.frozen_at is not None:
-            return False
+            return 0.0
         step, _, _ = self.market._grid_position(state, t_ms)
         grid = state.oi_grid
-        return grid[step + 1] - grid[step] < GRID_DUMP_LOG
+        return 0.4 if grid[step + 1] - grid[step] < GRID_DUMP_LOG else 0.0
 
     def force_orders(self, second_ms: int) -> list[dict[str, Any]]:
         """At most one liquidation per symbol this second: longs during OI dumps, either side at
@@ -488,9 +490,7 @@ class StreamHub:
             if state.status != "TRADING" or state.info["quoteAsset"] == "BTC":
                 continue
             draw = (unit_noise(state.key ^ 0xF0, second) + 1) / 2
-            if self._in_dump(state, trade_ms):
-                if draw > 0.6:
-                    continue
+            if draw < self._dump_share(state, trade_ms):
                 side = "SELL"
             elif draw < self.settings.liquidation_rate:
                 side = "SELL" if unit_noise(state.key ^ 0xF1, second) < 0 else "BUY"

@@ -51,14 +51,14 @@ def test_the_real_exchange_from_the_shell_runs_no_simulator_whatever_env_says():
         dotenv="BINANCE_BASE_URL='http://127.0.0.1:8090'\n",
         BINANCE_BASE_URL="https://fapi.binance.com",
     )
-    assert "would start: web worker poller beat; exchange https://fapi.binance.com" in said
+    assert "would start: web worker poller beat streams; exchange https://fapi.binance.com" in said
 
 
 def test_no_simulator_flag_and_setting():
-    assert "beat; exchange https://fapi.binance.com" in dry_run("--no-simulator")
-    assert "beat; exchange https://fapi.binance.com" in dry_run(dotenv="SIMULATOR=off\n")
+    assert "beat streams; exchange https://fapi.binance.com" in dry_run("--no-simulator")
+    assert "beat streams; exchange https://fapi.binance.com" in dry_run(dotenv="SIMULATOR=off\n")
     said = dry_run(dotenv='SIMULATOR="auto"\nSIM_PORT="8091"\n')
-    assert "beat simulator; exchange http://127.0.0.1:8091" in said
+    assert "beat streams simulator; exchange http://127.0.0.1:8091" in said
 
 
 @pytest.fixture
