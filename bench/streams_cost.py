@@ -109,7 +109,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=10.0)
     isolation_args_add(
-        parser, database_name="bench_streams_cost", redis_url="redis://127.0.0.1:6379/13"
+        parser, database_name="bench_streams_cost", redis_url="redis://127.0.0.1:6379/8"
     )
     return run_main(run, parser.parse_args())
 
