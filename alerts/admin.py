@@ -1,6 +1,13 @@
+from django import forms
 from django.contrib import admin, messages
 
-from alerts.models import AlertDelivery, AlertRule, AlertThresholdOverride, OpenInterestAlert
+from alerts.models import (
+    REGIME_CHOICES,
+    AlertDelivery,
+    AlertRule,
+    AlertThresholdOverride,
+    OpenInterestAlert,
+)
 from alerts.services import (
     alert_override_delete,
     alert_override_save,
@@ -56,9 +63,19 @@ class AlertRuleAdmin(ServiceWritesMixin, admin.ModelAdmin):
             "fields": ("window_sec", "baseline_from_sec", "threshold_pct", "dump_threshold_pct",
                        "min_samples"),
         }),
-        ("Filters", {"fields": ("min_delta_contracts", "min_delta_usd", "scope", "symbols")}),
+        ("Filters", {"fields": ("min_delta_contracts", "min_delta_usd", "scope", "symbols",
+                                "regimes")}),
         ("Repeats", {"fields": ("cooldown_sec", "rearm_ratio", "step_pct")}),
     )  # fmt: skip
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        """Regimes as checkboxes (none ticked: any regime), not a comma-separated text box."""
+        if db_field.name == "regimes":
+            return forms.MultipleChoiceField(
+                choices=REGIME_CHOICES, required=False, widget=forms.CheckboxSelectMultiple,
+                label="Regimes", help_text=db_field.help_text,
+            )  # fmt: skip
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def save_formset(self, request, form, formset, change):
         """The inline overrides, each through the services."""
@@ -99,9 +116,11 @@ class AlertDeliveryInline(admin.TabularInline):
 class OpenInterestAlertAdmin(admin.ModelAdmin):
     list_display = (
         "ts", "symbol", "direction", "rule_name", "pct_change", "abs_change", "baseline",
-        "current", "price_change_pct", "funding_rate", "alerts_24h", "source",
+        "current", "price_change_pct", "regime", "funding_rate", "alerts_24h", "source",
     )  # fmt: skip
-    list_filter = ("direction", "source", "rule_name", ("ts", admin.DateFieldListFilter))
+    list_filter = (
+        "direction", "regime", "source", "rule_name", ("ts", admin.DateFieldListFilter)
+    )  # fmt: skip
     search_fields = ("symbol",)
     date_hierarchy = "ts"
     ordering = ("-ts",)

@@ -13,6 +13,7 @@ from django.db.models import F, Q
 from alerts.rules import rule_from_fields
 from common.numbers import DECIMAL_DIGITS, DECIMAL_PLACES
 from common.symbols import SYMBOL_MAX_LENGTH, symbol_problem
+from oi.regimes import REGIME_MEANINGS, Regime
 
 
 class AlertDirection(models.TextChoices):
@@ -26,6 +27,7 @@ class AlertSource(models.TextChoices):
 
 
 RULE_NAME_MAX_LENGTH = 64
+REGIME_CHOICES = [(regime.value, REGIME_MEANINGS[regime]) for regime in Regime]
 
 
 class RuleKind(models.TextChoices):
@@ -102,6 +104,11 @@ class AlertRule(models.Model):
         models.CharField(max_length=SYMBOL_MAX_LENGTH), blank=True, default=list,
         help_text="The list for scope 'only' or 'except'",
     )  # fmt: skip
+    regimes = ArrayField(
+        models.CharField(max_length=24, choices=REGIME_CHOICES), blank=True, default=list,
+        help_text="Fire only on moves of these OI/price regimes (e.g. short_build: OI up, price "
+        "down); empty: any",
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -159,6 +166,7 @@ class AlertRule(models.Model):
         """The one validation of a rule: the first problem, as {field: reason}. A value that
         failed its field's own check (type, required) is left to ``clean_fields`` to report."""
         self.symbols = sorted(set(self.symbols or ()))
+        self.regimes = sorted(set(self.regimes or ()))
         try:
             problem = self._problem() or self._cap_problem()
         except (TypeError, InvalidOperation):
@@ -300,6 +308,11 @@ class OpenInterestAlert(models.Model):
         blank=True,
         help_text="The symbol's alerts in the 24 h up to this one, itself included",
     )
+    regime = models.CharField(
+        max_length=24, choices=REGIME_CHOICES, blank=True, default="", db_default="",
+        help_text="What kind of move: OI and price over the window (oi.regimes); empty for "
+        "alerts stored before regimes existed",
+    )  # fmt: skip
 
     class Meta:
         db_table = "open_interest_alerts"

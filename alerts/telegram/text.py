@@ -4,8 +4,17 @@ numbers are written by ``alerts.formatting``, as on the page."""
 from collections.abc import Sequence
 from typing import TypeVar
 
-from alerts.formatting import AlertLike, duration, price, signed_pct, symbol_links, usd
+from alerts.formatting import (
+    AlertLike,
+    duration,
+    price,
+    regime_text,
+    signed_pct,
+    symbol_links,
+    usd,
+)
 from alerts.rules import Direction
+from oi.regimes import Regime
 
 MESSAGE_MAX_CHARS = 4096
 DIGEST_ROOM = 200  # kept free in a digest for its header and last line
@@ -64,6 +73,8 @@ def alert_text(alert: AlertLike, *, title: str = "", rules: Sequence[AlertLike] 
         lines.append(f"Price {signed_pct(alert.price_change_pct)}{over}{mark}")
     elif alert.mark_price is not None:
         lines.append(f"Mark price {price(alert.mark_price)}")
+    if regime := regime_text(alert.regime):
+        lines.append(f"Regime: {regime}")
     if alert.funding_rate is not None:
         lines.append(f"Funding {signed_pct(alert.funding_rate, 4)}")
     if alert.quote_volume_24h is not None:
@@ -111,6 +122,8 @@ def digest_line(alert: AlertLike) -> str:
     parts.append(f"OI {signed_pct(alert.pct_change)}")
     if alert.price_change_pct is not None:
         parts.append(f"price {signed_pct(alert.price_change_pct)}")
+    if alert.regime and alert.regime != Regime.UNKNOWN:
+        parts.append(Regime(alert.regime).label)
     parts.append(f"{alert.ts:%H:%M:%S}")
     return " · ".join(parts)
 
