@@ -316,7 +316,9 @@ def dead_letters_after(*, after_id: int | None, since: datetime) -> DeadLettersN
     from oi.models import SnapshotDeadLetter
 
     rows = SnapshotDeadLetter.objects.all()
-    rows = rows.filter(id__gt=after_id) if after_id is not None else rows.filter(failed_at__gte=since)
+    rows = (
+        rows.filter(id__gt=after_id) if after_id is not None else rows.filter(failed_at__gte=since)
+    )
     summary = rows.aggregate(count=Count("id"), rows=Sum("rows"), last_id=Max("id"))
     last = rows.order_by("-id").only("cause").first()
     return DeadLettersNew(
