@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import socket
+import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -68,6 +69,7 @@ class CheckOutcome(StrEnum):
 
 
 _memory_state: dict | None = None
+_process_turn = threading.Lock()
 _memory_pending: deque[dict] = deque(maxlen=PENDING_MAX)
 
 
@@ -340,18 +342,24 @@ def _state_save(snapshot: dict) -> None:
 def _check_turn() -> Iterator[bool]:
     """True when this run may go: it holds the lock, or Redis does not answer (no lock to take;
     the claim in Postgres deduplicates)."""
-    ttl_sec = max(settings.OPS_CHECK_EVERY_SEC * 2, 30.0)
-    try:
-        lease = redis_lease(get_redis(), CHECK_LOCK_KEY, ttl_sec=ttl_sec)
-        acquired = lease.__enter__()
-    except RedisError:
-        yield True
+    if not _process_turn.acquire(blocking=False):  # a thread of this process is checking
+        yield False
         return
     try:
-        yield acquired
+        ttl_sec = max(settings.OPS_CHECK_EVERY_SEC * 2, 30.0)
+        try:
+            lease = redis_lease(get_redis(), CHECK_LOCK_KEY, ttl_sec=ttl_sec)
+            acquired = lease.__enter__()
+        except RedisError:
+            yield True
+            return
+        try:
+            yield acquired
+        finally:
+            with suppress(RedisError):  # the lock expires by itself
+                lease.__exit__(None, None, None)
     finally:
-        with suppress(RedisError):  # the lock expires by itself
-            lease.__exit__(None, None, None)
+        _process_turn.release()
 
 
 def _reminder_slack() -> timedelta:
