@@ -1,11 +1,14 @@
 """The ops checks in the running system (worker, poller and beat against the simulator): a
 stopped poller opens "polling stalled" within a few checks, logged and recorded once, and its
-restart recovers it; an IP ban by the exchange opens an event and its end recovers it."""
+restart recovers it; an IP ban by the exchange opens an event and its end recovers it; a stopped
+beat (which sends the checks) is still told, by the worker's watchdog."""
 
+import json
 import time
 
 import pytest
 
+from ops.keys import STATE_KEY
 from ops.models import OpsEvent
 from tests.fixtures.processes import wait_until
 from volspike.readiness import system_readiness
@@ -19,7 +22,9 @@ def incident(condition: str, *, active: bool) -> OpsEvent | None:
     return OpsEvent.objects.filter(condition=condition, recovered_at__isnull=active).last()
 
 
-def test_a_stopped_poller_and_an_ip_ban_open_one_event_each_and_recover(sim, celery_processes):
+def test_a_stopped_poller_an_ip_ban_and_a_stopped_beat_open_one_event_each_and_recover(
+    sim, celery_processes, redis_client
+):
     env = {
         "BINANCE_BASE_URL": sim.base_url,
         "OPS_CHECK_EVERY_SEC": str(CHECK_EVERY_SEC),
@@ -28,7 +33,7 @@ def test_a_stopped_poller_and_an_ip_ban_open_one_event_each_and_recover(sim, cel
     }
     worker = celery_processes.start_worker("default,oi_backfill", concurrency=2, **env)
     poller = celery_processes.start_worker("oi_poll", concurrency=2, **env)
-    celery_processes.start_beat(**env)
+    beat = celery_processes.start_beat(**env)
     wait_until(lambda: all(part.ok for part in system_readiness()), 90, "never ready")
     # whatever opened while the system started (the universe filling) recovers
     wait_until(
@@ -74,3 +79,17 @@ def test_a_stopped_poller_and_an_ip_ban_open_one_event_each_and_recover(sim, cel
         lambda: OpsEvent.objects.get(id=banned.id).recovered_at, 40, "the ban never recovered"
     )
     assert OpsEvent.objects.filter(condition="exchange_banned").count() == 1
+
+    # beat stops: no ops.check arrives any more; the worker's watchdog runs the checks itself
+    stalls_before = OpsEvent.objects.filter(condition="polling_stalled").count()
+    beat.stop()
+    stopped = time.monotonic()
+    opened = wait_until(
+        lambda: incident("polling_stalled", active=True), 40, "a stopped beat was never told"
+    )
+    print(f"beat stopped: polling_stalled opened after {time.monotonic() - stopped:.1f} s")
+    assert "is beat running?" in opened.detail, opened.detail
+    assert json.loads(redis_client.get(STATE_KEY))["checked_by"].endswith("(watchdog)")
+    celery_processes.start_beat(**env)
+    wait_until(lambda: OpsEvent.objects.get(id=opened.id).recovered_at, 40, "beat never recovered")
+    assert OpsEvent.objects.filter(condition="polling_stalled").count() == stalls_before + 1
