@@ -9,7 +9,7 @@ from common.errors import InvalidInput
 from common.formatting import iso_z
 from common.permissions import signed_in_staff
 from ops.conditions import OpsCondition
-from ops.models import OpsEvent
+from ops.models import OpsIncident
 from ops.selectors import ops_event_list
 
 EVENTS_MAX_LIMIT = 500
@@ -54,7 +54,7 @@ class OpsEventListApi(APIView):
         return Response({"count": len(events), "events": events})
 
 
-def _event_out(event: OpsEvent) -> dict:
+def _event_out(event: OpsIncident) -> dict:
     return {
         "id": event.id,
         "condition": event.condition,

@@ -2,7 +2,7 @@ from django.db import models
 from django.db.models import Q
 
 
-class OpsEvent(models.Model):
+class OpsIncident(models.Model):
     """One incident of an ops condition: when it opened, the reminders sent, when it recovered.
     At most one open row per condition (the constraint): the row is how processes that each
     saw the condition agree on who sends its messages (ops.services.ops_event_record)."""
@@ -20,16 +20,17 @@ class OpsEvent(models.Model):
     recorded_by = models.CharField(max_length=200, help_text="The process that recorded it")
 
     class Meta:
-        db_table = "ops_events"
+        db_table = "ops_incidents"
+        verbose_name = "ops incident"
         ordering = ("-opened_at",)
         constraints = [
             models.UniqueConstraint(
                 fields=["condition"],
                 condition=Q(recovered_at__isnull=True),
-                name="ops_event_one_open_per_condition",
+                name="ops_incident_one_open_per_condition",
             )
         ]
-        indexes = [models.Index(fields=["-opened_at"], name="ops_event_opened_idx")]
+        indexes = [models.Index(fields=["-opened_at"], name="ops_incident_opened_idx")]
 
     def __str__(self) -> str:
         state = "open" if self.recovered_at is None else "recovered"

@@ -7,7 +7,7 @@ Where things are kept, and what survives which outage:
   not answer, the run goes on from the memory copy (a worker process that restarts during the
   outage starts from clear: its streaks begin again). When Redis has lost the state (a restart
   without persistence), the open incidents are taken back from Postgres.
-- **Events**: an OpsEvent row per incident in Postgres (opened, reminders, recovered). Recording
+- **Events**: an OpsIncident row per incident in Postgres (opened, reminders, recovered). Recording
   it is also the claim that decides who sends: at most one open row per condition, so two
   processes that each saw the condition (the watchdogs of two workers while Redis is down) send
   once. When Postgres does not answer, the event is parked in Redis (``ops:pending``, the newest
@@ -51,7 +51,7 @@ from ops.conditions import (
     conditions_step,
 )
 from ops.keys import CHECK_LOCK_KEY, PENDING_KEY, STATE_KEY
-from ops.models import OpsEvent as OpsEventRow
+from ops.models import OpsIncident
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def ops_event_dispatch(event: OpsEvent) -> None:
 
 
 def ops_event_record(event: OpsEvent) -> bool:
-    """The event into its OpsEvent row. True when this call recorded it (so its caller sends it);
+    """The event into its OpsIncident row. True when this call recorded it (so its caller sends it);
     False when another process did, or it no longer applies (a reminder or recovery of an
     incident not open; an opening inside an incident already recorded). Raises DatabaseError."""
     at = datetime_from_ms(event.at_ms)
@@ -184,12 +184,12 @@ def ops_event_record(event: OpsEvent) -> bool:
     with transaction.atomic():
         with connection.cursor() as cursor:  # one writer per condition at a time
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"ops:{event.condition}"])
-        rows = OpsEventRow.objects.filter(condition=event.condition)
+        rows = OpsIncident.objects.filter(condition=event.condition)
         if event.kind is OpsEventKind.OPENED:
             covering = rows.filter(Q(recovered_at__isnull=True) | Q(recovered_at__gte=opened_at))
             if covering.exists():
                 return False
-            OpsEventRow.objects.create(
+            OpsIncident.objects.create(
                 condition=event.condition,
                 opened_at=opened_at,
                 detail=event.detail,
@@ -305,7 +305,7 @@ def _sinks(paths: tuple[str, ...]) -> tuple:
 def _states_from_postgres() -> dict[str, dict]:
     """The open incidents as open states (Redis lost the state); {} when Postgres is down."""
     try:
-        rows = list(OpsEventRow.objects.filter(recovered_at__isnull=True))
+        rows = list(OpsIncident.objects.filter(recovered_at__isnull=True))
     except DatabaseError:
         return {}
     return {

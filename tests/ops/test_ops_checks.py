@@ -9,7 +9,7 @@ from django.test import override_settings
 from common.redis import get_redis
 from exchange.factory import build_budget
 from ops.conditions import OpsCondition
-from ops.models import OpsEvent
+from ops.models import OpsIncident
 from ops.services import ops_check_run, ops_memory_forget
 from tests.ops import support
 
@@ -25,8 +25,8 @@ def fresh(redis_client):
     ops_memory_forget()
 
 
-def incidents(condition: OpsCondition) -> list[OpsEvent]:
-    return list(OpsEvent.objects.filter(condition=condition).order_by("opened_at"))
+def incidents(condition: OpsCondition) -> list[OpsIncident]:
+    return list(OpsIncident.objects.filter(condition=condition).order_by("opened_at"))
 
 
 @override_settings(OPS_EVENT_SINKS=SINKS, OPS_BACKOFF_MAX_SEC=1.0)
@@ -69,7 +69,7 @@ def test_polling_and_the_universe_count_only_after_the_start_up_grace(db):
     # nothing runs here: no beat, no poller, no universe
     for _ in range(3):
         ops_check_run()
-    assert OpsEvent.objects.count() == 0
+    assert OpsIncident.objects.count() == 0
     with override_settings(OPS_STARTUP_GRACE_SEC=0):
         ops_check_run()
         ops_check_run()

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from ops.keys import STATE_KEY
-from ops.models import OpsEvent
+from ops.models import OpsIncident
 from tests.fixtures.processes import wait_until
 from volspike.readiness import system_readiness
 
@@ -18,8 +18,8 @@ pytestmark = pytest.mark.integration
 CHECK_EVERY_SEC = 2
 
 
-def incident(condition: str, *, active: bool) -> OpsEvent | None:
-    return OpsEvent.objects.filter(condition=condition, recovered_at__isnull=active).last()
+def incident(condition: str, *, active: bool) -> OpsIncident | None:
+    return OpsIncident.objects.filter(condition=condition, recovered_at__isnull=active).last()
 
 
 def test_a_stopped_poller_an_ip_ban_and_a_stopped_beat_open_one_event_each_and_recover(
@@ -37,11 +37,11 @@ def test_a_stopped_poller_an_ip_ban_and_a_stopped_beat_open_one_event_each_and_r
     wait_until(lambda: all(part.ok for part in system_readiness()), 90, "never ready")
     # whatever opened while the system started (the universe filling) recovers
     wait_until(
-        lambda: not OpsEvent.objects.filter(recovered_at__isnull=True).exists(),
+        lambda: not OpsIncident.objects.filter(recovered_at__isnull=True).exists(),
         30,
-        f"start-up incidents still open: {list(OpsEvent.objects.filter(recovered_at__isnull=True))}",
+        f"start-up incidents still open: {list(OpsIncident.objects.filter(recovered_at__isnull=True))}",
     )
-    stalls_before = OpsEvent.objects.filter(condition="polling_stalled").count()
+    stalls_before = OpsIncident.objects.filter(condition="polling_stalled").count()
     log_offset = len(worker.log_path.read_text(errors="replace"))
 
     poller.stop()
@@ -52,7 +52,7 @@ def test_a_stopped_poller_an_ip_ban_and_a_stopped_beat_open_one_event_each_and_r
     print(f"poller stopped: polling_stalled opened after {time.monotonic() - stopped:.1f} s")
     assert "is the oi_poll worker running?" in opened.detail
     time.sleep(3 * CHECK_EVERY_SEC)  # more checks see it: still one incident, one log line
-    assert OpsEvent.objects.filter(condition="polling_stalled").count() == stalls_before + 1
+    assert OpsIncident.objects.filter(condition="polling_stalled").count() == stalls_before + 1
     log = worker.log_path.read_text(errors="replace")[log_offset:]
     assert log.count("ops polling_stalled opened") == 1, log[-3000:]
     assert "level=warning" in next(
@@ -62,7 +62,7 @@ def test_a_stopped_poller_an_ip_ban_and_a_stopped_beat_open_one_event_each_and_r
     restarted = time.monotonic()
     celery_processes.start_worker("oi_poll", concurrency=2, **env)
     wait_until(
-        lambda: OpsEvent.objects.get(id=opened.id).recovered_at, 40, "polling never recovered"
+        lambda: OpsIncident.objects.get(id=opened.id).recovered_at, 40, "polling never recovered"
     )
     print(f"poller restarted: recovered after {time.monotonic() - restarted:.1f} s")
     log = worker.log_path.read_text(errors="replace")[log_offset:]
@@ -76,12 +76,12 @@ def test_a_stopped_poller_an_ip_ban_and_a_stopped_beat_open_one_event_each_and_r
     )
     assert "banned this IP" in banned.detail, banned.detail
     wait_until(
-        lambda: OpsEvent.objects.get(id=banned.id).recovered_at, 40, "the ban never recovered"
+        lambda: OpsIncident.objects.get(id=banned.id).recovered_at, 40, "the ban never recovered"
     )
-    assert OpsEvent.objects.filter(condition="exchange_banned").count() == 1
+    assert OpsIncident.objects.filter(condition="exchange_banned").count() == 1
 
     # beat stops: no ops.check arrives any more; the worker's watchdog runs the checks itself
-    stalls_before = OpsEvent.objects.filter(condition="polling_stalled").count()
+    stalls_before = OpsIncident.objects.filter(condition="polling_stalled").count()
     beat.stop()
     stopped = time.monotonic()
     opened = wait_until(
@@ -91,5 +91,7 @@ def test_a_stopped_poller_an_ip_ban_and_a_stopped_beat_open_one_event_each_and_r
     assert "is beat running?" in opened.detail, opened.detail
     assert json.loads(redis_client.get(STATE_KEY))["checked_by"].endswith("(watchdog)")
     celery_processes.start_beat(**env)
-    wait_until(lambda: OpsEvent.objects.get(id=opened.id).recovered_at, 40, "beat never recovered")
-    assert OpsEvent.objects.filter(condition="polling_stalled").count() == stalls_before + 1
+    wait_until(
+        lambda: OpsIncident.objects.get(id=opened.id).recovered_at, 40, "beat never recovered"
+    )
+    assert OpsIncident.objects.filter(condition="polling_stalled").count() == stalls_before + 1

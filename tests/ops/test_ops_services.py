@@ -16,7 +16,7 @@ from common.redis import get_redis
 from oi.models import SnapshotDeadLetter
 from ops.conditions import OpsCondition, OpsEvent, OpsEventKind
 from ops.keys import PENDING_KEY
-from ops.models import OpsEvent as OpsEventRow
+from ops.models import OpsIncident
 from ops.services import CheckOutcome, ops_check_run, ops_event_record, ops_memory_forget
 from ops.watchdog import watchdog_tick
 from tests.fixtures import processes
@@ -40,8 +40,8 @@ def dead_letter(cause: str) -> SnapshotDeadLetter:
     )
 
 
-def rows(condition: OpsCondition) -> list[OpsEventRow]:
-    return list(OpsEventRow.objects.filter(condition=condition).order_by("opened_at"))
+def rows(condition: OpsCondition) -> list[OpsIncident]:
+    return list(OpsIncident.objects.filter(condition=condition).order_by("opened_at"))
 
 
 @override_settings(OPS_EVENT_SINKS=SINKS)
@@ -153,11 +153,11 @@ def test_the_events_api_needs_a_token_filters_active_and_names_a_bad_field(
     db, api_client, writer_client
 ):
     now = timezone.now()
-    OpsEventRow.objects.create(
+    OpsIncident.objects.create(
         condition="polling_stalled", opened_at=now, detail="beat: silent", notified_at=now,
         recorded_by="test",
     )  # fmt: skip
-    OpsEventRow.objects.create(
+    OpsIncident.objects.create(
         condition="universe_stale", opened_at=now - timedelta(hours=1), detail="old",
         recovered_at=now, notified_at=now, recorded_by="test",
     )  # fmt: skip
@@ -172,3 +172,20 @@ def test_the_events_api_needs_a_token_filters_active_and_names_a_bad_field(
     assert response.status_code == 400 and "active" in response.json()["error"]["message"]
     response = writer_client.get("/api/ops/events?limit=0")
     assert response.status_code == 400 and "limit" in response.json()["error"]["message"]
+
+
+def test_the_admin_lists_incidents_and_filters_the_open_ones(db, admin_client):
+    now = timezone.now()
+    OpsIncident.objects.create(
+        condition="redis_unreachable", opened_at=now, detail="ConnectionError: refused",
+        notified_at=now, recorded_by="test",
+    )  # fmt: skip
+    OpsIncident.objects.create(
+        condition="dead_letters", opened_at=now - timedelta(hours=2), detail="2 batches",
+        recovered_at=now - timedelta(hours=1), notified_at=now, recorded_by="test",
+    )  # fmt: skip
+    page = admin_client.get("/admin/ops/opsincident/").content.decode()
+    assert "ConnectionError: refused" in page and "2 batches" in page
+    page = admin_client.get("/admin/ops/opsincident/?recovered_at__isempty=1").content.decode()
+    assert "ConnectionError: refused" in page and "2 batches" not in page
+    assert admin_client.get("/admin/ops/opsincident/add/").status_code == 403
