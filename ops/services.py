@@ -260,10 +260,9 @@ def _event_log(event: OpsEvent, *, parked: bool) -> None:
     level = logging.INFO if event.recovered else logging.WARNING
     logger.log(
         level,
-        "ops %s %s: %s",
+        "ops %s %s",
         event.condition,
         event.kind,
-        event.detail,
         extra={
             "condition": str(event.condition),
             "event": str(event.kind),

@@ -55,9 +55,8 @@ def test_a_stopped_poller_an_ip_ban_and_a_stopped_beat_open_one_event_each_and_r
     assert OpsIncident.objects.filter(condition="polling_stalled").count() == stalls_before + 1
     log = worker.log_path.read_text(errors="replace")[log_offset:]
     assert log.count("ops polling_stalled opened") == 1, log[-3000:]
-    assert "level=warning" in next(
-        line for line in log.splitlines() if "ops polling_stalled opened" in line
-    )
+    opened_line = next(line for line in log.splitlines() if "ops polling_stalled opened" in line)
+    assert "level=warning" in opened_line and "is the oi_poll worker running?" in opened_line
 
     restarted = time.monotonic()
     celery_processes.start_worker("oi_poll", concurrency=2, **env)

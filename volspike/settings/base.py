@@ -413,6 +413,8 @@ READY_MAX_BACKOFF_SEC = env.float("READY_MAX_BACKOFF_SEC", default=60.0)
 # Beat runs the checks every this many seconds (one at a time: a Redis lock); a worker process
 # consuming the default queue also runs them itself when none ran for 3 periods (beat or Redis down).
 OPS_CHECK_EVERY_SEC = env.float("OPS_CHECK_EVERY_SEC", default=15.0)
+if OPS_CHECK_EVERY_SEC <= 0:
+    raise ImproperlyConfigured(f"OPS_CHECK_EVERY_SEC ({OPS_CHECK_EVERY_SEC}) must be above 0")
 # A condition opens after holding for this many consecutive checks, and recovers after not
 # holding for this many (a 429/418 and a dead letter open at the first check).
 OPS_OPEN_AFTER_CHECKS = env.int("OPS_OPEN_AFTER_CHECKS", default=2)
