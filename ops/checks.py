@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from redis import RedisError
 
-from common.health import ComponentHealth
+from common.health import ComponentHealth, system_health
 from common.redaction import redact
 from common.timeutil import datetime_from_ms
 from exchange.factory import build_budget
@@ -150,7 +150,11 @@ OPS_CHECKS: tuple[Check, ...] = (
 def checks_run(ctx: CheckContext, checks: tuple[Check, ...] = OPS_CHECKS) -> list[Observation]:
     """Every check's observations. Readiness is read once; a store down leaves the parts behind
     it unknown."""
-    ctx.components = {part.name: part for part in system_readiness()}
+    try:
+        parts = system_readiness()
+    except (RedisError, DatabaseError):  # a store went away between its health check and a read
+        parts = system_health()
+    ctx.components = {part.name: part for part in parts}
     observations: list[Observation] = []
     for check in checks:
         observations.extend(check(ctx))
