@@ -65,6 +65,7 @@ SCHEMA_OPERATIONS = [
     ("GET", "/api/volume-alerts/recent"),
     ("GET", "/api/market/open-interest/export"),
     ("GET", "/api/open-interest-alerts/export"),
+    ("GET", "/api/ops/events"),
     *[
         (method, path)
         for collection in ("/api/alert-rules", "/api/alert-overrides")

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "volume_alerts",
     "feed",
     "dashboard",
+    "ops",
 ]
 
 MIDDLEWARE = [
@@ -407,3 +408,33 @@ READY_UNIVERSE_MAX_AGE_SEC = env.int(
 )
 # and while the exchange has banned the IP (418), or any back-off has more than this many s left.
 READY_MAX_BACKOFF_SEC = env.float("READY_MAX_BACKOFF_SEC", default=60.0)
+
+# --- Ops events (ops/): operators hear when the system itself is in trouble (README "Ops events") --
+# Beat runs the checks every this many seconds (one at a time: a Redis lock); a worker process
+# consuming the default queue also runs them itself when none ran for 3 periods (beat or Redis down).
+OPS_CHECK_EVERY_SEC = env.float("OPS_CHECK_EVERY_SEC", default=15.0)
+if OPS_CHECK_EVERY_SEC <= 0:
+    raise ImproperlyConfigured(f"OPS_CHECK_EVERY_SEC ({OPS_CHECK_EVERY_SEC}) must be above 0")
+# A condition opens after holding for this many consecutive checks, and recovers after not
+# holding for this many (a 429/418 and a dead letter open at the first check).
+OPS_OPEN_AFTER_CHECKS = env.int("OPS_OPEN_AFTER_CHECKS", default=2)
+OPS_CLEAR_AFTER_CHECKS = env.int("OPS_CLEAR_AFTER_CHECKS", default=2)
+# An incident still open is told again every this many seconds (0: never).
+OPS_REMINDER_SEC = env.float("OPS_REMINDER_SEC", default=3600.0)
+# A back-off of another cause than a 429/418 (e.g. the exchange's used weight) is an incident
+# once it has lasted this many seconds.
+OPS_BACKOFF_MAX_SEC = env.float("OPS_BACKOFF_MAX_SEC", default=60.0)
+# Dead letters: the incident recovers after this many seconds without a new one.
+OPS_DEAD_LETTER_QUIET_SEC = env.float("OPS_DEAD_LETTER_QUIET_SEC", default=300.0)
+# After the checks first run, this long before beat, poller, polling and universe count (a fresh
+# start fills the universe in about a minute).
+OPS_STARTUP_GRACE_SEC = env.float("OPS_STARTUP_GRACE_SEC", default=120.0)
+# Where each event goes besides the Postgres record and the log line (ops.services): callables
+# taking (*, dedup_key: str, title: str, text: str, recovered: bool), called in this order.
+OPS_EVENT_SINKS: list[str] = []
+CELERY_TASK_ROUTES["ops.*"] = {"queue": "default"}
+CELERY_BEAT_SCHEDULE["ops-check"] = {
+    "task": "ops.check",
+    "schedule": OPS_CHECK_EVERY_SEC,
+    "options": {"expires": OPS_CHECK_EVERY_SEC * 0.9, "queue": "default"},
+}
