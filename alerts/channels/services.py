@@ -313,9 +313,12 @@ def channels_drain(*, run_sec: float = SENDER_RUN_SEC) -> int:
     return sent
 
 
-def channel_outbox_drain(channel_id: int, *, run_sec: float = SENDER_RUN_SEC) -> int:
-    """Send what waits in one channel's outbox for up to `run_sec`, within its limits; returns
-    the messages sent. Does nothing while another sender holds the channel."""
+def channel_outbox_drain(
+    channel_id: int, *, run_sec: float = SENDER_RUN_SEC, limits: ChannelLimits | None = None
+) -> int:
+    """Send what waits in one channel's outbox for up to `run_sec`, within its limits (its
+    platform's, or `limits`); returns the messages sent. Does nothing while another sender holds
+    the channel."""
     channel = AlertChannel.objects.filter(pk=channel_id, enabled=True).first()
     if channel is None:
         return 0
