@@ -16,6 +16,7 @@ from alerts.models import (
     AlertThresholdOverride,
     OpenInterestAlert,
     OpsMessage,
+    channel_target_fields,
 )
 from alerts.services import (
     alert_override_delete,
@@ -136,8 +137,14 @@ class AlertChannelForm(forms.ModelForm):
                 )
 
     def _keep(self, name: str) -> str:
+        """A blank secret keeps the stored one, unless the channel's kind has no such field
+        (a Discord channel turned into a Telegram one drops its URL)."""
         value = self.cleaned_data.get(name, "")
-        return value or (getattr(self.instance, name) if self.instance.pk else "")
+        if value or not self.instance.pk:
+            return value
+        if name not in channel_target_fields(self.cleaned_data.get("kind", "")):
+            return ""
+        return getattr(self.instance, name)
 
     def clean_bot_token(self):
         return self._keep("bot_token")

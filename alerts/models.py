@@ -438,6 +438,14 @@ _OPTIONAL_TARGET_FIELDS = {ChannelKind.WEBHOOK: ("signing_secret",)}
 _ALL_TARGET_FIELDS = ("bot_token", "telegram_chat_id", "url", "signing_secret")
 
 
+def channel_target_fields(kind: str) -> tuple[str, ...]:
+    """The target fields a channel of `kind` has (required and optional)."""
+    if kind not in ChannelKind.values:
+        return ()
+    kind = ChannelKind(kind)
+    return _TARGET_FIELDS[kind] + _OPTIONAL_TARGET_FIELDS.get(kind, ())
+
+
 class AlertChannel(models.Model):
     """One place alerts (and, if chosen, system messages) go: a Telegram chat, a Discord or Slack
     webhook, or a signed generic webhook. Any number of each kind; each has its own outbox and
@@ -516,7 +524,7 @@ class AlertChannel(models.Model):
         if self.kind not in ChannelKind.values:
             return None  # clean_fields reports it
         kind = ChannelKind(self.kind)
-        allowed = _TARGET_FIELDS[kind] + _OPTIONAL_TARGET_FIELDS.get(kind, ())
+        allowed = channel_target_fields(kind)
         for name in _TARGET_FIELDS[kind]:
             if not getattr(self, name):
                 return name, f"a {kind.value} channel needs one"

@@ -131,6 +131,20 @@ def test_the_admin_never_shows_a_secret_and_a_blank_one_keeps_it(admin_client):
         "https://hooks.example.net/in/Secr3tPath9", SIGNING, True,
     )  # fmt: skip
 
+    turned = admin_client.post(
+        f"/admin/alerts/alertchannel/{channel.pk}/change/",
+        {"name": "ops hook", "kind": "telegram", "enabled": "on", "telegram_chat_id": "-1001",
+         "bot_token": BOT_TOKEN, "url": "", "signing_secret": "", "receives_alerts": "on",
+         "symbols": "", "directions": "", "min_move_pct": "", "_save": "Save"},
+    )  # fmt: skip
+    assert turned.status_code == 302, turned.content.decode()[:2000]
+    channel.refresh_from_db()  # the webhook's secrets went with its kind
+    assert (channel.kind, channel.url, channel.signing_secret) == ("telegram", "", "")
+    assert (
+        BOT_TOKEN
+        not in admin_client.get(f"/admin/alerts/alertchannel/{channel.pk}/change/").content.decode()
+    )
+
     refused = admin_client.post(
         "/admin/alerts/alertchannel/add/",
         {"name": "no url", "kind": "discord", "enabled": "on", "url": "", "_save": "Save",
