@@ -225,7 +225,8 @@ def channel_queue_alerts(channel: AlertChannel, alert_ids: Sequence[int]) -> Non
 def ops_message_send(*, dedup_key: str, title: str, text: str, recovered: bool) -> None:
     """Queue a system message on every enabled channel that receives ops messages. Deduplicated
     per `dedup_key`: a problem is told once until its recovery, and a recovery only after a
-    problem. Stored in Postgres, so a channel that waits (rate limit, outage) loses nothing."""
+    problem. Stored in Postgres, so a channel that waits (rate limit, outage) loses nothing; if
+    Redis cannot take it, it is forgotten (and logged), so the caller's next call tells it."""
     with transaction.atomic():
         with connection.cursor() as cursor:  # one decision per key at a time, across processes
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"ops:{dedup_key}"])
@@ -239,9 +240,17 @@ def ops_message_send(*, dedup_key: str, title: str, text: str, recovered: bool) 
         entry = Entry(EntryKind.OPS, message.pk)
 
         def push() -> None:
-            client = get_redis()
-            for channel_id in channel_ids:
-                Outbox(client, channel_id).push([entry])
+            try:
+                client = get_redis()
+                for channel_id in channel_ids:
+                    Outbox(client, channel_id).push([entry])
+            except Exception as exc:  # noqa: BLE001 - Redis down: forget it, to be told again
+                # unqueued, the message must not count as told: the next call sends it
+                OpsMessage.objects.filter(pk=message.pk).delete()
+                logger.error(
+                    "ops message not queued (Redis)",
+                    extra={"dedup_key": dedup_key, "cause": redact(repr(exc))},
+                )
 
         transaction.on_commit(push)
     logger.info(

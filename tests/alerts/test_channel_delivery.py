@@ -110,6 +110,21 @@ def test_a_discord_429_is_honoured_no_request_before_retry_after(chat_platforms,
 
 
 @pytest.mark.django_db
+def test_a_global_discord_429_holds_every_discord_channel(chat_platforms, redis_client):
+    first, second = chat_platforms.discord(), chat_platforms.discord()
+    body = b'{"message": "You are being rate limited.", "retry_after": 1.0, "global": true}'
+    first.script = [(429, {"Content-Type": "application/json"}, body)]
+    one = discord_channel(first)
+    two = channel_create(name="discord 2", kind=ChannelKind.DISCORD, url=second.url)
+    channel_queue_alerts(one, [make_alerts(1)[0].id])
+    channel_outbox_drain(one.pk, run_sec=0.2)
+    refused_at = first.requests[0].at
+    channel_queue_alerts(two, [make_alerts(1, start=1)[0].id])
+    drain_until_empty(two, timeout=5)
+    assert second.requests[0].at - refused_at >= 1.0  # the other webhook waited too
+
+
+@pytest.mark.django_db
 def test_discords_rate_limit_headers_hold_the_next_request_until_the_bucket_refills(
     chat_platforms, redis_client
 ):
