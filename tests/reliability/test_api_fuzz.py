@@ -67,7 +67,7 @@ SCHEMA_OPERATIONS = [
     ("GET", "/api/open-interest-alerts/export"),
     *[
         (method, path)
-        for collection in ("/api/alert-rules", "/api/alert-overrides")
+        for collection in ("/api/alert-rules", "/api/alert-overrides", "/api/alert-channels")
         for method, path in [
             ("GET", collection),
             ("POST", collection),
@@ -77,6 +77,7 @@ SCHEMA_OPERATIONS = [
             ("DELETE", collection + "/{id}"),
         ]
     ],
+    ("POST", "/api/alert-channels/{id}/test"),
 ]
 
 FUZZ = settings(
