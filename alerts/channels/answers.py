@@ -16,12 +16,18 @@ SLACK_PERMANENT = frozenset({
 })  # fmt: skip
 DISCORD_UNKNOWN_WEBHOOK = 10015
 PERMANENT_STATUSES = frozenset({401, 403, 404, 410})
+# Slack's answers to a message it cannot render (the same text without blocks goes through).
+SLACK_REFUSED = frozenset({
+    "invalid_blocks", "invalid_blocks_format", "invalid_payload", "invalid_attachments",
+    "too_many_attachments", "no_text",
+})  # fmt: skip
 
 
 class Outcome(StrEnum):
     ACCEPTED = "accepted"
     RATE_LIMITED = "rate_limited"  # wait `retry_after`, then send the same again
     FAILED = "failed"  # back off, then send the same again
+    REFUSED = "refused"  # the platform cannot render this message: send it as plain text
     PERMANENT = "permanent"  # the target is gone or refuses us: disable the channel
 
 
@@ -100,6 +106,8 @@ def discord_answer(status: int, headers: Mapping[str, str], body: str) -> Answer
         )
     if status in PERMANENT_STATUSES or payload.get("code") == DISCORD_UNKNOWN_WEBHOOK:
         return Answer(Outcome.PERMANENT, detail)
+    if status == 400:  # e.g. 50035 Invalid Form Body: an embed Discord will not take
+        return Answer(Outcome.REFUSED, detail)
     return Answer(Outcome.FAILED, detail)
 
 
@@ -114,6 +122,8 @@ def slack_answer(status: int, headers: Mapping[str, str], body: str) -> Answer:
         return Answer(Outcome.RATE_LIMITED, detail, retry_after=retry if retry is not None else 1.0)
     if status in PERMANENT_STATUSES or body.strip() in SLACK_PERMANENT:
         return Answer(Outcome.PERMANENT, detail)
+    if body.strip() in SLACK_REFUSED:
+        return Answer(Outcome.REFUSED, detail)
     return Answer(Outcome.FAILED, detail)
 
 

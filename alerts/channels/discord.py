@@ -85,6 +85,15 @@ def _digest_line(alert: AlertLike) -> str:
     return f"{digest_line(alert)} · [chart]({symbol_links(alert.symbol)['binance']})"
 
 
+CONTENT_MAX = 2000
+
+
+def text_message(text: str) -> dict:
+    """The plain-text form (no embed), for a message Discord refused to render."""
+    return {"username": USERNAME, "content": clip(text, CONTENT_MAX),
+            "allowed_mentions": {"parse": []}}  # fmt: skip
+
+
 def ops_message(title: str, text: str, *, recovered: bool) -> dict:
     embed = {
         "title": clip(ops_headline(title, recovered=recovered), TITLE_MAX),

@@ -264,11 +264,13 @@ def ops_message_send(*, dedup_key: str, title: str, text: str, recovered: bool) 
 
 @dataclass
 class Outgoing:
-    """The next message of a channel: what is posted and the outbox entries it carries."""
+    """The next message of a channel: what is posted and the outbox entries it carries; `plain`
+    is its plain-text form (the first move alone) for a platform that refuses to render it."""
 
     payload: dict
     entries: list[Entry]
     alert_ids: list[int]
+    plain: "Outgoing | None" = None
 
 
 _EXTEND_LUA = """
@@ -366,6 +368,19 @@ def _send_next(channel: AlertChannel, limiter: ChannelLimiter, outbox: Outbox, s
         return 0
     answer = channel_post(channel, outgoing.payload)
     limiter.confirm(slot)
+    if answer.outcome is Outcome.REFUSED and outgoing.plain is not None:
+        logger.warning(
+            "channel refused a message; sending it as plain text",
+            extra={"channel": channel.name, "alert_ids": outgoing.alert_ids,
+                   "cause": answer.detail},
+        )  # fmt: skip
+        _record_attempt(channel, outgoing.alert_ids, error=answer.detail)
+        plain_slot = limiter.wait_for_slot(SLOT_WAIT_MAX_SEC)
+        if not plain_slot.granted:
+            return 0  # the next run tries again
+        outgoing = outgoing.plain
+        answer = channel_post(channel, outgoing.payload)
+        limiter.confirm(plain_slot)
     _record_attempt(channel, outgoing.alert_ids, error="" if answer.ok else answer.detail)
     if answer.ok:
         outbox.remove(outgoing.entries)
@@ -401,7 +416,11 @@ def _next_message(
         return None
     first = entries[0]
     if first.kind is EntryKind.OPS:
-        return Outgoing(ops_payload(channel, ops[first.id]), [first], [])
+        message = ops[first.id]
+        text = ops_text(message.title, message.text, recovered=message.recovered)
+        return Outgoing(
+            ops_payload(channel, message), [first], [], _plain(channel, text, [first], [])
+        )
     leading: list[OpenInterestAlert] = []
     for entry in entries:
         if entry.kind is not EntryKind.ALERT:
@@ -417,7 +436,20 @@ def _next_message(
     else:
         payload, carried = digest_payload(channel, leading, waiting=waiting)
     ids = [a.pk for a in carried]
-    return Outgoing(payload, alert_entries(ids), ids)
+    move = same_move(leading)
+    move_ids = [a.pk for a in move]
+    plain = _plain(channel, move_text(move), alert_entries(move_ids), move_ids)
+    return Outgoing(payload, alert_entries(ids), ids, plain)
+
+
+def _plain(
+    channel: AlertChannel, text: str, entries: list[Entry], alert_ids: list[int]
+) -> Outgoing | None:
+    if channel.kind == ChannelKind.DISCORD:
+        return Outgoing(discord.text_message(text), entries, alert_ids)
+    if channel.kind == ChannelKind.SLACK:
+        return Outgoing(slack.text_message(text), entries, alert_ids)
+    return None  # Telegram's messages are plain text already; a webhook's are JSON
 
 
 def _resolve(

@@ -71,6 +71,11 @@ def _digest_line(alert: AlertLike) -> str:
     return f"{escape(digest_line(alert))} · <{symbol_links(alert.symbol)['binance']}|chart>"
 
 
+def text_message(text: str) -> dict:
+    """The plain-text form (no blocks), for a message Slack refused to render."""
+    return {"text": clip(escape(text), FALLBACK_TEXT_MAX)}
+
+
 def ops_message(title: str, text: str, *, recovered: bool) -> dict:
     headline = ops_headline(title, recovered=recovered)
     return {

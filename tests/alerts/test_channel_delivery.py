@@ -110,6 +110,25 @@ def test_a_discord_429_is_honoured_no_request_before_retry_after(chat_platforms,
 
 
 @pytest.mark.django_db
+def test_an_embed_discord_refuses_goes_out_as_plain_text_and_nothing_is_lost(
+    chat_platforms, redis_client
+):
+    discord = chat_platforms.discord()
+    invalid = b'{"code": 50035, "message": "Invalid Form Body", "errors": {}}'
+    discord.script = [(400, {"Content-Type": "application/json"}, invalid)]
+    channel = discord_channel(discord)
+    alerts = make_alerts(2)
+    channel_queue_alerts(channel, [a.id for a in alerts])
+    drain_until_empty(channel, timeout=10)
+    assert [r.status for r in discord.requests] == [400, 204, 204]
+    plain = discord.requests[1].body
+    assert "embeds" not in plain and plain["content"].startswith(f"📈 {alerts[0].symbol}")
+    assert discord.requests[2].body["embeds"][0]["title"].split()[1] == alerts[1].symbol
+    rows = AlertDelivery.objects.filter(channel=channel).order_by("alert_id")
+    assert list(rows.values_list("delivered", "attempts")) == [(True, 2), (True, 1)]
+
+
+@pytest.mark.django_db
 def test_a_global_discord_429_holds_every_discord_channel(chat_platforms, redis_client):
     first, second = chat_platforms.discord(), chat_platforms.discord()
     body = b'{"message": "You are being rate limited.", "retry_after": 1.0, "global": true}'
