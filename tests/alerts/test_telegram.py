@@ -15,6 +15,7 @@ from alerts.channels.outbox import Outbox
 from alerts.channels.services import (
     SETTINGS_TELEGRAM_NAME,
     alert_delivery_queue,
+    channel_create,
     channel_outbox_drain,
     channel_queue_alerts,
     channels_send_test,
@@ -290,3 +291,23 @@ def test_several_rules_on_one_move_go_out_as_one_message_listing_them(telegram):
     assert texts[1].startswith("📈 T004USDT")
     delivered = AlertDelivery.objects.filter(delivered=True).values_list("alert_id", flat=True)
     assert sorted(delivered) == sorted([a.id for a in move] + [other.id])
+
+
+@pytest.mark.django_db
+def test_several_chats_each_get_their_alerts_within_their_own_limit(telegram):
+    bot = telegram()
+    desk = channel_create(
+        name="desk", kind=ChannelKind.TELEGRAM, bot_token="123:abc", telegram_chat_id="-2002",
+        symbols=["T000USDT", "T002USDT"],
+    )  # fmt: skip
+    alerts = [make_alert(i) for i in (0, 2)]
+    for alert in alerts:
+        alert_delivery_queue(alert.id)
+    for channel in (bot.channel, desk):
+        channel_outbox_drain(channel.pk, run_sec=3)
+    by_chat = {}
+    for received in bot.received:
+        by_chat.setdefault(received.body["chat_id"], []).append(received.at)
+    assert {chat: len(times) for chat, times in by_chat.items()} == {"-1001": 2, "-2002": 2}
+    assert by_chat["-2002"][0] - by_chat["-1001"][1] < 1.0  # another chat, another limit
+    assert all(b - a >= 1.0 - 0.005 for a, b in itertools.pairwise(by_chat["-2002"]))
