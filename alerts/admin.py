@@ -1,12 +1,23 @@
 from django import forms
 from django.contrib import admin, messages
 
+from alerts.channels.selectors import secret_hint
+from alerts.channels.services import (
+    channel_delete,
+    channel_save,
+    channel_send_test,
+    channels_send_test,
+)
 from alerts.models import (
+    CHANNEL_SECRET_FIELDS,
     REGIME_CHOICES,
+    AlertChannel,
     AlertDelivery,
     AlertRule,
     AlertThresholdOverride,
     OpenInterestAlert,
+    OpsMessage,
+    channel_target_fields,
 )
 from alerts.services import (
     alert_override_delete,
@@ -84,25 +95,126 @@ class AlertRuleAdmin(ServiceWritesMixin, admin.ModelAdmin):
         for override in formset.deleted_objects:
             alert_override_delete(override)
 
-    @admin.action(description="Send a test alert on every delivery channel")
+    @admin.action(description="Send a test alert on every enabled delivery channel")
     def send_test_alert(self, request, queryset):
-        from alerts.delivery import alert_send_test
-
-        results = alert_send_test()
-        if not results:
+        reports = channels_send_test()
+        if not reports:
             self.message_user(
                 request,
-                "No delivery channel is configured (ALERT_WEBHOOK_URL, TELEGRAM_BOT_TOKEN and "
-                "TELEGRAM_CHAT_ID).",
+                "No delivery channel is enabled (Alert channels; or ALERT_WEBHOOK_URL, "
+                "TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID).",
                 messages.WARNING,
             )
-        for channel, ok, detail in results:
-            self.message_user(
-                request,
-                f"Test alert on {channel}: {'sent' if ok else 'failed'}"
-                + (f" ({detail})" if detail else ""),
-                messages.SUCCESS if ok else messages.ERROR,
-            )
+        _report_tests(self, request, reports)
+
+
+def _report_tests(model_admin, request, reports) -> None:
+    for report in reports:
+        model_admin.message_user(
+            request,
+            f"Test message on {report.channel}: {'sent' if report.ok else 'failed'} "
+            f"({report.detail})",
+            messages.SUCCESS if report.ok else messages.ERROR,
+        )
+
+
+class SecretInput(forms.PasswordInput):
+    """Never renders the stored value; shows whether one is set."""
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs={"autocomplete": "new-password", **(attrs or {})})
+
+
+class AlertChannelForm(forms.ModelForm):
+    """Secrets are write-only: the form never shows them, and a blank one keeps the stored
+    value (so editing a filter does not need the webhook URL again)."""
+
+    class Meta:
+        model = AlertChannel
+        fields = (
+            "name", "kind", "enabled", "telegram_chat_id", "bot_token", "url", "signing_secret",
+            "receives_alerts", "receives_ops", "rules", "symbols", "directions", "min_move_pct",
+        )  # fmt: skip
+        widgets = {name: SecretInput() for name in CHANNEL_SECRET_FIELDS}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in CHANNEL_SECRET_FIELDS:
+            field = self.fields[name]
+            field.required = False
+            if self.instance.pk and getattr(self.instance, name):
+                field.help_text = (
+                    f"Set ({secret_hint(getattr(self.instance, name))}); blank keeps it."
+                )
+
+    def _keep(self, name: str) -> str:
+        """A blank secret keeps the stored one, unless the channel's kind has no such field
+        (a Discord channel turned into a Telegram one drops its URL)."""
+        value = self.cleaned_data.get(name, "")
+        if value or not self.instance.pk:
+            return value
+        if name not in channel_target_fields(self.cleaned_data.get("kind", "")):
+            return ""
+        return getattr(self.instance, name)
+
+    def clean_bot_token(self):
+        return self._keep("bot_token")
+
+    def clean_url(self):
+        return self._keep("url")
+
+    def clean_signing_secret(self):
+        return self._keep("signing_secret")
+
+
+@admin.register(AlertChannel)
+class AlertChannelAdmin(admin.ModelAdmin):
+    form = AlertChannelForm
+    list_display = (
+        "name", "kind", "enabled", "receives_alerts", "receives_ops", "disabled_reason",
+        "disabled_at", "updated_at",
+    )  # fmt: skip
+    list_filter = ("kind", "enabled", "receives_ops")
+    search_fields = ("name",)
+    filter_horizontal = ("rules",)
+    readonly_fields = ("disabled_reason", "disabled_at", "from_settings")
+    actions = ["send_test_message"]
+    fieldsets = (
+        (None, {"fields": ("name", "kind", "enabled", "disabled_reason", "disabled_at",
+                           "from_settings")}),
+        ("Target (secrets are write-only)", {
+            "fields": ("telegram_chat_id", "bot_token", "url", "signing_secret"),
+        }),
+        ("What it receives", {
+            "fields": ("receives_alerts", "receives_ops", "rules", "symbols", "directions",
+                       "min_move_pct"),
+        }),
+    )  # fmt: skip
+
+    def save_model(self, request, obj, form, change):
+        channel_save(obj)
+
+    def save_related(self, request, form, formsets, change):
+        form.instance.rules.set(form.cleaned_data.get("rules", []))
+
+    def delete_model(self, request, obj):
+        channel_delete(obj)
+
+    def delete_queryset(self, request, queryset):
+        for channel in queryset:
+            channel_delete(channel)
+
+    @admin.action(description="Send a test message (reports the platform's answer)")
+    def send_test_message(self, request, queryset):
+        _report_tests(self, request, [channel_send_test(channel) for channel in queryset])
+
+
+@admin.register(OpsMessage)
+class OpsMessageAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "dedup_key", "title", "recovered")
+    list_filter = ("recovered",)
+    search_fields = ("dedup_key", "title")
+    readonly_fields = ("dedup_key", "title", "text", "recovered", "created_at")
 
 
 class AlertDeliveryInline(admin.TabularInline):
@@ -143,5 +255,6 @@ class AlertThresholdOverrideAdmin(ServiceWritesMixin, admin.ModelAdmin):
 @admin.register(AlertDelivery)
 class AlertDeliveryAdmin(admin.ModelAdmin):
     list_display = ("alert", "channel", "delivered", "attempts", "last_error", "updated_at")
-    list_filter = ("channel", "delivered")
+    list_filter = ("channel__kind", "channel", "delivered")
+    list_select_related = ("alert", "channel")
     search_fields = ("alert__symbol", "last_error")

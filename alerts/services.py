@@ -8,7 +8,7 @@ from enum import StrEnum
 from django.conf import settings
 from django.db import connection, transaction
 
-from alerts.delivery import alert_delivery_queue
+from alerts.channels.services import alert_delivery_queue
 from alerts.fire_once import ClaimStatus, claim_status, key_claim, key_release, store_claimed
 from alerts.formatting import alert_payload
 from alerts.models import AlertRule, AlertThresholdOverride, OpenInterestAlert

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from alerts.apis import AlertExportApi, AlertIngestApi, AlertListApi
+from alerts.channels.apis import AlertChannelDetailApi, AlertChannelListApi, AlertChannelTestApi
 from alerts.rule_apis import (
     AlertOverrideDetailApi,
     AlertOverrideListApi,
@@ -14,6 +15,9 @@ urlpatterns = [
     path("open-interest-alerts/ingest", AlertIngestApi.as_view(), name="oi-alert-ingest"),
     path("alert-rules", AlertRuleListApi.as_view(), name="alert-rule-list"),
     path("alert-rules/<int:pk>", AlertRuleDetailApi.as_view(), name="alert-rule-detail"),
+    path("alert-channels", AlertChannelListApi.as_view(), name="alert-channel-list"),
+    path("alert-channels/<int:pk>", AlertChannelDetailApi.as_view(), name="alert-channel-detail"),
+    path("alert-channels/<int:pk>/test", AlertChannelTestApi.as_view(), name="alert-channel-test"),
     path("alert-overrides", AlertOverrideListApi.as_view(), name="alert-override-list"),
     path(
         "alert-overrides/<int:pk>", AlertOverrideDetailApi.as_view(), name="alert-override-detail"

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from alerts.channels.limiter import ChannelLimits, MessageKind, failure_backoff_sec, plan_next
 from alerts.formatting import alert_payload, duration, price, signed_pct, threshold_pct, usd
-from alerts.telegram.limiter import ChatLimits, MessageKind, failure_backoff_sec, plan_next
 from alerts.telegram.text import (
     MESSAGE_MAX_CHARS,
     TEST_TITLE,
@@ -133,7 +133,7 @@ def test_the_payload_of_an_alert():
     ],
 )
 def test_one_alert_per_message_while_the_limits_allow_it(fetched, waiting, slot_left, kind):
-    limits = ChatLimits(digest_after=5)
+    limits = ChannelLimits(digest_after=5)
     assert plan_next(fetched=fetched, waiting=waiting, slot_left=slot_left, limits=limits) is kind
 
 
@@ -143,9 +143,9 @@ def test_failures_back_off_doubling_up_to_a_minute():
 
 def test_limits_must_be_positive():
     with pytest.raises(ValueError, match="positive"):
-        ChatLimits(per_sec=0)
+        ChannelLimits(per_sec=0)
     with pytest.raises(ValueError, match="positive"):
-        ChatLimits(per_min=0)
+        ChannelLimits(per_min=0)
 
 
 def test_one_move_is_the_oldest_alert_and_its_symbol_and_direction_within_ten_seconds():

@@ -68,7 +68,7 @@ SCHEMA_OPERATIONS = [
     ("GET", "/api/ops/events"),
     *[
         (method, path)
-        for collection in ("/api/alert-rules", "/api/alert-overrides")
+        for collection in ("/api/alert-rules", "/api/alert-overrides", "/api/alert-channels")
         for method, path in [
             ("GET", collection),
             ("POST", collection),
@@ -78,6 +78,7 @@ SCHEMA_OPERATIONS = [
             ("DELETE", collection + "/{id}"),
         ]
     ],
+    ("POST", "/api/alert-channels/{id}/test"),
 ]
 
 FUZZ = settings(

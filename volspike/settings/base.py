@@ -320,8 +320,8 @@ ALERT_WEBHOOK_SECRET = env("ALERT_WEBHOOK_SECRET", default="")
 TELEGRAM_BOT_TOKEN = env("TELEGRAM_BOT_TOKEN", default="")
 TELEGRAM_CHAT_ID = env("TELEGRAM_CHAT_ID", default="")
 TELEGRAM_API_URL = env("TELEGRAM_API_URL", default="https://api.telegram.org")
-# First retry of a failed delivery after this many seconds, doubling up to 5 minutes (6 retries).
-ALERT_DELIVERY_RETRY_BASE_SEC = env.float("ALERT_DELIVERY_RETRY_BASE_SEC", default=5.0)
+# A platform's answer to a delivery (Telegram, Discord, Slack, webhook) is awaited this long.
+ALERT_CHANNEL_HTTP_TIMEOUT_SEC = env.float("ALERT_CHANNEL_HTTP_TIMEOUT_SEC", default=10.0)
 CELERY_TASK_ROUTES["alerts.*"] = {"queue": "default"}
 # Telegram limits per chat: messages per second, and per rolling minute (Telegram: ~1/s per chat,
 # 20/min per group). More than DIGEST_AFTER alerts waiting (or more than the minute's allowance
@@ -330,14 +330,13 @@ TELEGRAM_MAX_PER_SEC = env.float("TELEGRAM_MAX_PER_SEC", default=1.0)
 TELEGRAM_MAX_PER_MIN = env.int("TELEGRAM_MAX_PER_MIN", default=20)
 TELEGRAM_DIGEST_AFTER = env.int("TELEGRAM_DIGEST_AFTER", default=5)
 TELEGRAM_DIGEST_MAX_ALERTS = env.int("TELEGRAM_DIGEST_MAX_ALERTS", default=25)
-# The Telegram sender drains its outbox every this many seconds (one sender at a time).
+# The senders drain the delivery channels' outboxes every this many seconds (one per channel).
 TELEGRAM_SEND_EVERY_SEC = env.float("TELEGRAM_SEND_EVERY_SEC", default=2.0)
-if TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID:  # no sender (and no beat noise) without a bot
-    CELERY_BEAT_SCHEDULE["alerts-telegram-send"] = {
-        "task": "alerts.telegram_send",
-        "schedule": TELEGRAM_SEND_EVERY_SEC,
-        "options": {"expires": TELEGRAM_SEND_EVERY_SEC * 0.9, "queue": "default"},
-    }
+CELERY_BEAT_SCHEDULE["alerts-channels-send"] = {  # channels are data: the sender always runs
+    "task": "alerts.channels_send",
+    "schedule": TELEGRAM_SEND_EVERY_SEC,
+    "options": {"expires": TELEGRAM_SEND_EVERY_SEC * 0.9, "queue": "default"},
+}
 
 # --- Exchange (Binance USDⓈ-M futures) --------------------------------------------------------
 # Owned by the exchange layer (exchange/). Local and test settings point at the simulator.

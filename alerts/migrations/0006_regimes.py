@@ -11,7 +11,7 @@ def install_the_regime_preset(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("alerts", "0004_alert_uniq_per_window"),
+        ("alerts", "0005_alert_channels"),
     ]
 
     operations = [
