@@ -9,6 +9,7 @@ from celery.utils.log import get_task_logger
 from django.conf import settings
 
 from alerts.delivery import DELIVER_TASK, DeliveryError, alert_deliver
+from alerts.outcome_services import alert_outcomes_fill
 from alerts.telegram.services import telegram_outbox_drain
 
 logger = get_task_logger(__name__)
@@ -48,3 +49,13 @@ def telegram_send_task() -> None:
         telegram_outbox_drain()
     except SoftTimeLimitExceeded:
         logger.warning("telegram sender hit its time limit; the outbox keeps what was not sent")
+
+
+@shared_task(name="alerts.outcomes_fill", ignore_result=True, soft_time_limit=50, time_limit=60)
+def alert_outcomes_fill_task() -> None:
+    """Every minute (beat): measure the alerts' horizons that came due (bounded per run; a run
+    cut short by its time limit leaves the rest for the next, nothing half-written)."""
+    try:
+        alert_outcomes_fill()
+    except SoftTimeLimitExceeded:
+        logger.warning("alert outcomes job hit its time limit; the next run goes on")

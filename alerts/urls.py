@@ -1,6 +1,7 @@
 from django.urls import path
 
 from alerts.apis import AlertExportApi, AlertIngestApi, AlertListApi
+from alerts.outcome_apis import AlertOutcomeListApi, AlertRuleOutcomeApi
 from alerts.rule_apis import (
     AlertOverrideDetailApi,
     AlertOverrideListApi,
@@ -14,6 +15,10 @@ urlpatterns = [
     path("open-interest-alerts/ingest", AlertIngestApi.as_view(), name="oi-alert-ingest"),
     path("alert-rules", AlertRuleListApi.as_view(), name="alert-rule-list"),
     path("alert-rules/<int:pk>", AlertRuleDetailApi.as_view(), name="alert-rule-detail"),
+    path(
+        "alert-rules/<int:pk>/outcomes", AlertRuleOutcomeApi.as_view(), name="alert-rule-outcomes"
+    ),
+    path("alert-outcomes", AlertOutcomeListApi.as_view(), name="alert-outcome-list"),
     path("alert-overrides", AlertOverrideListApi.as_view(), name="alert-override-list"),
     path(
         "alert-overrides/<int:pk>", AlertOverrideDetailApi.as_view(), name="alert-override-detail"

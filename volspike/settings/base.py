@@ -322,6 +322,13 @@ TELEGRAM_API_URL = env("TELEGRAM_API_URL", default="https://api.telegram.org")
 # First retry of a failed delivery after this many seconds, doubling up to 5 minutes (6 retries).
 ALERT_DELIVERY_RETRY_BASE_SEC = env.float("ALERT_DELIVERY_RETRY_BASE_SEC", default=5.0)
 CELERY_TASK_ROUTES["alerts.*"] = {"queue": "default"}
+# Every minute: the mark price and OI 5 min, 15 min and 1 h after each alert (alerts.outcome_*),
+# from the stored samples; a run expires rather than queue behind the next.
+CELERY_BEAT_SCHEDULE["alerts-outcomes-fill"] = {
+    "task": "alerts.outcomes_fill",
+    "schedule": 60.0,
+    "options": {"expires": 54.0, "queue": "default"},
+}
 # Telegram limits per chat: messages per second, and per rolling minute (Telegram: ~1/s per chat,
 # 20/min per group). More than DIGEST_AFTER alerts waiting (or more than the minute's allowance
 # left) makes the next message a digest of up to DIGEST_MAX_ALERTS of them; none is dropped.
