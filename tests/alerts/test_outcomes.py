@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings as django_settings
+from django.db.models import F
 from django.utils import timezone
 
 from alerts.models import AlertForwardOutcome, AlertRule, OpenInterestAlert
@@ -342,3 +343,29 @@ def test_the_task_on_a_real_worker_fills_the_due_outcomes(celery_processes):
     got = outcomes(alert)
     assert got[300].oi_change == pytest.approx(0.3) and got[900].oi_change == pytest.approx(0.9)
     assert got[3600].status == "no_data"
+
+
+# --- admin ------------------------------------------------------------------------------------
+
+
+def test_the_admin_shows_each_alerts_moves_and_each_rules_figures(
+    admin_client, two_rules_of_alerts
+):
+    changelist = admin_client.get("/admin/alerts/openinterestalert/?rule_name=only+two")
+    assert changelist.status_code == 200
+    page = changelist.content.decode()
+    assert "Price +5m" in page and "+2.00%" in page and "-3.00%" in page
+    assert "no data" in page  # the short build's 15 min
+    assert "…" in page  # horizons not due (no row yet)
+
+    # the rule's page covers the last 30 days: move the alerts to yesterday
+    shift = timezone.now() - timedelta(days=1) - T0
+    OpenInterestAlert.objects.filter(ts__gte=SINCE).update(ts=F("ts") + shift)
+    rule_page = admin_client.get(f"/admin/alerts/alertrule/{two_rules_of_alerts.pk}/change/")
+    assert rule_page.status_code == 200
+    text = rule_page.content.decode()
+    assert "What followed its alerts" in text
+    assert "every regime" in text and "short build" in text
+    # the 5-minute price moves of every regime: median [quartiles] · up / flat / down
+    assert "+0.05% [-0.50%, +1.00%] · 40% / 20% / 40% (n=5)" in text
+    assert "win rate" not in text.lower() and "hit rate" not in text.lower()
