@@ -2,6 +2,7 @@
 GET /api/alert-rules/<id>/outcomes. Signed forward moves of price and OI, no verdicts."""
 
 from dataclasses import asdict
+from datetime import UTC, datetime
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -20,6 +21,9 @@ from alerts.outcome_selectors import (
 )
 from oi.regimes import Regime
 
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+"""No alert is older (and a period's default start, 30 days before 'to', stays a date)."""
+
 
 class OutcomeFilterSerializer(serializers.Serializer):
     regime = serializers.ChoiceField(choices=[r.value for r in Regime], required=False)
@@ -33,6 +37,9 @@ class OutcomeFilterSerializer(serializers.Serializer):
 
     def validate(self, attrs):
         since, until = attrs.get("from"), attrs.get("to")
+        for name, value in (("from", since), ("to", until)):
+            if value is not None and value < EARLIEST:
+                raise serializers.ValidationError({name: f"must be after {EARLIEST:%Y-%m-%d}"})
         if since is None:
             return attrs
         if until is None and since >= timezone.now():

@@ -292,6 +292,7 @@ def test_the_api_gives_the_figures_per_rule_and_regime(api_client, two_rules_of_
         ({"to": "2026-13-01"}, "to"),
         ({"from": "2026-03-02T00:00:00Z", "to": "2026-03-01T00:00:00Z"}, "to"),
         ({"from": "2999-01-01T00:00:00Z"}, "from"),
+        ({"to": "0001-01-02T00:00:00Z"}, "to"),
         ({"rule": "no such rule"}, "rule"),
     ],
 )
