@@ -931,11 +931,12 @@
 
   // --- outcomes: what followed each rule's alerts ---------------------------------------------
 
-  const REGIME_WORDS = {
-    long_build: "long build", short_build: "short build", short_cover: "short cover",
-    long_flush: "long flush", build_price_flat: "OI ↑ · price flat",
-    unwind_price_flat: "OI ↓ · price flat", oi_flat: "OI flat", unknown: "unknown", "": "none",
-  };
+  function regimeWords(regime) {
+    if (regime === null) return "every regime";
+    if (regime === "") return "none (older alerts)";
+    if (regime === "unknown") return "unknown";
+    return (REGIMES[regime] || [regime])[0];
+  }
 
   function movesCell(cell, moves, horizon) {
     cell.className = "num moves";
@@ -965,7 +966,7 @@
     if (stats.regime !== null) tr.className = "regime-row";
     const cells = [
       stats.regime === null ? rule.rule || "(no rule)" : "",
-      stats.regime === null ? "every regime" : REGIME_WORDS[stats.regime] || stats.regime,
+      regimeWords(stats.regime),
       String(stats.alerts),
       stats.alertsPerSymbolDay === null ? "–" : stats.alertsPerSymbolDay.toFixed(3),
     ];
