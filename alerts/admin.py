@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
 
 from alerts.channels.selectors import secret_hint
 from alerts.channels.services import (
@@ -8,17 +9,21 @@ from alerts.channels.services import (
     channel_send_test,
     channels_send_test,
 )
+from alerts.formatting import regime_text, signed_pct
 from alerts.models import (
     CHANNEL_SECRET_FIELDS,
     REGIME_CHOICES,
     AlertChannel,
     AlertDelivery,
+    AlertForwardOutcome,
     AlertRule,
     AlertThresholdOverride,
     OpenInterestAlert,
     OpsMessage,
     channel_target_fields,
 )
+from alerts.outcome_measures import Horizon, OutcomeStatus
+from alerts.outcome_selectors import DEFAULT_PERIOD, MoveDistribution, alert_outcome_report
 from alerts.services import (
     alert_override_delete,
     alert_override_save,
@@ -77,7 +82,47 @@ class AlertRuleAdmin(ServiceWritesMixin, admin.ModelAdmin):
         ("Filters", {"fields": ("min_delta_contracts", "min_delta_usd", "scope", "symbols",
                                 "regimes")}),
         ("Repeats", {"fields": ("cooldown_sec", "rearm_ratio", "step_pct")}),
+        (f"Outcomes (last {DEFAULT_PERIOD.days} days)", {"fields": ("outcomes",)}),
     )  # fmt: skip
+    readonly_fields = ("outcomes",)
+
+    @admin.display(description="What followed its alerts")
+    def outcomes(self, rule: AlertRule | None) -> str:
+        """Per regime: the alerts, alerts per symbol-day, and the signed forward price move at
+        each horizon (median, quartiles, share up / flat / down). Measurements, not verdicts."""
+        if rule is None or rule.pk is None:
+            return "–"
+        report = alert_outcome_report(rule_id=rule.pk)
+        if not report.rules or not report.rules[0].overall.alerts:
+            return "No alerts in the period."
+        outcomes = report.rules[0]
+        head = format_html_join(
+            "", "<th>price +{}</th>", ((h.label,) for h in Horizon)
+        )  # fmt: skip
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td>{}</tr>",
+            (
+                (
+                    "every regime" if stats.regime is None else regime_text(stats.regime) or "–",
+                    stats.alerts,
+                    "–" if stats.alerts_per_symbol_day is None
+                    else f"{stats.alerts_per_symbol_day:.3f}",
+                    format_html_join(
+                        "", "<td>{}</td>", ((_moves_text(h.price),) for h in stats.horizons)
+                    ),
+                )
+                for stats in (outcomes.overall, *outcomes.by_regime)
+            ),
+        )  # fmt: skip
+        return format_html(
+            '<table class="outcomes"><thead><tr><th>regime</th><th>alerts</th>'
+            "<th>per symbol-day</th>{}</tr></thead><tbody>{}</tbody></table>"
+            "<p>Price moves are signed, from the alert's mark price: median [quartiles], "
+            "then the share up / flat / down (flat: inside the regimes' dead band).</p>",
+            head,
+            rows,
+        )
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         """Regimes as checkboxes (none ticked: any regime), not a comma-separated text box."""
@@ -217,6 +262,28 @@ class OpsMessageAdmin(admin.ModelAdmin):
     readonly_fields = ("dedup_key", "title", "text", "recovered", "created_at")
 
 
+def _moves_text(moves: MoveDistribution) -> str:
+    if not moves.n:
+        return "–"
+    return (
+        f"{signed_pct(moves.median)} [{signed_pct(moves.q1)}, {signed_pct(moves.q3)}] "
+        f"· {moves.up:.0%} / {moves.flat:.0%} / {moves.down:.0%} (n={moves.n})"
+    )
+
+
+class AlertForwardOutcomeInline(admin.TabularInline):
+    model = AlertForwardOutcome
+    extra = 0
+    fields = readonly_fields = (
+        "horizon_sec", "status", "sample_ts", "mark_price", "price_change", "open_interest",
+        "oi_change", "measured_at",
+    )  # fmt: skip
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class AlertDeliveryInline(admin.TabularInline):
     model = AlertDelivery
     extra = 0
@@ -228,7 +295,8 @@ class AlertDeliveryInline(admin.TabularInline):
 class OpenInterestAlertAdmin(admin.ModelAdmin):
     list_display = (
         "ts", "symbol", "direction", "rule_name", "pct_change", "abs_change", "baseline",
-        "current", "price_change_pct", "regime", "funding_rate", "alerts_24h", "source",
+        "current", "price_change_pct", "regime", "price_after_5m", "price_after_15m",
+        "price_after_1h", "funding_rate", "alerts_24h", "source",
     )  # fmt: skip
     list_filter = (
         "direction", "regime", "source", "rule_name", ("ts", admin.DateFieldListFilter)
@@ -237,7 +305,35 @@ class OpenInterestAlertAdmin(admin.ModelAdmin):
     date_hierarchy = "ts"
     ordering = ("-ts",)
     show_full_result_count = False
-    inlines = [AlertDeliveryInline]
+    inlines = [AlertForwardOutcomeInline, AlertDeliveryInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("forward_outcomes")
+
+    @staticmethod
+    def _price_after(alert: OpenInterestAlert, horizon: Horizon) -> str:
+        """The signed mark-price move at the horizon; "…" not due yet, "no data" without a
+        sample there, "no price" without a mark price."""
+        outcome = next((o for o in alert.forward_outcomes.all() if o.horizon_sec == horizon), None)
+        if outcome is None:
+            return "…"
+        if outcome.status == OutcomeStatus.NO_DATA:
+            return "no data"
+        if outcome.price_change is None:
+            return "no price"
+        return signed_pct(outcome.price_change)
+
+    @admin.display(description="price +5m")
+    def price_after_5m(self, alert: OpenInterestAlert) -> str:
+        return self._price_after(alert, Horizon.MIN_5)
+
+    @admin.display(description="price +15m")
+    def price_after_15m(self, alert: OpenInterestAlert) -> str:
+        return self._price_after(alert, Horizon.MIN_15)
+
+    @admin.display(description="price +1h")
+    def price_after_1h(self, alert: OpenInterestAlert) -> str:
+        return self._price_after(alert, Horizon.HOUR_1)
 
 
 @admin.register(AlertThresholdOverride)

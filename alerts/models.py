@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
+from alerts.outcome_measures import Horizon, OutcomeStatus
 from alerts.rules import rule_from_fields
 from common.numbers import DECIMAL_DIGITS, DECIMAL_PLACES
 from common.symbols import SYMBOL_MAX_LENGTH, symbol_problem
@@ -637,3 +638,55 @@ class AlertDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alert_id} → {self.channel}: {'ok' if self.delivered else 'pending/failed'}"
+
+
+class AlertForwardOutcome(models.Model):
+    """What followed an alert at one horizon (alerts.outcome_measures): the stored sample nearest
+    to alert time + horizon, and the signed changes of OI and mark price from the alert's own.
+    One row per (alert, horizon), written once by the outcomes job; no row: not yet due.
+
+    A row per horizon keeps the statistics one GROUP BY horizon, with one percentile sort per
+    measure, over rows reached through the alert's primary key."""
+
+    alert = models.ForeignKey(
+        OpenInterestAlert, on_delete=models.CASCADE, related_name="forward_outcomes",
+        db_index=False,  # the (alert, horizon) unique index serves lookups by alert
+    )  # fmt: skip
+    horizon_sec = models.PositiveIntegerField(choices=[(h.value, h.label) for h in Horizon])
+    status = models.CharField(max_length=8, choices=[(s.value, s.value) for s in OutcomeStatus])
+    sample_ts = models.DateTimeField(
+        null=True, blank=True, help_text="The stored sample used; empty: none within the tolerance"
+    )
+    open_interest = models.DecimalField(
+        max_digits=DECIMAL_DIGITS, decimal_places=DECIMAL_PLACES, null=True, blank=True
+    )
+    mark_price = models.DecimalField(
+        max_digits=DECIMAL_DIGITS, decimal_places=DECIMAL_PLACES, null=True, blank=True
+    )
+    oi_change = models.FloatField(
+        null=True, blank=True, help_text="OI then against the alert's, signed; 0.01 = +1%"
+    )
+    price_change = models.FloatField(
+        null=True, blank=True, help_text="Mark price then against the alert's, signed; 0.01 = +1%"
+    )
+    measured_at = models.DateTimeField(auto_now_add=True, db_default=models.functions.Now())
+
+    class Meta:
+        db_table = "open_interest_alert_outcomes"
+        ordering = ("alert_id", "horizon_sec")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["alert", "horizon_sec"], name="alert_outcome_alert_horizon_uniq"
+            ),
+            models.CheckConstraint(
+                condition=Q(horizon_sec__in=[h.value for h in Horizon]),
+                name="alert_outcome_horizon_known",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in OutcomeStatus]),
+                name="alert_outcome_status_known",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"alert {self.alert_id} +{Horizon(self.horizon_sec).label}: {self.status}"

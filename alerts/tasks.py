@@ -11,6 +11,7 @@ from alerts.channels.services import (
     channels_sync_from_settings,
 )
 from alerts.models import AlertChannel
+from alerts.outcome_services import alert_outcomes_fill
 
 logger = get_task_logger(__name__)
 
@@ -42,3 +43,13 @@ def channels_from_settings_at_worker_start(**kwargs) -> None:
         channels_sync_from_settings()
     except Exception:
         logger.exception("delivery channels from settings: sync failed")
+
+
+@shared_task(name="alerts.outcomes_fill", ignore_result=True, soft_time_limit=50, time_limit=60)
+def alert_outcomes_fill_task() -> None:
+    """Every minute (beat): measure the alerts' horizons that came due (bounded per run; a run
+    cut short by its time limit leaves the rest for the next, nothing half-written)."""
+    try:
+        alert_outcomes_fill()
+    except SoftTimeLimitExceeded:
+        logger.warning("alert outcomes job hit its time limit; the next run goes on")

@@ -2,6 +2,7 @@ from django.urls import path
 
 from alerts.apis import AlertExportApi, AlertIngestApi, AlertListApi
 from alerts.channels.apis import AlertChannelDetailApi, AlertChannelListApi, AlertChannelTestApi
+from alerts.outcome_apis import AlertOutcomeListApi, AlertRuleOutcomeApi
 from alerts.rule_apis import (
     AlertOverrideDetailApi,
     AlertOverrideListApi,
@@ -18,6 +19,10 @@ urlpatterns = [
     path("alert-channels", AlertChannelListApi.as_view(), name="alert-channel-list"),
     path("alert-channels/<int:pk>", AlertChannelDetailApi.as_view(), name="alert-channel-detail"),
     path("alert-channels/<int:pk>/test", AlertChannelTestApi.as_view(), name="alert-channel-test"),
+    path(
+        "alert-rules/<int:pk>/outcomes", AlertRuleOutcomeApi.as_view(), name="alert-rule-outcomes"
+    ),
+    path("alert-outcomes", AlertOutcomeListApi.as_view(), name="alert-outcome-list"),
     path("alert-overrides", AlertOverrideListApi.as_view(), name="alert-override-list"),
     path(
         "alert-overrides/<int:pk>", AlertOverrideDetailApi.as_view(), name="alert-override-detail"

@@ -36,7 +36,7 @@ from oi.exports import (
     parse_time_bound,
 )
 from oi.market import SymbolChange, breadth, market_total, movers, total_change
-from oi.regimes import Regime
+from oi.regimes import REGIME_VALUES
 from oi.screener import (
     SCREENER_LOOKBACKS,
     open_interest_market_samples,
@@ -395,14 +395,14 @@ class OpenInterestScreenerApi(APIView):
         priceChange15m = serializers.FloatField(allow_null=True)
         priceChange1h = serializers.FloatField(allow_null=True)
         regime5m = serializers.ChoiceField(
-            choices=[regime.value for regime in Regime],
+            choices=REGIME_VALUES,
             help_text="OI/price regime of the 5 min window: long_build (OI up, price up), "
             "short_build (OI up, price down), short_cover (OI down, price up), long_flush (OI "
             "down, price down), build_price_flat / unwind_price_flat (price inside its dead band), "
             "oi_flat (OI inside its dead band), unknown (no price or not covered)",
         )
-        regime15m = serializers.ChoiceField(choices=[regime.value for regime in Regime])
-        regime1h = serializers.ChoiceField(choices=[regime.value for regime in Regime])
+        regime15m = serializers.ChoiceField(choices=REGIME_VALUES)
+        regime1h = serializers.ChoiceField(choices=REGIME_VALUES)
         ringSamples = serializers.IntegerField(help_text="Samples in the symbol's ring buffer")
 
     @extend_schema(

@@ -40,6 +40,8 @@ class Regime(StrEnum):
         return REGIME_LABELS[self]
 
 
+REGIME_VALUES: tuple[str, ...] = tuple(regime.value for regime in Regime)
+
 REGIME_LABELS: dict[Regime, str] = {
     Regime.LONG_BUILD: "long build",
     Regime.SHORT_BUILD: "short build",

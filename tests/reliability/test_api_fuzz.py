@@ -66,6 +66,8 @@ SCHEMA_OPERATIONS = [
     ("GET", "/api/market/open-interest/export"),
     ("GET", "/api/open-interest-alerts/export"),
     ("GET", "/api/ops/events"),
+    ("GET", "/api/alert-outcomes"),
+    ("GET", "/api/alert-rules/{id}/outcomes"),
     *[
         (method, path)
         for collection in ("/api/alert-rules", "/api/alert-overrides", "/api/alert-channels")

@@ -187,6 +187,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # one schema component for the OI/price regimes, however many fields carry them
+    "ENUM_NAME_OVERRIDES": {"Regime": "oi.regimes.REGIME_VALUES"},
 }
 
 # --- Open interest ----------------------------------------------------------------------------
@@ -323,6 +325,13 @@ TELEGRAM_API_URL = env("TELEGRAM_API_URL", default="https://api.telegram.org")
 # A platform's answer to a delivery (Telegram, Discord, Slack, webhook) is awaited this long.
 ALERT_CHANNEL_HTTP_TIMEOUT_SEC = env.float("ALERT_CHANNEL_HTTP_TIMEOUT_SEC", default=10.0)
 CELERY_TASK_ROUTES["alerts.*"] = {"queue": "default"}
+# Every minute: the mark price and OI 5 min, 15 min and 1 h after each alert (alerts.outcome_*),
+# from the stored samples; a run expires rather than queue behind the next.
+CELERY_BEAT_SCHEDULE["alerts-outcomes-fill"] = {
+    "task": "alerts.outcomes_fill",
+    "schedule": 60.0,
+    "options": {"expires": 54.0, "queue": "default"},
+}
 # Telegram limits per chat: messages per second, and per rolling minute (Telegram: ~1/s per chat,
 # 20/min per group). More than DIGEST_AFTER alerts waiting (or more than the minute's allowance
 # left) makes the next message a digest of up to DIGEST_MAX_ALERTS of them; none is dropped.

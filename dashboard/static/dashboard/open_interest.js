@@ -929,6 +929,92 @@
     else feed.ws.send(JSON.stringify({ action: "ping" }));
   }, 25000);
 
+  // --- outcomes: what followed each rule's alerts ---------------------------------------------
+
+  function regimeWords(regime) {
+    if (regime === null) return "every regime";
+    if (regime === "") return "none (older alerts)";
+    if (regime === "unknown") return "unknown";
+    return (REGIMES[regime] || [regime])[0];
+  }
+
+  function movesCell(cell, moves, horizon) {
+    cell.className = "num moves";
+    cell.title = horizon.measured + " measured, " + horizon.noData + " no data, " +
+      horizon.pending + " not due yet";
+    if (!moves.n) {
+      cell.textContent = horizon.noData ? "no data" : "–";
+      return;
+    }
+    const median = document.createElement("span");
+    median.className = "median " + pctClass(moves.median);
+    median.textContent = fmtPct(moves.median);
+    const quartiles = document.createElement("span");
+    quartiles.className = "muted";
+    quartiles.textContent = " [" + fmtPct(moves.q1) + ", " + fmtPct(moves.q3) + "]";
+    const shares = document.createElement("div");
+    shares.className = "shares small muted";
+    shares.textContent = Math.round(moves.up * 100) + "% ↑ · " + Math.round(moves.flat * 100) +
+      "% → · " + Math.round(moves.down * 100) + "% ↓ (n=" + moves.n + ")";
+    cell.append(median, quartiles, shares);
+  }
+
+  function outcomeRow(rule, stats) {
+    const tr = document.createElement("tr");
+    tr.dataset.rule = rule.rule;
+    tr.dataset.regime = stats.regime === null ? "all" : stats.regime;
+    if (stats.regime !== null) tr.className = "regime-row";
+    const cells = [
+      stats.regime === null ? rule.rule || "(no rule)" : "",
+      regimeWords(stats.regime),
+      String(stats.alerts),
+      stats.alertsPerSymbolDay === null ? "–" : stats.alertsPerSymbolDay.toFixed(3),
+    ];
+    cells.forEach((text, i) => {
+      const td = document.createElement("td");
+      if (i >= 2) td.className = "num";
+      td.textContent = text;
+      tr.append(td);
+    });
+    for (const key of ["priceChange", "oiChange"]) {
+      for (const horizon of stats.horizons) {
+        const td = document.createElement("td");
+        td.dataset.horizon = horizon.horizon;
+        td.dataset.measure = key;
+        movesCell(td, horizon[key], horizon);
+        tr.append(td);
+      }
+    }
+    return tr;
+  }
+
+  async function loadOutcomes() {
+    let report;
+    try {
+      report = await api(CONFIG.urls.outcomes);
+    } catch (error) {
+      fetched("outcomes-fetched", error.message);
+      return;
+    }
+    const body = $("outcomes-body");
+    const rowsOut = [];
+    for (const rule of report.rules) {
+      rowsOut.push(outcomeRow(rule, rule));
+      for (const stats of rule.byRegime) rowsOut.push(outcomeRow(rule, stats));
+    }
+    if (!rowsOut.length) {
+      const tr = document.createElement("tr");
+      const td = document.createElement("td");
+      td.colSpan = 10;
+      td.className = "muted";
+      td.textContent = "No rule is enabled and no alert was raised in the period.";
+      tr.append(td);
+      rowsOut.push(tr);
+    }
+    body.replaceChildren(...rowsOut);
+    fetched("outcomes-fetched");
+  }
+
   // For tests and for poking at the page from the console.
   window.oiDebug = {
     feed,
@@ -945,6 +1031,7 @@
   every(5, loadPoller);
   every(30, loadUniverse);
   every(15, loadMarket);
+  every(60, loadOutcomes);
   setInterval(loadChart, 60000);
   feedStatus("connecting", "feed: connecting…");
   feedConnect();
