@@ -174,11 +174,17 @@ class AlertChannelForm(forms.ModelForm):
     """Secrets are write-only: the form never shows them, and a blank one keeps the stored
     value (so editing a filter does not need the webhook URL again)."""
 
+    regimes = forms.MultipleChoiceField(
+        choices=REGIME_CHOICES, required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="Only alerts of these OI/price regimes; none ticked: every regime",
+    )  # fmt: skip
+
     class Meta:
         model = AlertChannel
         fields = (
             "name", "kind", "enabled", "telegram_chat_id", "bot_token", "url", "signing_secret",
-            "receives_alerts", "receives_ops", "rules", "symbols", "directions", "min_move_pct",
+            "receives_alerts", "receives_ops", "rules", "symbols", "directions", "regimes",
+            "min_move_pct",
         )  # fmt: skip
         widgets = {name: SecretInput() for name in CHANNEL_SECRET_FIELDS}
 
@@ -232,7 +238,7 @@ class AlertChannelAdmin(admin.ModelAdmin):
         }),
         ("What it receives", {
             "fields": ("receives_alerts", "receives_ops", "rules", "symbols", "directions",
-                       "min_move_pct"),
+                       "regimes", "min_move_pct"),
         }),
     )  # fmt: skip
 

@@ -497,6 +497,10 @@ class AlertChannel(models.Model):
         models.CharField(max_length=4, choices=AlertDirection.choices), blank=True, default=list,
         help_text="UP, DOWN; empty: both",
     )  # fmt: skip
+    regimes = ArrayField(
+        models.CharField(max_length=24, choices=REGIME_CHOICES), blank=True, default=list,
+        help_text="Only alerts of these OI/price regimes (e.g. short_build); empty: every regime",
+    )  # fmt: skip
     min_move_pct = models.DecimalField(
         max_digits=8, decimal_places=6, null=True, blank=True,
         help_text="Only alerts whose |change| is at least this (0.10 = 10%); empty: every alert",
@@ -530,6 +534,7 @@ class AlertChannel(models.Model):
         """The one validation of a channel: the first problem, as {field: reason}."""
         self.symbols = sorted(set(self.symbols or ()))
         self.directions = sorted(set(self.directions or ()))
+        self.regimes = sorted(set(self.regimes or ()))
         problem = self._problem()
         if problem:
             raise ValidationError({problem[0]: problem[1]})

@@ -21,7 +21,7 @@ from alerts.models import CHANNEL_SECRET_FIELDS, AlertChannel, AlertRule
 CHANNEL_FIELDS = (
     "id", "name", "kind", "enabled", "telegram_chat_id", "bot_token", "url", "signing_secret",
     "secrets", "has_secret", "receives_alerts", "receives_ops", "rules", "symbols",
-    "directions", "min_move_pct", "from_settings", "disabled_reason", "disabled_at",
+    "directions", "regimes", "min_move_pct", "from_settings", "disabled_reason", "disabled_at",
     "created_at", "updated_at",
 )  # fmt: skip
 

@@ -14,6 +14,7 @@ class ChannelFilter:
     rule_ids: Collection[int] = ()
     symbols: Collection[str] = ()
     directions: Collection[str] = ()
+    regimes: Collection[str] = ()
     min_move_pct: Decimal | None = None
 
     def accepts(self, alert: AlertLike, *, rule_id: int | None) -> bool:
@@ -22,5 +23,7 @@ class ChannelFilter:
         if self.symbols and alert.symbol not in self.symbols:
             return False
         if self.directions and alert.direction not in self.directions:
+            return False
+        if self.regimes and alert.regime not in self.regimes:
             return False
         return self.min_move_pct is None or abs(alert.pct_change) >= self.min_move_pct

@@ -17,6 +17,7 @@ def channel_filter(channel: AlertChannel) -> ChannelFilter:
         rule_ids=frozenset(rule.pk for rule in channel.rules.all()),
         symbols=frozenset(channel.symbols),
         directions=frozenset(channel.directions),
+        regimes=frozenset(channel.regimes),
         min_move_pct=channel.min_move_pct,
     )
 

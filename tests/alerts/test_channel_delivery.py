@@ -252,19 +252,20 @@ def test_filters_route_each_alert_to_its_channels(redis_client):
     channel_create(name="btc", kind=ChannelKind.WEBHOOK, url=hook,
                                symbols=["BTCUSDT"])  # fmt: skip
     channel_create(name="dumps", kind=ChannelKind.WEBHOOK, url=hook, directions=["DOWN"])
+    channel_create(name="flushes", kind=ChannelKind.WEBHOOK, url=hook, regimes=["long_flush"])
     channel_create(name="big", kind=ChannelKind.WEBHOOK, url=hook,
                          min_move_pct=Decimal("0.15"))  # fmt: skip
     channel_create(name="ops only", kind=ChannelKind.WEBHOOK, url=hook, receives_alerts=False,
                    receives_ops=True)  # fmt: skip
     channel_create(name="off", kind=ChannelKind.WEBHOOK, url=hook, enabled=False)
 
-    def alert(symbol, direction, pct, rule_obj):
+    def alert(symbol, direction, pct, rule_obj, regime):
         fields = {**alert_fields(0), "symbol": symbol, "direction": direction,
-                  "pct_change": Decimal(pct), "rule": rule_obj}  # fmt: skip
+                  "pct_change": Decimal(pct), "rule": rule_obj, "regime": regime}  # fmt: skip
         return OpenInterestAlert.objects.create(**fields)
 
-    btc_up = alert("BTCUSDT", "UP", "0.05", rule)
-    eth_down_big = alert("ETHUSDT", "DOWN", "-0.20", other_rule)
+    btc_up = alert("BTCUSDT", "UP", "0.05", rule, "long_build")
+    eth_down_big = alert("ETHUSDT", "DOWN", "-0.20", other_rule, "long_flush")
     for a in (btc_up, eth_down_big):
         alert_delivery_queue(a.id)
 
@@ -277,6 +278,7 @@ def test_filters_route_each_alert_to_its_channels(redis_client):
         "rule": {btc_up.id},
         "btc": {btc_up.id},
         "dumps": {eth_down_big.id},
+        "flushes": {eth_down_big.id},
         "big": {eth_down_big.id},
         "ops only": set(),
         "off": set(),

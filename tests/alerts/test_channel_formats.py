@@ -148,3 +148,5 @@ def test_the_filters_each_narrow_and_empty_ones_let_all_through():
     assert not ChannelFilter(directions={"DOWN"}).accepts(up, rule_id=None)
     assert ChannelFilter(min_move_pct=Decimal("0.12")).accepts(down, rule_id=None)
     assert not ChannelFilter(min_move_pct=Decimal("0.13")).accepts(down, rule_id=None)
+    assert ChannelFilter(regimes={"long_build"}).accepts(up, rule_id=None)  # price +1.25%
+    assert not ChannelFilter(regimes={"short_build"}).accepts(up, rule_id=None)
