@@ -132,11 +132,19 @@ class OpsEvent:
         return f"ops:{self.condition}:{self.opened_at_ms}"
 
     @property
+    def message_key(self) -> str:
+        """The key a message sink deduplicates on: the incident's for its opening and its
+        recovery (told once each), one of its own for each reminder (each is a new message)."""
+        if self.kind is OpsEventKind.REMINDER:
+            return f"{self.dedup_key}:reminder:{self.at_ms}"
+        return self.dedup_key
+
+    @property
     def title(self) -> str:
         prefix = {
             OpsEventKind.OPENED: "Ops",
             OpsEventKind.REMINDER: "Ops, still",
-            OpsEventKind.RECOVERED: "Ops, recovered",
+            OpsEventKind.RECOVERED: "Ops",  # sinks mark a recovery (recovered=True) themselves
         }[self.kind]
         return f"{prefix}: {self.condition.label}"
 

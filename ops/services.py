@@ -280,7 +280,7 @@ def _event_sinks_run(event: OpsEvent) -> None:
     ):
         try:
             sink(
-                dedup_key=event.dedup_key,
+                dedup_key=event.message_key,
                 title=event.title,
                 text=event.text,
                 recovered=event.recovered,

@@ -83,6 +83,10 @@ def test_reminders_while_open_at_their_interval_and_none_without_one():
         (9, OpsEventKind.REMINDER),
     ]
     assert all(event.dedup_key == events[0][1].dedup_key for _, event in events)
+    # what a message sink deduplicates on: each reminder its own key, under the incident's
+    keys = [event.message_key for _, event in events]
+    assert keys[0] == events[0][1].dedup_key and len(set(keys)) == 3
+    assert all(key.startswith(keys[0] + ":reminder:") for key in keys[1:])
     assert events[1][1].title.startswith("Ops, still")
     events, _ = run([True] * 12, reminder_sec=0)
     assert kinds(events) == [(1, OpsEventKind.OPENED)]

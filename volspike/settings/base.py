@@ -438,8 +438,9 @@ OPS_DEAD_LETTER_QUIET_SEC = env.float("OPS_DEAD_LETTER_QUIET_SEC", default=300.0
 # start fills the universe in about a minute).
 OPS_STARTUP_GRACE_SEC = env.float("OPS_STARTUP_GRACE_SEC", default=120.0)
 # Where each event goes besides the Postgres record and the log line (ops.services): callables
-# taking (*, dedup_key: str, title: str, text: str, recovered: bool), called in this order.
-OPS_EVENT_SINKS: list[str] = []
+# taking (*, dedup_key: str, title: str, text: str, recovered: bool), called in this order: the
+# delivery channels that receive ops messages (admin: Alert channels, "receives ops").
+OPS_EVENT_SINKS: list[str] = ["alerts.channels.services.ops_message_send"]
 CELERY_TASK_ROUTES["ops.*"] = {"queue": "default"}
 CELERY_BEAT_SCHEDULE["ops-check"] = {
     "task": "ops.check",
