@@ -8,6 +8,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.log import get_task_logger
 from django.conf import settings
 
+from alerts.backtest_services import BACKTEST_TASK, backtest_job_run
 from alerts.delivery import DELIVER_TASK, DeliveryError, alert_deliver
 from alerts.telegram.services import telegram_outbox_drain
 
@@ -48,3 +49,16 @@ def telegram_send_task() -> None:
         telegram_outbox_drain()
     except SoftTimeLimitExceeded:
         logger.warning("telegram sender hit its time limit; the outbox keeps what was not sent")
+
+
+@shared_task(
+    name=BACKTEST_TASK,
+    ignore_result=True,
+    soft_time_limit=settings.BACKTEST_TIME_LIMIT_SEC + 30,
+    time_limit=settings.BACKTEST_TIME_LIMIT_SEC + 60,
+)
+def backtest_run_task(job_id: str) -> None:
+    """Run one backtest job (its own queue, so it never delays polling or deliveries). The job
+    itself stops at BACKTEST_TIME_LIMIT_SEC (a thread pool enforces no time limit); a second
+    delivery of the task finds the job taken and does nothing."""
+    backtest_job_run(job_id)
