@@ -331,18 +331,17 @@ def _gate_direction(
     re-arm before the next crossing."""
     state: FireState | None = None
     bound = len(crossings)
+    # the re-arm candidates before each crossing and after it, as positions in ``rearms``
+    rearms_before = [*np.searchsorted(rearms, crossings, side="left").tolist(), len(rearms)]
+    rearms_after = np.searchsorted(rearms, crossings, side="right").tolist()
+    crossing_list = crossings.tolist()
     position = 0
-    previous = -1
     while True:
-        next_crossing = int(crossings[position]) if position < bound else None
+        next_crossing = crossing_list[position] if position < bound else None
         if state is not None and not state.armed:
-            # the first valid re-arm after the previous evaluated crossing, before the next one
-            lo = int(np.searchsorted(rearms, previous, side="right"))
-            hi = (
-                int(np.searchsorted(rearms, next_crossing, side="left"))
-                if next_crossing is not None
-                else len(rearms)
-            )
+            # the first valid re-arm after the previous crossing, before the next one
+            lo = rearms_after[position - 1] if position else 0
+            hi = rearms_before[position]
             for index in rearms[lo:hi].tolist():
                 observation = observe_at(index).get(direction)
                 if observation is None:
@@ -356,7 +355,6 @@ def _gate_direction(
             return
         if skippable is not None and _cannot_fire(state, next_crossing, rule, skippable):
             result.actions[HELD_NOT_EVALUATED] += 1
-            previous = next_crossing
             position += 1
             continue
         observation = observe_at(next_crossing).get(direction)
@@ -367,7 +365,6 @@ def _gate_direction(
             _count(result, action, observation)
             if action is GateAction.FIRE:
                 result.alerts.append(BacktestAlert.of(symbol, observation))
-        previous = next_crossing
         position += 1
 
 
