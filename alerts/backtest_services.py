@@ -63,6 +63,7 @@ DAY_MS = 86_400_000
 SYMBOLS_PER_READ = 25
 ALERTS_LISTED_MAX = 2000
 MAX_SYMBOLS = 1000
+MAX_DAYS = 3650
 
 
 class JobState(StrEnum):
@@ -166,6 +167,8 @@ def backtest_request(
             raise InvalidInput(field="days", reason="give either days or since, not both")
         if not days > 0:
             raise InvalidInput(field="days", reason="must be > 0")
+        if days > MAX_DAYS:
+            raise InvalidInput(field="days", reason=f"at most {MAX_DAYS}")
         until = until or now
         since = until - timedelta(days=days)
     if since is None:
@@ -179,6 +182,8 @@ def backtest_request(
             field=period_field,
             reason=f"longer than the snapshot retention (OI_SNAPSHOT_RETENTION_DAYS={retention})",
         )
+    if since.year < 1971 or until.year > 9000:
+        raise InvalidInput(field=period_field, reason="must lie between 1971 and 9000")
     lead_in = timedelta(seconds=rule.window_sec, milliseconds=COVERAGE_MARGIN_MS)
     if symbols:
         if len(symbols) > MAX_SYMBOLS:

@@ -65,6 +65,8 @@ SCHEMA_OPERATIONS = [
     ("GET", "/api/volume-alerts/recent"),
     ("GET", "/api/market/open-interest/export"),
     ("GET", "/api/open-interest-alerts/export"),
+    ("POST", "/api/alert-rules/backtest"),
+    ("GET", "/api/alert-rules/backtest/{job}"),
     *[
         (method, path)
         for collection in ("/api/alert-rules", "/api/alert-overrides")
