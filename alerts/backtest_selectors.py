@@ -11,6 +11,7 @@ snapshots (source ``snapshot``) are another sampling of the same symbols and the
 mixes them with its ring; the ring's backfilled 5-minute history is never written to Postgres.
 """
 
+import itertools
 import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -31,19 +32,24 @@ _ROW = np.dtype(
     [
         ("fields", ">i2"),
         ("len_symbol", ">i4"), ("symbol", ">i4"),
-        ("len_t", ">i4"), ("t_ms", ">i8"),
+        ("len_ts", ">i4"), ("ts_us", ">i8"),
         ("len_oi", ">i4"), ("oi", ">f8"),
         ("len_price", ">i4"), ("price", ">f8"),
     ]
 )  # fmt: skip
+# A binary timestamptz is microseconds since 2000-01-01T00:00Z.
+_PG_EPOCH_MS = 946_684_800_000
 
+# No ORDER BY: the rows are read in their physical order (the poller writes them in time order,
+# all symbols of a poll together), which reads each heap page once; one symbol's rows in ts order
+# would read one page per row. Symbols become their position in the list (a hash join), so every
+# row has the same width; numpy sorts them by (symbol, time).
 _SELECT = sql.SQL(
-    "COPY (SELECT array_position({symbols}::text[], symbol)::int4, "
-    "floor(extract(epoch FROM ts) * 1000)::int8, open_interest::float8, "
-    "coalesce(mark_price::float8, 'NaN'::float8) "
-    "FROM open_interest_snapshots "
-    "WHERE source = {source} AND symbol = ANY({symbols}::text[]) AND ts >= {since} "
-    "AND ts <= {until} ORDER BY symbol, ts) TO STDOUT (FORMAT binary)"
+    "COPY (SELECT k.position::int4, s.ts, s.open_interest::float8, "
+    "coalesce(s.mark_price::float8, 'NaN'::float8) "
+    "FROM open_interest_snapshots s "
+    "JOIN unnest({symbols}::text[]) WITH ORDINALITY AS k(symbol, position) ON k.symbol = s.symbol "
+    "WHERE s.source = {source} AND s.ts >= {since} AND s.ts <= {until}) TO STDOUT (FORMAT binary)"
 )
 
 
@@ -60,25 +66,26 @@ def snapshot_series(
         since=sql.Literal(since),
         until=sql.Literal(until),
     )
+    data = bytearray()
     with connection.cursor() as django_cursor:
         cursor = django_cursor.cursor  # psycopg's own: Django's wrapper has no copy()
         with cursor.copy(statement) as copy:
-            data = b"".join(bytes(chunk) for chunk in copy)
+            for chunk in copy:
+                data += chunk
     rows = np.frombuffer(data, dtype=_ROW, offset=_HEADER_BYTES, count=_row_count(data))
     series: dict[str, Series] = {}
     if not len(rows):
         return series
-    positions = rows["symbol"]
-    bounds = np.flatnonzero(np.diff(positions)) + 1
-    for chunk in np.split(np.arange(len(rows)), bounds):
-        symbol = symbols[int(positions[chunk[0]]) - 1]
-        part = rows[chunk[0] : chunk[-1] + 1]
-        series[symbol] = Series(
-            symbol,
-            part["t_ms"].astype(np.int64),
-            part["oi"].astype(np.float64),
-            part["price"].astype(np.float64),
-        )
+    positions = rows["symbol"].astype(np.int32)
+    times = rows["ts_us"].astype(np.int64) // 1000 + _PG_EPOCH_MS
+    order = np.lexsort((times, positions))
+    positions, times = positions[order], times[order]
+    values = rows["oi"].astype(np.float64)[order]
+    prices = rows["price"].astype(np.float64)[order]
+    bounds = [0, *(np.flatnonzero(np.diff(positions)) + 1).tolist(), len(positions)]
+    for lo, hi in itertools.pairwise(bounds):
+        symbol = symbols[int(positions[lo]) - 1]
+        series[symbol] = Series(symbol, times[lo:hi], values[lo:hi], prices[lo:hi])
     return series
 
 

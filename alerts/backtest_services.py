@@ -60,7 +60,7 @@ BACKTEST_TASK = "alerts.backtest_run"  # alerts.tasks.backtest_run_task: (job_id
 DRAFT_RULE_ID = 0
 DRAFT_RULE_NAME = "draft"
 DAY_MS = 86_400_000
-SYMBOLS_PER_READ = 25
+SYMBOLS_PER_READ = 100  # rows of a batch held at once: 100 x 7 days @ 10 s = 6 M (~300 MB)
 ALERTS_LISTED_MAX = 2000
 MAX_SYMBOLS = 1000
 MAX_DAYS = 3650

@@ -15,7 +15,7 @@ Engine figures are CPU seconds of this process (one thread), as samples per seco
   a subset, and its alerts checked equal to the vectorised ones.
 
 Postgres: --read-symbols x --read-days of 10-second rows in a bench database (made by one
-INSERT ... SELECT, kept between runs), read back in batches of 25 symbols as the backtest does;
+INSERT ... SELECT, kept between runs), read back in batches of symbols as the backtest does;
 rows/s, and the 7-day x 400-symbol read extrapolated from it.
 
     python bench/backtest_throughput.py
@@ -127,12 +127,13 @@ def live_cost_us() -> float:
     return elapsed / len(stream) * 1e6
 
 
-def postgres_read(args) -> tuple[int, float] | None:
+def postgres_read(args) -> tuple[int, float, int] | None:
     if args.read_days <= 0:
         return None
     database_url, env = _system.web_only_env(args.database_name, args.redis_url)
     _system.django_setup(env)
     from alerts.backtest_selectors import snapshot_batches
+    from alerts.backtest_services import SYMBOLS_PER_READ
 
     times = int(args.read_days * DAY_MS // STEP_MS)
     expected = args.read_symbols * times
@@ -150,9 +151,11 @@ def postgres_read(args) -> tuple[int, float] | None:
     until = READ_START + timedelta(milliseconds=times * STEP_MS)
     began = time.perf_counter()
     rows = 0
-    for _, batch in snapshot_batches(symbols, since=READ_START, until=until, batch=25):
+    for _, batch in snapshot_batches(
+        symbols, since=READ_START, until=until, batch=SYMBOLS_PER_READ
+    ):
         rows += sum(len(series) for series in batch.values())
-    return rows, time.perf_counter() - began
+    return rows, time.perf_counter() - began, SYMBOLS_PER_READ
 
 
 def main() -> None:
@@ -228,10 +231,10 @@ def main() -> None:
 
     read = postgres_read(args)
     if read is not None:
-        rows_read, read_s = read
+        rows_read, read_s, per_read = read
         rate = rows_read / read_s
         full = 400 * 7 * DAY_MS // STEP_MS
-        print(f"postgres read (binary COPY -> numpy, 25 symbols a query): {rows_read:,} rows in "
+        print(f"postgres read (binary COPY -> numpy, {per_read} symbols a query): {rows_read:,} rows in "
               f"{read_s:.1f} s = {rate:,.0f} rows/s; 7 days x 400 symbols ({full:,} rows) "
               f"extrapolated: {full / rate:.0f} s")  # fmt: skip
         print(f"end to end, 7 days x 400 symbols (read + exact engine), extrapolated: "
