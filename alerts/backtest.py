@@ -6,7 +6,8 @@ the window, coverage, minimums and regimes; ``gate`` for re-arm, cooldown and th
 drivers run it:
 
 * ``replay_per_sample``: every sample through a SymbolTracker and every observation through the
-  gate, as the live engine does with one sample per symbol per poll. About 60,000 samples/s.
+  gate, as the live engine does with one sample per symbol per poll (the reference: ~30,000
+  samples/s on this machine, bench/backtest_throughput.py).
 * ``replay``: a vectorised scan first finds, per symbol, rule and direction, the samples where the
   gate could change anything: a crossing (move at or past the threshold) or a possible re-arm
   (move at or under ``rearm_ratio`` × threshold). Only those are evaluated exactly, by a
@@ -231,27 +232,39 @@ def _guarded(cross, rearm, cross_ref, rearm_ref, has_reference):
     return cross, rearm
 
 
+class _Columns:
+    """A series' samples as Python lists (prices None where missing), made once and only when an
+    observation is needed: the engine takes Python numbers."""
+
+    __slots__ = ("_lists", "_series")
+
+    def __init__(self, series: Series) -> None:
+        self._series = series
+        self._lists: tuple[list, list, list] | None = None
+
+    def get(self) -> tuple[list, list, list]:
+        if self._lists is None:
+            series = self._series
+            prices = [_price_or_none(price) for price in series.price.tolist()]
+            self._lists = (series.t_ms.tolist(), series.oi.tolist(), prices)
+        return self._lists
+
+
 class _Local:
     """A SymbolTracker of one rule, fed only the samples the observation at a given index
     needs: from the last sample older than the rule's window (the window's anchor, which its
     coverage check reads) to that index. Successive indices close together are fed
     incrementally."""
 
-    __slots__ = (
-        "_fed_to", "_observed", "_prices", "_rule", "_series", "_starts", "_times", "_tracker",
-        "_values",
-    )  # fmt: skip
+    __slots__ = ("_columns", "_fed_to", "_observed", "_rule", "_starts", "_tracker")
 
-    def __init__(self, rule: Rule, series: Series) -> None:
+    def __init__(self, rule: Rule, series: Series, columns: _Columns) -> None:
         self._rule = rule
-        self._series = series
         times = series.t_ms
         self._starts = np.maximum(
             np.searchsorted(times, times - rule.window_sec * 1000, side="left") - 1, 0
         )
-        self._times = times
-        self._values = series.oi
-        self._prices = series.price
+        self._columns = columns
         self._tracker: SymbolTracker | None = None
         self._fed_to = -1
         self._observed: dict[int, dict[Direction, Observation]] = {}
@@ -269,14 +282,12 @@ class _Local:
             self._tracker = SymbolTracker((self._rule,))
             self._fed_to = start - 1
         tracker = self._tracker
-        begin = self._fed_to + 1
-        times = self._times[begin : index + 1].tolist()
-        values = self._values[begin : index + 1].tolist()
-        prices = self._prices[begin : index + 1].tolist()
-        for t_ms, value, price in zip(times, values, prices, strict=True):
-            tracker.add(t_ms, value, _price_or_none(price))
+        times, values, prices = self._columns.get()
+        add = tracker.add
+        for position in range(self._fed_to + 1, index + 1):
+            add(times[position], values[position], prices[position])
         self._fed_to = index
-        return tracker.observe(self._rule, _price_or_none(float(self._prices[index])))
+        return tracker.observe(self._rule, prices[index])
 
 
 def replay(
@@ -297,9 +308,10 @@ def replay(
     if count == 0 or first >= count:
         return result
     extremes = _RangeExtremes(series.oi)
+    columns = _Columns(series)
     for rule in rules.values():
         moves = _scan_moves(rule, series, extremes)
-        observe_at = _Local(rule, series).observe
+        observe_at = _Local(rule, series, columns).observe
         for direction, (cross, rearm) in moves.items():
             threshold = rule.threshold(direction)
             crossings = np.flatnonzero(cross[first:] >= threshold * (1 - SLACK)) + first
