@@ -4,7 +4,9 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
 from celery.utils.log import get_task_logger
+from django.conf import settings
 
+from alerts.backtest_services import BACKTEST_TASK, backtest_job_run
 from alerts.channels.services import (
     channel_queue_alerts,
     channels_drain,
@@ -53,3 +55,16 @@ def alert_outcomes_fill_task() -> None:
         alert_outcomes_fill()
     except SoftTimeLimitExceeded:
         logger.warning("alert outcomes job hit its time limit; the next run goes on")
+
+
+@shared_task(
+    name=BACKTEST_TASK,
+    ignore_result=True,
+    soft_time_limit=settings.BACKTEST_TIME_LIMIT_SEC + 30,
+    time_limit=settings.BACKTEST_TIME_LIMIT_SEC + 60,
+)
+def backtest_run_task(job_id: str) -> None:
+    """Run one backtest job (its own queue, so it never delays polling or deliveries). The job
+    itself stops at BACKTEST_TIME_LIMIT_SEC (a thread pool enforces no time limit); a second
+    delivery of the task finds the job taken and does nothing."""
+    backtest_job_run(job_id)

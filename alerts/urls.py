@@ -1,6 +1,7 @@
 from django.urls import path
 
 from alerts.apis import AlertExportApi, AlertIngestApi, AlertListApi
+from alerts.backtest_apis import AlertRuleBacktestApi, AlertRuleBacktestJobApi
 from alerts.channels.apis import AlertChannelDetailApi, AlertChannelListApi, AlertChannelTestApi
 from alerts.outcome_apis import AlertOutcomeListApi, AlertRuleOutcomeApi
 from alerts.rule_apis import (
@@ -15,6 +16,12 @@ urlpatterns = [
     path("open-interest-alerts/export", AlertExportApi.as_view(), name="oi-alert-export"),
     path("open-interest-alerts/ingest", AlertIngestApi.as_view(), name="oi-alert-ingest"),
     path("alert-rules", AlertRuleListApi.as_view(), name="alert-rule-list"),
+    path("alert-rules/backtest", AlertRuleBacktestApi.as_view(), name="alert-rule-backtest"),
+    path(
+        "alert-rules/backtest/<str:job>",
+        AlertRuleBacktestJobApi.as_view(),
+        name="alert-rule-backtest-job",
+    ),
     path("alert-rules/<int:pk>", AlertRuleDetailApi.as_view(), name="alert-rule-detail"),
     path("alert-channels", AlertChannelListApi.as_view(), name="alert-channel-list"),
     path("alert-channels/<int:pk>", AlertChannelDetailApi.as_view(), name="alert-channel-detail"),

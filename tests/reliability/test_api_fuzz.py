@@ -68,6 +68,8 @@ SCHEMA_OPERATIONS = [
     ("GET", "/api/ops/events"),
     ("GET", "/api/alert-outcomes"),
     ("GET", "/api/alert-rules/{id}/outcomes"),
+    ("POST", "/api/alert-rules/backtest"),
+    ("GET", "/api/alert-rules/backtest/{job}"),
     *[
         (method, path)
         for collection in ("/api/alert-rules", "/api/alert-overrides", "/api/alert-channels")

@@ -332,6 +332,14 @@ CELERY_BEAT_SCHEDULE["alerts-outcomes-fill"] = {
     "schedule": 60.0,
     "options": {"expires": 54.0, "queue": "default"},
 }
+# Backtests (POST /api/alert-rules/backtest): their own queue, so a long one never delays
+# deliveries; one stops after BACKTEST_TIME_LIMIT_SEC. Up to BACKTEST_INLINE_MAX_SAMPLES
+# (symbols x period / OI_WINDOW_SEC) it is answered inline instead. Results kept in Redis.
+CELERY_TASK_ROUTES["alerts.backtest_run"] = {"queue": "alerts_backtest"}
+BACKTEST_TIME_LIMIT_SEC = env.int("BACKTEST_TIME_LIMIT_SEC", default=600)
+BACKTEST_QUEUE_EXPIRES_SEC = env.int("BACKTEST_QUEUE_EXPIRES_SEC", default=3600)
+BACKTEST_INLINE_MAX_SAMPLES = env.int("BACKTEST_INLINE_MAX_SAMPLES", default=200_000)
+BACKTEST_RESULT_TTL_SEC = env.int("BACKTEST_RESULT_TTL_SEC", default=7 * 86400)
 # Telegram limits per chat: messages per second, and per rolling minute (Telegram: ~1/s per chat,
 # 20/min per group). More than DIGEST_AFTER alerts waiting (or more than the minute's allowance
 # left) makes the next message a digest of up to DIGEST_MAX_ALERTS of them; none is dropped.
