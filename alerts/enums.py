@@ -17,3 +17,5 @@ class VerdictReason(StrEnum):
     BLOCKED_MIN_DELTA_CONTRACTS = "blocked_min_delta_contracts"
     BLOCKED_MIN_DELTA_USD = "blocked_min_delta_usd"
     MISSING_MARK_PRICE = "missing_mark_price"
+    BLOCKED_REGIME = "blocked_regime"
+    """Past the threshold, but the move's OI/price regime is not one the rule asks for."""

@@ -175,7 +175,7 @@ def _observe(
                 observations.append((symbol, observation))
                 if observation.crossed and observation.reason is not VerdictReason.ALERT:
                     logger.info(
-                        "alert blocked by a minimum",
+                        "alert held back by a rule filter (a minimum, or its regimes)",
                         extra={
                             "symbol": symbol,
                             "rule": rule.name,
@@ -433,4 +433,5 @@ def _candidate(symbol: str, obs: Observation, source: str, context: dict) -> Ale
         oi_usd_before=_dec(obs.oi_usd_before),
         oi_usd_after=_dec(obs.oi_usd_after),
         quote_volume_24h=context.get("quote_volume_24h"),
+        regime=obs.regime.value,
     )

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from common.formatting import iso_z
+from oi.regimes import REGIME_MEANINGS, Regime
 
 Number = Decimal | float | int
 
@@ -33,6 +34,7 @@ class AlertLike(Protocol):
     oi_usd_after: Decimal | None
     quote_volume_24h: Decimal | None
     alerts_24h: int | None
+    regime: str  # oi.regimes.Regime, or "" for alerts stored before regimes existed
 
 
 def alert_payload(alert: AlertLike) -> dict:
@@ -59,8 +61,18 @@ def alert_payload(alert: AlertLike) -> dict:
         "oiUsdAfter": _float_or_none(alert.oi_usd_after),
         "quoteVolume24h": _float_or_none(alert.quote_volume_24h),
         "alerts24h": alert.alerts_24h,
+        "regime": alert.regime or None,
         "links": symbol_links(alert.symbol),
     }
+
+
+def regime_text(regime: str) -> str | None:
+    """The regime as a reader's words ("short build (OI up, price down: new shorts)"), or None
+    when there is none to tell (unknown, or an alert stored before regimes existed)."""
+    if not regime or regime == Regime.UNKNOWN:
+        return None
+    known = Regime(regime)
+    return f"{known.label} ({REGIME_MEANINGS[known]})"
 
 
 def symbol_links(symbol: str) -> dict[str, str]:

@@ -2,7 +2,9 @@
 validation of a rule and of an override: the admin's forms, and the services the API and any
 command write through (``alerts.services``), all run ``full_clean``."""
 
+import re
 from decimal import InvalidOperation
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -10,9 +12,11 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
+from alerts.outcome_measures import Horizon, OutcomeStatus
 from alerts.rules import rule_from_fields
 from common.numbers import DECIMAL_DIGITS, DECIMAL_PLACES
 from common.symbols import SYMBOL_MAX_LENGTH, symbol_problem
+from oi.regimes import REGIME_MEANINGS, Regime
 
 
 class AlertDirection(models.TextChoices):
@@ -26,6 +30,7 @@ class AlertSource(models.TextChoices):
 
 
 RULE_NAME_MAX_LENGTH = 64
+REGIME_CHOICES = [(regime.value, REGIME_MEANINGS[regime]) for regime in Regime]
 
 
 class RuleKind(models.TextChoices):
@@ -102,6 +107,11 @@ class AlertRule(models.Model):
         models.CharField(max_length=SYMBOL_MAX_LENGTH), blank=True, default=list,
         help_text="The list for scope 'only' or 'except'",
     )  # fmt: skip
+    regimes = ArrayField(
+        models.CharField(max_length=24, choices=REGIME_CHOICES), blank=True, default=list,
+        help_text="Fire only on moves of these OI/price regimes (e.g. short_build: OI up, price "
+        "down); empty: any",
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -159,6 +169,7 @@ class AlertRule(models.Model):
         """The one validation of a rule: the first problem, as {field: reason}. A value that
         failed its field's own check (type, required) is left to ``clean_fields`` to report."""
         self.symbols = sorted(set(self.symbols or ()))
+        self.regimes = sorted(set(self.regimes or ()))
         try:
             problem = self._problem() or self._cap_problem()
         except (TypeError, InvalidOperation):
@@ -300,6 +311,11 @@ class OpenInterestAlert(models.Model):
         blank=True,
         help_text="The symbol's alerts in the 24 h up to this one, itself included",
     )
+    regime = models.CharField(
+        max_length=24, choices=REGIME_CHOICES, blank=True, default="", db_default="",
+        help_text="What kind of move: OI and price over the window (oi.regimes); empty for "
+        "alerts stored before regimes existed",
+    )  # fmt: skip
 
     class Meta:
         db_table = "open_interest_alerts"
@@ -414,18 +430,206 @@ class AlertThresholdOverride(models.Model):
         return None
 
 
-class DeliveryChannel(models.TextChoices):
-    WEBHOOK = "webhook", "Webhook"
-    TELEGRAM = "telegram", "Telegram"
+class ChannelKind(models.TextChoices):
+    """Where a delivery channel sends (each kind has its own target, format and rate limit)."""
+
+    TELEGRAM = "telegram", "Telegram chat"
+    DISCORD = "discord", "Discord webhook"
+    SLACK = "slack", "Slack incoming webhook"
+    WEBHOOK = "webhook", "Webhook (signed JSON, one POST per alert)"
+
+
+CHANNEL_NAME_MAX_LENGTH = 64
+# Write-only fields: never shown back by the API or the admin, redacted from logs and errors.
+CHANNEL_SECRET_FIELDS = ("bot_token", "url", "signing_secret")
+_TARGET_FIELDS = {
+    ChannelKind.TELEGRAM: ("bot_token", "telegram_chat_id"),
+    ChannelKind.DISCORD: ("url",),
+    ChannelKind.SLACK: ("url",),
+    ChannelKind.WEBHOOK: ("url",),
+}
+_OPTIONAL_TARGET_FIELDS = {ChannelKind.WEBHOOK: ("signing_secret",)}
+_ALL_TARGET_FIELDS = ("bot_token", "telegram_chat_id", "url", "signing_secret")
+
+
+def channel_target_fields(kind: str) -> tuple[str, ...]:
+    """The target fields a channel of `kind` has (required and optional)."""
+    if kind not in ChannelKind.values:
+        return ()
+    kind = ChannelKind(kind)
+    return _TARGET_FIELDS[kind] + _OPTIONAL_TARGET_FIELDS.get(kind, ())
+
+
+class AlertChannel(models.Model):
+    """One place alerts (and, if chosen, system messages) go: a Telegram chat, a Discord or Slack
+    webhook, or a signed generic webhook. Any number of each kind; each has its own outbox and
+    rate limit (``alerts.channels``). ``clean`` is the one validation (admin, API, settings)."""
+
+    name = models.CharField(max_length=CHANNEL_NAME_MAX_LENGTH, unique=True)
+    kind = models.CharField(max_length=16, choices=ChannelKind.choices)
+    enabled = models.BooleanField(default=True)
+    telegram_chat_id = models.CharField(
+        max_length=64, blank=True, default="", help_text="Telegram only: the chat's id, e.g. -1001"
+    )
+    bot_token = models.CharField(
+        max_length=256, blank=True, default="", help_text="Telegram only (secret, write-only)"
+    )
+    url = models.CharField(
+        max_length=2000, blank=True, default="",
+        help_text="Discord/Slack/webhook: the URL to POST to (secret, write-only)",
+    )  # fmt: skip
+    signing_secret = models.CharField(
+        max_length=256, blank=True, default="",
+        help_text="Webhook only: HMAC-SHA256 signing secret (write-only); empty: unsigned",
+    )  # fmt: skip
+    receives_alerts = models.BooleanField(default=True)
+    receives_ops = models.BooleanField(
+        default=False, help_text="System messages (ops): trouble in the system, and recoveries"
+    )
+    rules = models.ManyToManyField(
+        AlertRule, blank=True, related_name="channels", help_text="Empty: every rule"
+    )
+    symbols = ArrayField(
+        models.CharField(max_length=SYMBOL_MAX_LENGTH), blank=True, default=list,
+        help_text="Empty: every symbol",
+    )  # fmt: skip
+    directions = ArrayField(
+        models.CharField(max_length=4, choices=AlertDirection.choices), blank=True, default=list,
+        help_text="UP, DOWN; empty: both",
+    )  # fmt: skip
+    regimes = ArrayField(
+        models.CharField(max_length=24, choices=REGIME_CHOICES), blank=True, default=list,
+        help_text="Only alerts of these OI/price regimes (e.g. short_build); empty: every regime",
+    )  # fmt: skip
+    min_move_pct = models.DecimalField(
+        max_digits=8, decimal_places=6, null=True, blank=True,
+        help_text="Only alerts whose |change| is at least this (0.10 = 10%); empty: every alert",
+    )  # fmt: skip
+    from_settings = models.BooleanField(
+        default=False, editable=False,
+        help_text="Kept in step with TELEGRAM_* / ALERT_WEBHOOK_* at worker start and migrate",
+    )  # fmt: skip
+    disabled_reason = models.TextField(blank=True, default="")
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "open_interest_alert_channels"
+        ordering = ("name",)
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=ChannelKind.values), name="alert_channel_kind_known"
+            ),
+            models.CheckConstraint(
+                condition=Q(min_move_pct__isnull=True) | Q(min_move_pct__gte=0),
+                name="alert_channel_min_move_nonneg",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+    def clean(self) -> None:
+        """The one validation of a channel: the first problem, as {field: reason}."""
+        self.symbols = sorted(set(self.symbols or ()))
+        self.directions = sorted(set(self.directions or ()))
+        self.regimes = sorted(set(self.regimes or ()))
+        problem = self._problem()
+        if problem:
+            raise ValidationError({problem[0]: problem[1]})
+
+    def _problem(self) -> tuple[str, str] | None:
+        if self.kind not in ChannelKind.values:
+            return None  # clean_fields reports it
+        kind = ChannelKind(self.kind)
+        allowed = channel_target_fields(kind)
+        for name in _TARGET_FIELDS[kind]:
+            if not getattr(self, name):
+                return name, f"a {kind.value} channel needs one"
+        for name in _ALL_TARGET_FIELDS:
+            if name not in allowed and getattr(self, name):
+                return name, f"a {kind.value} channel has none"
+        if self.url:
+            problem = channel_url_problem(kind, self.url)
+            if problem:
+                return "url", problem
+        if self.telegram_chat_id and not _TELEGRAM_CHAT.fullmatch(self.telegram_chat_id):
+            return "telegram_chat_id", "must be a chat id (digits, may start with -) or @channel"
+        if self.bot_token and not _TELEGRAM_TOKEN.fullmatch(self.bot_token):
+            return "bot_token", "must look like <digits>:<secret> (from @BotFather)"
+        for symbol in self.symbols:
+            problem = symbol_problem(symbol)
+            if problem:
+                return "symbols", f"{symbol!r} {problem}"
+        for direction in self.directions:
+            if direction not in AlertDirection.values:
+                return "directions", f"{direction!r} is not one of {', '.join(AlertDirection)}"
+        if self.min_move_pct is not None and self.min_move_pct < 0:
+            return "min_move_pct", "must be 0 or more"
+        return None
+
+    def secret_values(self) -> list[str]:
+        return [v for v in (getattr(self, name) for name in CHANNEL_SECRET_FIELDS) if v]
+
+
+_TELEGRAM_CHAT = re.compile(r"-?\d{1,20}|@[A-Za-z0-9_]{5,32}")
+_TELEGRAM_TOKEN = re.compile(r"\d{1,20}:[A-Za-z0-9_-]{1,200}")
+_URL_PATHS = {
+    ChannelKind.DISCORD: (
+        re.compile(r"/api(/v\d+)?/webhooks/\d+/[A-Za-z0-9_-]+"),
+        "a Discord webhook URL: https://discord.com/api/webhooks/<id>/<token>",
+    ),
+    ChannelKind.SLACK: (
+        re.compile(r"/services/[A-Z0-9]+/[A-Z0-9]+/[A-Za-z0-9]+"),
+        "a Slack incoming-webhook URL: https://hooks.slack.com/services/T…/B…/…",
+    ),
+}
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def channel_url_problem(kind: str, url: str) -> str | None:
+    """Why `url` cannot be this kind's target (https, or http to this machine), or None."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return "must be a URL"
+    if parts.scheme not in ("http", "https") or not host:
+        return "must be an http(s) URL"
+    if parts.scheme == "http" and host not in _LOCAL_HOSTS and kind != ChannelKind.WEBHOOK:
+        return "must be https"
+    pattern = _URL_PATHS.get(kind)
+    if pattern and not pattern[0].fullmatch(parts.path):
+        return f"must be {pattern[1]}"
+    return None
+
+
+class OpsMessage(models.Model):
+    """A system message (trouble in the system, or its recovery) queued on the channels that
+    receive ops messages; stored so nothing is lost while a channel waits."""
+
+    dedup_key = models.CharField(max_length=200)
+    title = models.CharField(max_length=200)
+    text = models.TextField()
+    recovered = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "open_interest_ops_messages"
+        indexes = [models.Index(fields=["dedup_key", "-id"], name="ops_message_key_idx")]
+
+    def __str__(self) -> str:
+        return f"{'✅' if self.recovered else '⚠'} {self.title}"
 
 
 class AlertDelivery(models.Model):
-    """An alert's delivery beyond the page; failures stay visible here and in the logs."""
+    """An alert's delivery on one channel; failures stay visible here and in the logs."""
 
     alert = models.ForeignKey(
         OpenInterestAlert, on_delete=models.CASCADE, related_name="deliveries"
     )
-    channel = models.CharField(max_length=16, choices=DeliveryChannel.choices)
+    channel = models.ForeignKey(AlertChannel, on_delete=models.CASCADE, related_name="deliveries")
     delivered = models.BooleanField(default=False)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
@@ -439,3 +643,55 @@ class AlertDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alert_id} → {self.channel}: {'ok' if self.delivered else 'pending/failed'}"
+
+
+class AlertForwardOutcome(models.Model):
+    """What followed an alert at one horizon (alerts.outcome_measures): the stored sample nearest
+    to alert time + horizon, and the signed changes of OI and mark price from the alert's own.
+    One row per (alert, horizon), written once by the outcomes job; no row: not yet due.
+
+    A row per horizon keeps the statistics one GROUP BY horizon, with one percentile sort per
+    measure, over rows reached through the alert's primary key."""
+
+    alert = models.ForeignKey(
+        OpenInterestAlert, on_delete=models.CASCADE, related_name="forward_outcomes",
+        db_index=False,  # the (alert, horizon) unique index serves lookups by alert
+    )  # fmt: skip
+    horizon_sec = models.PositiveIntegerField(choices=[(h.value, h.label) for h in Horizon])
+    status = models.CharField(max_length=8, choices=[(s.value, s.value) for s in OutcomeStatus])
+    sample_ts = models.DateTimeField(
+        null=True, blank=True, help_text="The stored sample used; empty: none within the tolerance"
+    )
+    open_interest = models.DecimalField(
+        max_digits=DECIMAL_DIGITS, decimal_places=DECIMAL_PLACES, null=True, blank=True
+    )
+    mark_price = models.DecimalField(
+        max_digits=DECIMAL_DIGITS, decimal_places=DECIMAL_PLACES, null=True, blank=True
+    )
+    oi_change = models.FloatField(
+        null=True, blank=True, help_text="OI then against the alert's, signed; 0.01 = +1%"
+    )
+    price_change = models.FloatField(
+        null=True, blank=True, help_text="Mark price then against the alert's, signed; 0.01 = +1%"
+    )
+    measured_at = models.DateTimeField(auto_now_add=True, db_default=models.functions.Now())
+
+    class Meta:
+        db_table = "open_interest_alert_outcomes"
+        ordering = ("alert_id", "horizon_sec")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["alert", "horizon_sec"], name="alert_outcome_alert_horizon_uniq"
+            ),
+            models.CheckConstraint(
+                condition=Q(horizon_sec__in=[h.value for h in Horizon]),
+                name="alert_outcome_horizon_known",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in OutcomeStatus]),
+                name="alert_outcome_status_known",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"alert {self.alert_id} +{Horizon(self.horizon_sec).label}: {self.status}"

@@ -9,6 +9,7 @@ from alerts.enums import Direction
 from common.errors import InvalidInput
 from common.parsing import ignored_field_names, kind_of, parse_decimal, parse_timestamp
 from common.symbols import symbol_problem
+from oi.regimes import DEAD_BAND_REFERENCE_SEC, Regime, regime_of
 
 DIRECTIONS = tuple(Direction)
 # pctChange must be (current - baseline) / baseline and absChange current - baseline, within
@@ -46,6 +47,23 @@ class AlertCandidate:
     oi_usd_before: Decimal | None = None
     oi_usd_after: Decimal | None = None
     quote_volume_24h: Decimal | None = None
+    regime: str = ""
+    """oi.regimes.Regime; the rules engine sets the one it gated on, others get it computed
+    from their changes (``candidate_regime``)."""
+
+
+def candidate_regime(candidate: AlertCandidate) -> Regime:
+    """The candidate's regime: the engine's own, or one from its OI and price changes over its
+    window (5 min when the producer names none)."""
+    if candidate.regime:
+        return Regime(candidate.regime)
+    return regime_of(
+        oi_change=float(candidate.pct_change),
+        price_change=(
+            float(candidate.price_change_pct) if candidate.price_change_pct is not None else None
+        ),
+        window_sec=candidate.window_sec or DEAD_BAND_REFERENCE_SEC,
+    )
 
 
 def parse_alert_payload(

@@ -3,12 +3,9 @@ Writes go through the services (``alerts.services``), which validate with the mo
 (the same validation as the admin's) and make every change reach the running rules engine at
 once. A refused write answers 400 with the field and the reason."""
 
-from contextlib import contextmanager
-
-from django.core.exceptions import NON_FIELD_ERRORS
-from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import generics, serializers
 
+from alerts.api_errors import refused_as_400
 from alerts.models import AlertRule, AlertThresholdOverride
 from alerts.services import (
     alert_override_create,
@@ -23,7 +20,7 @@ RULE_FIELDS = (
     "id", "name", "enabled", "kind", "window_sec", "baseline_from_sec", "direction",
     "threshold_pct", "dump_threshold_pct", "min_delta_contracts", "min_delta_usd",
     "cooldown_sec", "rearm_ratio", "step_pct", "min_samples", "scope", "symbols",
-    "created_at", "updated_at",
+    "regimes", "created_at", "updated_at",
 )  # fmt: skip
 
 
@@ -49,29 +46,15 @@ class AlertOverrideSerializer(serializers.ModelSerializer):
         validators: list = []  # (symbol, rule) uniqueness is the model's clean
 
 
-@contextmanager
-def _refused_as_400():
-    """A ValidationError of the model's ``clean`` becomes the API's 400 (field and reason)."""
-    try:
-        yield
-    except DjangoValidationError as exc:
-        raise serializers.ValidationError(
-            {
-                ("body" if field == NON_FIELD_ERRORS else field): messages
-                for field, messages in exc.message_dict.items()
-            }
-        ) from exc
-
-
 class _ServiceWrites:
     """Creates, updates and deletes through the services."""
 
     def perform_create(self, serializer):
-        with _refused_as_400():
+        with refused_as_400():
             serializer.instance = self.create_service(**serializer.validated_data)
 
     def perform_update(self, serializer):
-        with _refused_as_400():
+        with refused_as_400():
             serializer.instance = self.update_service(
                 serializer.instance, **serializer.validated_data
             )

@@ -22,7 +22,9 @@ the move falls back to ``rearm_ratio`` × threshold (0.5 by default: half of it,
 oscillating just around the threshold alerts once, not on every crossing). It fires again when it
 is armed, or, without re-arming, when the move has grown by ``step_pct`` beyond the move it last
 fired at; and in both cases only once ``cooldown_sec`` has passed since it last fired. A move
-held back by a minimum-delta filter is not an alert and leaves the state untouched.
+held back by a minimum-delta filter, or by the rule's regimes (a rule may ask for, say, short
+builds only: OI up with the price down, see oi.regimes), is not an alert and leaves the state
+untouched.
 """
 
 import math
@@ -35,6 +37,7 @@ from enum import StrEnum
 from sortedcontainers import SortedList
 
 from alerts.enums import Direction, VerdictReason
+from oi.regimes import Regime, regime_of
 
 Number = int | float | Decimal
 PriceSample = tuple[int, float, float | None]  # (t_ms, open interest, mark price or None)
@@ -80,6 +83,8 @@ class Rule:
     min_samples: int = 3
     scope: Scope = Scope.ALL
     symbols: frozenset[str] = frozenset()
+    regimes: frozenset[Regime] = frozenset()
+    """Fire only on moves of these OI/price regimes (oi.regimes); empty: any regime."""
 
     def __post_init__(self) -> None:
         if self.window_sec <= 0:
@@ -174,6 +179,16 @@ class Observation:
         if self.price_now is None or not self.price_window_start:
             return None
         return (self.price_now - self.price_window_start) / self.price_window_start
+
+    @property
+    def regime(self) -> Regime:
+        """The OI/price regime of the move: the signed OI change against the reference, the
+        price change over the rule's window."""
+        return regime_of(
+            oi_change=self.pct_change,
+            price_change=self.price_change_pct,
+            window_sec=self.rule.window_sec,
+        )
 
     @property
     def oi_usd_before(self) -> float | None:
@@ -444,7 +459,7 @@ def _observe(
         reason = minimums_verdict(
             abs_change, abs_change_usd, rule.min_delta_contracts, rule.min_delta_usd
         )
-    return Observation(
+    observation = Observation(
         rule=rule,
         direction=direction,
         reason=reason,
@@ -459,6 +474,9 @@ def _observe(
         price_reference=price_reference,
         price_window_start=price_window_start,
     )
+    if reason is VerdictReason.ALERT and rule.regimes and observation.regime not in rule.regimes:
+        return replace(observation, reason=VerdictReason.BLOCKED_REGIME)
+    return observation
 
 
 # Re-arm and cooldown
@@ -572,6 +590,7 @@ def rule_from_fields(rule_id: int, fields: Mapping[str, object]) -> Rule:
         min_samples=int(fields.get("min_samples", 3)),
         scope=Scope(fields.get("scope", Scope.ALL)),
         symbols=frozenset(fields.get("symbols") or ()),
+        regimes=frozenset(Regime(regime) for regime in fields.get("regimes") or ()),
     )
 
 
@@ -588,7 +607,8 @@ def default_rule_specs(
 ) -> list[dict]:
     """The default rule set as model field values: the design's rule and the VolSpike production
     windows (5 m at 3%, 15 m at 7%, 1 h at 12%, both directions). Each fires again without
-    re-arming only once its move has doubled (step = threshold)."""
+    re-arming only once its move has doubled (step = threshold). Plus one preset shipped
+    disabled: OI up 3% in 5 m while the price falls (a short build: new shorts piling in)."""
     windows = [
         ("oi-5m-3pct", 300, "0.03", 300),
         ("oi-15m-7pct", 900, "0.07", 900),
@@ -627,4 +647,22 @@ def default_rule_specs(
                 "min_samples": 3,
             }
         )
+    specs.append(
+        {
+            "name": "oi-5m-3pct-short-build",
+            "enabled": False,
+            "kind": RuleKind.WINDOW_CHANGE.value,
+            "window_sec": 300,
+            "baseline_from_sec": None,
+            "direction": "UP",
+            "threshold_pct": "0.03",
+            "dump_threshold_pct": None,
+            "step_pct": "0.03",
+            "min_delta_contracts": None,
+            "min_delta_usd": None,
+            "cooldown_sec": 300,
+            "min_samples": 3,
+            "regimes": [Regime.SHORT_BUILD.value],
+        }
+    )
     return specs

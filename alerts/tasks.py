@@ -1,50 +1,70 @@
-"""Celery tasks of the alerts app: thin, they call services (never the reverse; the delivery
-service enqueues ``alerts.deliver`` by name)."""
-
-import random
+"""Celery tasks of the alerts app: thin, they call services (never the reverse)."""
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_ready
 from celery.utils.log import get_task_logger
 from django.conf import settings
 
-from alerts.delivery import DELIVER_TASK, DeliveryError, alert_deliver
-from alerts.telegram.services import telegram_outbox_drain
+from alerts.backtest_services import BACKTEST_TASK, backtest_job_run
+from alerts.channels.services import (
+    channel_queue_alerts,
+    channels_drain,
+    channels_sync_from_settings,
+)
+from alerts.models import AlertChannel
+from alerts.outcome_services import alert_outcomes_fill
 
 logger = get_task_logger(__name__)
 
-MAX_DELIVERY_RETRIES = 6
+
+@shared_task(name="alerts.channels_send", ignore_result=True, soft_time_limit=30, time_limit=40)
+def channels_send_task() -> None:
+    """Drain the channels' outboxes for up to ~15 s within each one's limits (beat, every ~2 s).
+    One sender per channel at a time (a Redis lease); an interrupted send leaves its alerts
+    queued."""
+    try:
+        channels_drain()
+    except SoftTimeLimitExceeded:
+        logger.warning("channel sender hit its time limit; the outboxes keep what was not sent")
+
+
+@shared_task(name="alerts.deliver", ignore_result=True, soft_time_limit=10, time_limit=20)
+def alert_deliver_task(alert_id: int, channel: str) -> None:
+    """A webhook delivery task queued before channels were data: its alert goes to the outbox
+    of the channel the settings keep for that kind (the outbox retries now, not Celery)."""
+    for target in AlertChannel.objects.filter(from_settings=True, kind=channel, enabled=True):
+        channel_queue_alerts(target, [alert_id])
+
+
+@worker_ready.connect
+def channels_from_settings_at_worker_start(**kwargs) -> None:
+    """A worker sends with its own environment: the channels of TELEGRAM_* / ALERT_WEBHOOK_*
+    follow it (also after migrate, see ``alerts.apps``)."""
+    try:
+        channels_sync_from_settings()
+    except Exception:
+        logger.exception("delivery channels from settings: sync failed")
+
+
+@shared_task(name="alerts.outcomes_fill", ignore_result=True, soft_time_limit=50, time_limit=60)
+def alert_outcomes_fill_task() -> None:
+    """Every minute (beat): measure the alerts' horizons that came due (bounded per run; a run
+    cut short by its time limit leaves the rest for the next, nothing half-written)."""
+    try:
+        alert_outcomes_fill()
+    except SoftTimeLimitExceeded:
+        logger.warning("alert outcomes job hit its time limit; the next run goes on")
 
 
 @shared_task(
-    name=DELIVER_TASK,
-    bind=True,
+    name=BACKTEST_TASK,
     ignore_result=True,
-    max_retries=MAX_DELIVERY_RETRIES,
-    soft_time_limit=30,
-    time_limit=45,
+    soft_time_limit=settings.BACKTEST_TIME_LIMIT_SEC + 30,
+    time_limit=settings.BACKTEST_TIME_LIMIT_SEC + 60,
 )
-def alert_deliver_task(self, alert_id: int, channel: str) -> None:
-    """Deliver one alert on one channel, retried with capped exponential backoff and jitter."""
-    try:
-        alert_deliver(alert_id=alert_id, channel=channel)
-    except DeliveryError as exc:
-        if self.request.retries >= MAX_DELIVERY_RETRIES:
-            logger.error(
-                "alert delivery gave up",
-                extra={"alert_id": alert_id, "channel": channel, "cause": str(exc)},
-            )
-            return
-        base = settings.ALERT_DELIVERY_RETRY_BASE_SEC
-        countdown = min(300, base * 2**self.request.retries) * random.uniform(0.8, 1.2)
-        raise self.retry(exc=exc, countdown=countdown) from exc
-
-
-@shared_task(name="alerts.telegram_send", ignore_result=True, soft_time_limit=30, time_limit=40)
-def telegram_send_task() -> None:
-    """Drain the Telegram outbox for up to ~15 s within the chat's limits (beat, every ~2 s).
-    One sender at a time (a Redis lease); an interrupted send leaves its alerts queued."""
-    try:
-        telegram_outbox_drain()
-    except SoftTimeLimitExceeded:
-        logger.warning("telegram sender hit its time limit; the outbox keeps what was not sent")
+def backtest_run_task(job_id: str) -> None:
+    """Run one backtest job (its own queue, so it never delays polling or deliveries). The job
+    itself stops at BACKTEST_TIME_LIMIT_SEC (a thread pool enforces no time limit); a second
+    delivery of the task finds the job taken and does nothing."""
+    backtest_job_run(job_id)

@@ -8,7 +8,11 @@ price) is passed so that USD minimums could work (the defaults set none).
 A rule is "n/a" on a series when its window_sec is shorter than 2x the series' sampling interval
 (the median step between consecutive samples): the data cannot resolve the window.
 
-Pure: imports alerts.rules and alerts.enums only, no Django. Also writes the output to
+Per rule it also prints the regime mix of its alerts (oi.regimes; "unknown" where a series has
+no price) with the alerts per symbol-day, and checks that the backtest's vectorised replay
+(alerts.backtest.replay) raises the same alerts on every series.
+
+Pure: imports alerts.rules, alerts.backtest and alerts.enums only, no Django. Also writes the output to
 test-artifacts/replay-rules.txt.
 
     python bench/replay_rules.py
@@ -29,6 +33,10 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+import numpy as np  # noqa: E402
+
+from alerts.backtest import Series as BacktestSeries  # noqa: E402
+from alerts.backtest import replay as backtest_replay  # noqa: E402
 from alerts.enums import Direction, VerdictReason  # noqa: E402
 from alerts.rules import (  # noqa: E402
     GateAction,
@@ -228,9 +236,12 @@ class RuleResult:
     peak_up: float = 0.0
     peak_down: float = 0.0
     fires: list[tuple[int, str, float, float]] = field(default_factory=list)
+    regimes: Counter = field(default_factory=Counter)
+    """The OI/price regime of each alert (oi.regimes; "unknown" where the series has no price)."""
 
     def merge(self, other: "RuleResult") -> None:
         self.actions.update(other.actions)
+        self.regimes.update(other.regimes)
         self.blocked.update(other.blocked)
         self.verdict_samples += other.verdict_samples
         self.crossings += other.crossings
@@ -275,7 +286,25 @@ def replay(
                     result.blocked[obs.reason] += 1
                 if action is GateAction.FIRE:
                     result.fires.append((t_ms, obs.direction.value, obs.move, obs.abs_change))
+                    result.regimes[obs.regime.value] += 1
     return results
+
+
+def rows_of(series: Series, unit: str) -> list[tuple[int, float, float | None]]:
+    return series.rows if unit == "contracts" else series.notional
+
+
+def backtest_alerts(series: Series, rows, rules: list[Rule]) -> list[tuple[int, int, str]]:
+    """(t_ms, rule id, direction) of every alert of the backtest's vectorised replay."""
+    arrays = BacktestSeries(
+        series.symbol,
+        np.array([row[0] for row in rows], dtype=np.int64),
+        np.array([row[1] for row in rows], dtype=np.float64),
+        np.array([np.nan if row[2] is None else row[2] for row in rows], dtype=np.float64),
+    )
+    by_name = {rule.name: rule for rule in rules}
+    result = backtest_replay(by_name, arrays, start_ms=rows[0][0]) if rows else None
+    return sorted((a.t_ms, a.rule_id, a.direction.value) for a in (result.alerts if result else ()))
 
 
 def fmt_interval(ms: float) -> str:
@@ -382,6 +411,31 @@ def report(
             f"{total.actions[GateAction.HOLD_COOLDOWN]:>13} {blocked:>25} "
             f"{total.partial_window:>14}"
         )
+    same = all(
+        backtest_alerts(series, rows_of(series, unit), [r for r in rules if applies(r, series)])
+        == sorted(
+            (t_ms, rule.rule_id, direction)
+            for rule in rules
+            if rule.rule_id in result
+            for t_ms, direction, *_ in result[rule.rule_id].fires
+        )
+        for series, result in zip(chosen, results, strict=True)
+    )
+    say(f"The backtest's vectorised replay (alerts.backtest.replay) gives the same alerts: {same}")
+    if not same:
+        raise SystemExit("the backtest's replay differs from the per-sample loop")
+    say("Regime mix of each rule's alerts (alerts per symbol-day; count per regime):")
+    for rule in rules:
+        total = RuleResult()
+        days = 0.0
+        for series, result in zip(chosen, results, strict=True):
+            if rule.rule_id in result:
+                days += series.observed_days
+                total.merge(result[rule.rule_id])
+        fired = total.actions[GateAction.FIRE]
+        mix = ", ".join(f"{regime} {count}" for regime, count in total.regimes.most_common())
+        rate = f"{fired / days:.3f}/sym-day" if days else "n/a"
+        say(f"  {rule_label(rule):<30} {fired:>4} alerts, {rate:>14}; {mix or 'no alert'}")
     say(
         "  verdicts = samples at which the rule gave observations (window covered); crossings = "
         "observations past the threshold and the minimums (ALERT before the gate); REARM, HOLD_* "

@@ -1,8 +1,12 @@
 """Secrets out of logged and stored text: one helper for every error that may carry a URL or a
 key (a Telegram bot token sits in the URL path of every Bot API call, a webhook's secret in its
-URL; requests puts both in its exception texts)."""
+URL, a Discord or Slack webhook URL is itself the secret; requests puts them in its exception
+texts). Secrets kept in the database (delivery channels) are registered by the code that loads
+them (``secrets_register``), so redacting a log line never queries anything."""
 
 import re
+import threading
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 REDACTED = "[redacted]"
@@ -14,7 +18,39 @@ _PATTERNS = (
     re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"),
     # an API key after its scheme in a header value
     re.compile(r"(?i)(?<=\btoken )[A-Za-z0-9_-]{20,}|(?<=\bbearer )[A-Za-z0-9_-]{20,}"),
+    # a Discord webhook's id and token (…/api/webhooks/<id>/<token>, any host, or the path alone)
+    re.compile(r"(?<=/webhooks/)\d+/[A-Za-z0-9_.-]+"),
+    # a Slack incoming webhook's team, hook and token (…/services/T…/B…/<token>)
+    re.compile(r"(?<=/services/)[A-Za-z0-9]+/[A-Za-z0-9]+/[A-Za-z0-9]+"),
 )
+
+_registered: set[str] = set()
+_registered_lock = threading.Lock()
+
+
+def secrets_register(values: Iterable[str]) -> None:
+    """Redact these values (and a URL's path and query) from now on, in this process."""
+    found = set()
+    for value in values:
+        if not value:
+            continue
+        found.add(value)
+        found.update(_url_path(value))
+    with _registered_lock:
+        _registered.update(v for v in found if len(v) >= 8)
+
+
+def _url_path(value: str) -> list[str]:
+    """A URL's path with its query: requests names only that in its errors ("... with url:
+    /hooks/T0/B0/XXXX")."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return []
+    if not (parts.scheme and parts.hostname):
+        return []
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return [path] if len(path) > 1 else []
 
 
 def configured_secrets() -> list[str]:
@@ -35,11 +71,9 @@ def configured_secrets() -> list[str]:
         return []
     if webhook:
         values.append(webhook)
-        parts = urlsplit(webhook)
-        # requests names only the path in its errors ("... with url: /hooks/T0/B0/XXXX")
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        if len(path) > 1:
-            values.append(path)
+        values.extend(_url_path(webhook))
+    with _registered_lock:
+        values.extend(_registered)
     return sorted({v for v in values if v and len(v) >= 8}, key=len, reverse=True)
 
 

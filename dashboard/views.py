@@ -30,6 +30,7 @@ def page_config() -> dict:
             "universe": reverse("oi-liquid-universe"),
             "alerts": reverse("oi-alert-list"),
             "rules": reverse("alert-rule-list"),
+            "outcomes": reverse("alert-outcome-list"),
             "feed": "/ws/open-interest/",
         },
         "alertRule": {

@@ -36,6 +36,7 @@ from oi.exports import (
     parse_time_bound,
 )
 from oi.market import SymbolChange, breadth, market_total, movers, total_change
+from oi.regimes import REGIME_VALUES
 from oi.screener import (
     SCREENER_LOOKBACKS,
     open_interest_market_samples,
@@ -421,6 +422,22 @@ class OpenInterestScreenerApi(APIView):
         )
         pctChange15m = serializers.FloatField(allow_null=True)
         pctChange1h = serializers.FloatField(allow_null=True)
+        priceChange5m = serializers.FloatField(
+            allow_null=True,
+            help_text="The mark price's change over the same span as pctChange5m (0.01 = +1%), "
+            "between the prices stored with the two samples; null when either has none",
+        )
+        priceChange15m = serializers.FloatField(allow_null=True)
+        priceChange1h = serializers.FloatField(allow_null=True)
+        regime5m = serializers.ChoiceField(
+            choices=REGIME_VALUES,
+            help_text="OI/price regime of the 5 min window: long_build (OI up, price up), "
+            "short_build (OI up, price down), short_cover (OI down, price up), long_flush (OI "
+            "down, price down), build_price_flat / unwind_price_flat (price inside its dead band), "
+            "oi_flat (OI inside its dead band), unknown (no price or not covered)",
+        )
+        regime15m = serializers.ChoiceField(choices=REGIME_VALUES)
+        regime1h = serializers.ChoiceField(choices=REGIME_VALUES)
         ringSamples = serializers.IntegerField(help_text="Samples in the symbol's ring buffer")
 
     @extend_schema(
@@ -450,6 +467,8 @@ class OpenInterestScreenerApi(APIView):
                     else None
                 ),
                 **{f"pctChange{label}": pct for label, pct in row.pct_change.items()},
+                **{f"priceChange{label}": pct for label, pct in row.price_change.items()},
+                **{f"regime{label}": regime.value for label, regime in row.regime.items()},
                 "ringSamples": row.ring_samples,
             }
             for row in open_interest_screener(now_ms=now_ms)

@@ -11,6 +11,7 @@ from common.redis import get_redis
 from liquidity.selectors import liquid_symbol_list
 from oi.keys import MARK_PRICE_KEY
 from oi.market import PricedSamples
+from oi.regimes import Regime, fractional_change, regime_of
 from oi.ring import RingSample, decode_member, ring_key
 
 # (label, seconds): the change is measured against the newest sample at or before now - seconds.
@@ -28,6 +29,11 @@ class ScreenerRow:
     pct_change: dict[str, float | None]
     """Fraction (0.1 = +10%) by lookback label; None when the ring does not reach that far back,
     or holds nothing newer than that point to compare with."""
+    price_change: dict[str, float | None]
+    """The mark price's fraction change over each lookback, between the prices stored with the
+    two samples compared (None when either has no price)."""
+    regime: dict[str, Regime]
+    """The OI/price regime of each lookback (oi.regimes)."""
     ring_samples: int
 
 
@@ -45,6 +51,15 @@ def _pct_change(latest: RingSample | None, reference: RingSample | None) -> floa
     if reference.open_interest == 0:
         return None
     return float((latest.open_interest - reference.open_interest) / reference.open_interest)
+
+
+def _price_change(latest: RingSample | None, reference: RingSample | None) -> float | None:
+    if latest is None or reference is None or reference.time_ms >= latest.time_ms:
+        return None
+    return fractional_change(
+        float(reference.mark_price) if reference.mark_price is not None else None,
+        float(latest.mark_price) if latest.mark_price is not None else None,
+    )
 
 
 def _decimal_or_none(raw: str | None) -> Decimal | None:
@@ -82,6 +97,10 @@ def open_interest_screener(*, now_ms: int | None = None) -> list[ScreenerRow]:
         latest = _first_sample(reply[0])
         references = [_first_sample(r) for r in reply[1:-1]]
         mark_price = _decimal_or_none(mark_prices[index])
+        pct_change, price_change = {}, {}
+        for (label, _seconds), reference in zip(SCREENER_LOOKBACKS, references, strict=True):
+            pct_change[label] = _pct_change(latest, reference)
+            price_change[label] = _price_change(latest, reference)
         rows.append(
             ScreenerRow(
                 symbol=member.symbol,
@@ -94,11 +113,15 @@ def open_interest_screener(*, now_ms: int | None = None) -> list[ScreenerRow]:
                     if latest is not None and mark_price is not None
                     else None
                 ),
-                pct_change={
-                    label: _pct_change(latest, reference)
-                    for (label, _seconds), reference in zip(
-                        SCREENER_LOOKBACKS, references, strict=True
+                pct_change=pct_change,
+                price_change=price_change,
+                regime={
+                    label: regime_of(
+                        oi_change=pct_change[label],
+                        price_change=price_change[label],
+                        window_sec=seconds,
                     )
+                    for label, seconds in SCREENER_LOOKBACKS
                 },
                 ring_samples=int(reply[-1]),
             )

@@ -294,3 +294,43 @@ def sample_list_page(
     samples = [Sample(*row) for row in rows[:limit]]
     last = samples[-1] if more else None
     return SamplePage(samples, SamplePosition(last.ts, last.source) if last else None)
+
+
+# --- dead letters, for the ops checks (issue 20) -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLettersNew:
+    """Snapshot dead letters after a given one: how many, their rows, the newest."""
+
+    count: int
+    rows: int
+    last_id: int | None
+    last_cause: str
+
+
+def dead_letters_after(*, after_id: int | None, since: datetime) -> DeadLettersNew:
+    """Dead letters with an id above `after_id` (or, without one, failed at or after `since`)."""
+    from django.db.models import Count, Max, Sum
+
+    from oi.models import SnapshotDeadLetter
+
+    rows = SnapshotDeadLetter.objects.all()
+    rows = (
+        rows.filter(id__gt=after_id) if after_id is not None else rows.filter(failed_at__gte=since)
+    )
+    summary = rows.aggregate(count=Count("id"), rows=Sum("rows"), last_id=Max("id"))
+    last = rows.order_by("-id").only("cause").first()
+    return DeadLettersNew(
+        count=summary["count"],
+        rows=summary["rows"] or 0,
+        last_id=summary["last_id"],
+        last_cause=last.cause if last else "",
+    )
+
+
+def dead_letter_last_id() -> int | None:
+    """The newest dead letter's id (None when there is none)."""
+    from oi.models import SnapshotDeadLetter
+
+    return SnapshotDeadLetter.objects.order_by("-id").values_list("id", flat=True).first()

@@ -4,7 +4,12 @@ import pytest
 import redis as redis_lib
 from django.conf import settings
 
-pytest_plugins = ["tests.fixtures.simulator", "tests.fixtures.processes", "tests.fixtures.telegram"]
+pytest_plugins = [
+    "tests.fixtures.simulator",
+    "tests.fixtures.processes",
+    "tests.fixtures.telegram",
+    "tests.fakes.chat_platforms",
+]
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ urlpatterns = [
     path("api/market/open-interest/", include("liquidity.urls")),
     path("api/", include("alerts.urls")),
     path("api/", include("volume_alerts.urls")),
+    path("api/ops/", include("ops.urls")),
     path("debug/", include("dashboard.urls")),
     path("api/binance/futures/info", ExchangeInfoProxyApi.as_view(), name="binance-futures-info"),
 ]

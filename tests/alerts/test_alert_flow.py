@@ -21,7 +21,7 @@ def test_an_injected_oi_jump_reaches_a_websocket_client_once_per_rule_even_acros
 ):
     # given the running system with the default rules, none held back by a contracts minimum
     AlertRule.objects.update(min_delta_contracts=None)
-    rules = set(AlertRule.objects.values_list("name", flat=True))
+    rules = set(AlertRule.objects.filter(enabled=True).values_list("name", flat=True))
     env = {"BINANCE_BASE_URL": sim.base_url}
     celery_processes.start_procfile_worker("worker", **env)
     poller = celery_processes.start_procfile_worker("poller", **env)

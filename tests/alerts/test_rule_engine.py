@@ -66,7 +66,7 @@ def test_a_jump_alerts_once_per_rule_with_its_window_and_market_context(redis_cl
     alerts = created(market.tick(125_000, price=153.0))
 
     assert sorted(a.rule_name for a in alerts) == sorted(
-        AlertRule.objects.values_list("name", flat=True)
+        AlertRule.objects.filter(enabled=True).values_list("name", flat=True)
     )
     five = next(a for a in alerts if a.rule_name == "oi-5m-3pct")
     assert (five.window_sec, five.reference, five.direction) == (300, "window_low", "UP")
@@ -79,10 +79,40 @@ def test_a_jump_alerts_once_per_rule_with_its_window_and_market_context(redis_cl
     assert five.funding_rate == Decimal("0.00012")
     assert five.quote_volume_24h == Decimal("812345678.5")
     assert sorted(a.alerts_24h for a in alerts) == [1, 2, 3, 4]
+    # OI up with the price up: new longs
+    assert {a.regime for a in alerts} == {"long_build"}
     design = next(a for a in alerts if a.rule.kind == "median_baseline")
     assert design.reference == "median"
     # the same move seen again (another poll) does not alert again
     assert created(market.tick(125_500, price=153.0)) == []
+
+
+def test_a_rule_that_asks_for_short_builds_fires_only_when_the_price_falls(
+    redis_client, api_client, writer_client, django_capture_on_commit_callbacks
+):
+    # the shipped preset (disabled): OI up 3% in 5 min while the price falls; switched on over
+    # the API, the others off
+    preset = AlertRule.objects.get(name="oi-5m-3pct-short-build")
+    assert preset.regimes == ["short_build"] and preset.direction == "UP"
+    assert not preset.enabled
+    AlertRule.objects.exclude(pk=preset.pk).update(enabled=False)
+    with django_capture_on_commit_callbacks(execute=True):  # the API's commit
+        response = writer_client.patch(f"{RULES_URL}/{preset.pk}", {"enabled": True}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["regimes"] == ["short_build"]
+    market = Market(redis_client, start_minutes_ago=12)
+    market.flat(100_000, 10, price=150.0)
+
+    # OI +5% with the price +2%: a long build, held back (and not remembered as fired)
+    assert created(market.tick(105_000, price=153.0)) == []
+    # OI a little higher with the price now 2% below where the window began: a short build
+    (alert,) = created(market.tick(105_500, price=147.0))
+
+    assert alert.rule_name == "oi-5m-3pct-short-build"
+    assert alert.regime == "short_build"
+    assert alert.price_change_pct < 0
+    (listed,) = api_client.get("/api/open-interest-alerts").json()["results"]
+    assert listed["regime"] == "short_build"
 
 
 def test_a_restarted_process_and_a_lost_redis_state_do_not_repeat_an_alert(redis_client):

@@ -23,6 +23,7 @@ from alerts.rules import (
     gate,
     rule_from_fields,
 )
+from oi.regimes import Regime
 from tests.alerts.design_oracle import DesignParams, evaluate_samples
 
 T0 = 1_764_590_400_000
@@ -347,7 +348,9 @@ def test_the_default_set_is_the_design_rule_and_the_volspike_windows():
         (RuleKind.WINDOW_CHANGE, 300, 0.03, (Direction.UP, Direction.DOWN)),
         (RuleKind.WINDOW_CHANGE, 900, 0.07, (Direction.UP, Direction.DOWN)),
         (RuleKind.WINDOW_CHANGE, 3600, 0.12, (Direction.UP, Direction.DOWN)),
+        (RuleKind.WINDOW_CHANGE, 300, 0.03, (Direction.UP,)),  # the short-build preset, off
     ]
+    assert [r.regimes for r in rules] == [frozenset()] * 4 + [frozenset({Regime.SHORT_BUILD})]
     assert rules[0].baseline_from_sec == 1800
     assert rules[0].min_delta_contracts == 5000
 
@@ -368,3 +371,34 @@ def test_the_default_set_is_the_design_rule_and_the_volspike_windows():
 def test_an_impossible_rule_is_refused(changes):
     with pytest.raises(ValueError):
         replace(FIVE_MIN_3PCT, **changes)
+
+
+# Regimes
+
+
+def test_a_rule_with_regimes_blocks_other_regimes_and_keeps_its_state():
+    short_builds = replace(FIVE_MIN_3PCT, regimes=frozenset({Regime.SHORT_BUILD}))
+    history = [(t, oi, 100.0) for t, oi in flat(100_000, 6)]
+    t_now = history[-1][0] + 10 * SEC
+
+    rising = observe(short_builds, [*history, (t_now, 104_000, 101.0)])
+    assert rising.regime is Regime.LONG_BUILD
+    assert rising.reason is VerdictReason.BLOCKED_REGIME
+    book = RuleBook()
+    assert book.apply("X", rising) is GateAction.BLOCKED
+
+    falling = observe(short_builds, [*history, (t_now, 104_000, 99.0)])
+    assert falling.regime is Regime.SHORT_BUILD
+    assert falling.reason is VerdictReason.ALERT
+    assert book.apply("X", falling) is GateAction.FIRE
+
+    # a rule without regimes fires on either
+    assert observe(FIVE_MIN_3PCT, [*history, (t_now, 104_000, 101.0)]).reason is VerdictReason.ALERT
+
+
+def test_regimes_come_from_the_stored_fields():
+    fields = {**default_rule_specs()[-1]}
+    assert fields["name"] == "oi-5m-3pct-short-build" and fields["enabled"] is False
+    rule = rule_from_fields(9, fields)
+    assert rule.regimes == frozenset({Regime.SHORT_BUILD})
+    assert rule.directions == (Direction.UP,)

@@ -10,18 +10,37 @@ from decimal import Decimal
 
 import pytest
 
-from alerts.delivery import alert_delivery_queue, alert_send_test
-from alerts.models import AlertDelivery, DeliveryChannel, OpenInterestAlert
-from alerts.telegram.limiter import ChatLimits
-from alerts.telegram.services import (
-    SENDER_LEASE_KEY,
-    telegram_outbox_drain,
-    telegram_outbox_push,
-    telegram_outbox_size,
+from alerts.channels.limiter import ChannelKey, ChannelLimits, channel_key
+from alerts.channels.outbox import Outbox
+from alerts.channels.services import (
+    SETTINGS_TELEGRAM_NAME,
+    alert_delivery_queue,
+    channel_create,
+    channel_outbox_drain,
+    channel_queue_alerts,
+    channels_send_test,
+    channels_sync_from_settings,
 )
+from alerts.models import AlertChannel, AlertDelivery, ChannelKind, OpenInterestAlert
 from common.locks import redis_lease
 from common.redis import get_redis
 from tests.fixtures.telegram import alert_fields
+
+
+def the_chat() -> AlertChannel:
+    return AlertChannel.objects.get(name=SETTINGS_TELEGRAM_NAME)
+
+
+def telegram_outbox_push(alert_ids: list[int]) -> None:
+    channel_queue_alerts(the_chat(), alert_ids)
+
+
+def telegram_outbox_size() -> int:
+    return Outbox(get_redis(), the_chat().pk).size()
+
+
+def telegram_outbox_drain(*, run_sec: float, **kwargs) -> int:
+    return channel_outbox_drain(the_chat().pk, run_sec=run_sec, **kwargs)
 
 
 def make_alert(i: int, *, context: bool = True) -> OpenInterestAlert:
@@ -51,10 +70,10 @@ def test_a_burst_at_the_default_limits_arrives_once_spaced_and_digested(telegram
     ids = [a.id for a in alerts]
 
     def push():  # 12 at once, then one every 0.6 s (a little slower than the 1/s limit)
-        telegram_outbox_push(ids[:12])
+        channel_queue_alerts(bot.channel, ids[:12])  # (a thread: no DB reads there)
         for alert_id in ids[12:]:
             time.sleep(0.6)
-            telegram_outbox_push([alert_id])
+            channel_queue_alerts(bot.channel, [alert_id])
 
     pushing = threading.Thread(target=push)
     started = time.monotonic()
@@ -70,7 +89,7 @@ def test_a_burst_at_the_default_limits_arrives_once_spaced_and_digested(telegram
     assert all(len(t) <= 4096 for t in texts)
     assert {path for _, path, _, _ in bot.received} == {"/bot123:abc/sendMessage"}
     assert {body["chat_id"] for _, _, body, _ in bot.received} == {"-1001"}
-    rows = AlertDelivery.objects.filter(channel=DeliveryChannel.TELEGRAM)
+    rows = AlertDelivery.objects.filter(channel__kind=ChannelKind.TELEGRAM)
     assert sorted(rows.values_list("alert_id", "delivered", "attempts")) == [
         (i, True, 1) for i in sorted(ids)
     ]
@@ -80,12 +99,12 @@ def test_a_burst_at_the_default_limits_arrives_once_spaced_and_digested(telegram
 @pytest.mark.django_db
 def test_the_rolling_window_limit_holds_and_the_allowance_turns_into_digests(telegram):
     bot = telegram()
-    limits = ChatLimits(per_sec=20, per_min=5, window_sec=1.0, digest_after=5, digest_max=4)
+    limits = ChannelLimits(per_sec=20, per_min=5, window_sec=1.0, digest_after=5, digest_max=4)
     ids = [make_alert(i).id for i in range(40)]
 
     def push():  # ten alerts a second: twice what the window allows
         for i in ids:
-            telegram_outbox_push([i])
+            channel_queue_alerts(bot.channel, [i])
             time.sleep(0.1)
 
     pushing = threading.Thread(target=push)
@@ -110,7 +129,7 @@ def test_a_429_pauses_the_chat_for_retry_after_and_loses_nothing(telegram):
 
     telegram_outbox_drain(run_sec=1.0)  # the pause outlasts this run: everything stays queued
     assert telegram_outbox_size() == 3
-    first = AlertDelivery.objects.get(alert=alerts[0], channel=DeliveryChannel.TELEGRAM)
+    first = AlertDelivery.objects.get(alert=alerts[0], channel__kind=ChannelKind.TELEGRAM)
     assert (first.delivered, first.attempts) == (False, 1)
     assert first.last_error.startswith("HTTP 429")
 
@@ -130,17 +149,17 @@ def test_a_server_error_keeps_the_alerts_queued_and_they_go_later(telegram, capl
     alerts = [make_alert(i) for i in range(2)]
     telegram_outbox_push([a.id for a in alerts])
 
-    with caplog.at_level(logging.WARNING, logger="alerts.telegram.services"):
+    with caplog.at_level(logging.WARNING, logger="alerts.channels.services"):
         telegram_outbox_drain(run_sec=0.5)
     assert telegram_outbox_size() == 2
-    (record,) = [r for r in caplog.records if r.msg.startswith("telegram send failed")]
+    (record,) = [r for r in caplog.records if r.msg.startswith("channel send failed")]
     assert record.alert_ids == [alerts[0].id]
     assert record.cause.startswith("HTTP 500")
 
     drain_until_empty(None, timeout=10)
     assert bot.delivered_symbols() == [a.symbol for a in alerts]
     assert bot.times[1] - bot.times[0] >= 1.0  # backed off
-    rows = AlertDelivery.objects.filter(channel=DeliveryChannel.TELEGRAM).order_by("alert_id")
+    rows = AlertDelivery.objects.filter(channel__kind=ChannelKind.TELEGRAM).order_by("alert_id")
     assert list(rows.values_list("delivered", "attempts", "last_error")) == [
         (True, 2, ""),
         (True, 1, ""),
@@ -152,7 +171,8 @@ def test_one_sender_at_a_time_and_delivered_alerts_are_not_sent_again(telegram):
     bot = telegram()
     alert = make_alert(1)
     telegram_outbox_push([alert.id])
-    with redis_lease(get_redis(), SENDER_LEASE_KEY, ttl_sec=10) as held:
+    sender = channel_key(bot.channel.pk, ChannelKey.SENDER)
+    with redis_lease(get_redis(), sender, ttl_sec=10) as held:
         assert held
         assert telegram_outbox_drain(run_sec=1.0) == 0
     assert telegram_outbox_size() == 1 and bot.received == []
@@ -165,12 +185,25 @@ def test_one_sender_at_a_time_and_delivered_alerts_are_not_sent_again(telegram):
 
 @pytest.mark.django_db
 def test_a_new_alert_goes_to_the_outbox_not_to_a_task(telegram):
-    telegram()
+    bot = telegram()
     alert = make_alert(7)
     alert_delivery_queue(alert.id)
     alert_delivery_queue(alert.id)
-    # the key written out: alerts queued before an upgrade must still be found after it
-    assert get_redis().zrange("volspike:telegram:{-1001}:outbox", 0, -1) == [str(alert.id)]
+    key = f"volspike:channel:{{{bot.channel.pk}}}:outbox"
+    assert get_redis().zrange(key, 0, -1) == [f"alert:{alert.id}"]
+
+
+@pytest.mark.django_db
+def test_alerts_queued_for_telegram_before_channels_are_sent_after_the_upgrade(telegram):
+    """The outbox of before channels (one per chat, bare ids) is adopted at worker start."""
+    older = [make_alert(i) for i in range(2)]
+    get_redis().zadd("volspike:telegram:{-1001}:outbox", {str(a.id): a.id for a in older})
+    bot = telegram()  # the settings' channel is kept in step, as at a worker's start
+    new = make_alert(5)
+    alert_delivery_queue(new.id)
+    assert get_redis().exists("volspike:telegram:{-1001}:outbox") == 0
+    drain_until_empty(None, 10)
+    assert bot.delivered_symbols() == [a.symbol for a in [*older, new]]
 
 
 @pytest.mark.django_db
@@ -178,24 +211,27 @@ def test_the_test_alert_reaches_every_channel_and_is_not_stored(telegram, fake_h
     bot = telegram()
     hook = fake_http()  # any HTTP endpoint will do as the webhook
     settings.ALERT_WEBHOOK_URL = f"{hook.url}/hooks/oi"
-    results = alert_send_test()
-    assert [(channel, ok) for channel, ok, _ in results] == [
-        (DeliveryChannel.WEBHOOK, True),
-        (DeliveryChannel.TELEGRAM, True),
+    channels_sync_from_settings()
+    results = channels_send_test()
+    assert [(r.channel, r.ok) for r in results] == [
+        ("telegram (settings)", True),
+        ("webhook (settings)", True),
     ]
     (text,) = bot.delivered_texts()
     assert text.startswith("🧪 TEST ALERT")
     assert "https://www.tradingview.com/chart/?symbol=BINANCE:BTCUSDT.P" in text
     ((_, path, payload, _),) = hook.received
     assert (path, payload["test"], payload["symbol"]) == ("/hooks/oi", True, "BTCUSDT")
-    assert alert_send_test([DeliveryChannel.TELEGRAM])[0][:2] == (DeliveryChannel.TELEGRAM, True)
+    assert channels_send_test([the_chat()])[0].ok
     assert bot.times[1] - bot.times[0] >= 1.0  # the second waited for its slot
     assert not OpenInterestAlert.objects.exists()
 
 
+@pytest.mark.django_db
 def test_no_channel_no_test_alert(settings):
     settings.ALERT_WEBHOOK_URL = settings.TELEGRAM_BOT_TOKEN = settings.TELEGRAM_CHAT_ID = ""
-    assert alert_send_test() == []
+    assert channels_sync_from_settings() == []
+    assert channels_send_test() == []
 
 
 @pytest.mark.integration
@@ -225,7 +261,7 @@ def test_beat_and_real_workers_deliver_new_alerts_through_the_outbox(
     assert sorted(bot.delivered_symbols()) == symbols
     assert_within_limits(bot.times, interval=1.0, per=20, window=60.0)
     assert AlertDelivery.objects.filter(
-        channel=DeliveryChannel.TELEGRAM, delivered=True
+        channel__kind=ChannelKind.TELEGRAM, delivered=True
     ).count() == len(symbols)
 
 
@@ -255,3 +291,23 @@ def test_several_rules_on_one_move_go_out_as_one_message_listing_them(telegram):
     assert texts[1].startswith("📈 T004USDT")
     delivered = AlertDelivery.objects.filter(delivered=True).values_list("alert_id", flat=True)
     assert sorted(delivered) == sorted([a.id for a in move] + [other.id])
+
+
+@pytest.mark.django_db
+def test_several_chats_each_get_their_alerts_within_their_own_limit(telegram):
+    bot = telegram()
+    desk = channel_create(
+        name="desk", kind=ChannelKind.TELEGRAM, bot_token="123:abc", telegram_chat_id="-2002",
+        symbols=["T000USDT", "T002USDT"],
+    )  # fmt: skip
+    alerts = [make_alert(i) for i in (0, 2)]
+    for alert in alerts:
+        alert_delivery_queue(alert.id)
+    for channel in (bot.channel, desk):
+        channel_outbox_drain(channel.pk, run_sec=3)
+    by_chat = {}
+    for received in bot.received:
+        by_chat.setdefault(received.body["chat_id"], []).append(received.at)
+    assert {chat: len(times) for chat, times in by_chat.items()} == {"-1001": 2, "-2002": 2}
+    assert by_chat["-2002"][0] - by_chat["-1001"][1] < 1.0  # another chat, another limit
+    assert all(b - a >= 1.0 - 0.005 for a, b in itertools.pairwise(by_chat["-2002"]))

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from alerts.channels.limiter import ChannelLimits, MessageKind, failure_backoff_sec, plan_next
 from alerts.formatting import alert_payload, duration, price, signed_pct, threshold_pct, usd
-from alerts.telegram.limiter import ChatLimits, MessageKind, failure_backoff_sec, plan_next
 from alerts.telegram.text import (
     MESSAGE_MAX_CHARS,
     TEST_TITLE,
@@ -25,7 +25,7 @@ from tests.fixtures.telegram import alert_fields
 
 def alert(i: int, *, context: bool = True, **changes) -> SimpleNamespace:
     empty = dict.fromkeys(
-        ["rule_name", "reference"], ""
+        ["rule_name", "reference", "regime"], ""
     ) | dict.fromkeys(
         ["window_sec", "threshold_pct", "price_change_pct", "mark_price", "funding_rate",
          "oi_usd_before", "oi_usd_after", "quote_volume_24h", "alerts_24h"]
@@ -40,6 +40,7 @@ def test_the_alert_text_with_full_context():
         "OI 1,000,000 → 1,120,000 contracts (+120,000)",
         "OI $12.3M → $14.0M",
         "Price +1.25% over the window (mark 12.5000)",
+        "Regime: long build (OI up, price up: new longs)",
         "Funding +0.0100%",
         "24h volume $845.2M",
         "3 alerts in 24 h",
@@ -75,9 +76,9 @@ def test_a_digest_has_one_line_per_alert_and_fits_a_message():
     lines = digest_text([alert(i, context=i % 2 == 0) for i in range(4)]).split("\n")
     assert lines == [
         "⚡ 4 open interest alerts (digest, rate limit)",
-        "📈 T000USDT · oi-5m-3pct/5 min · OI +12.00% · price +1.25% · 12:00:00",
+        "📈 T000USDT · oi-5m-3pct/5 min · OI +12.00% · price +1.25% · long build · 12:00:00",
         "📉 T001USDT · OI -12.00% · 12:00:01",
-        "📈 T002USDT · oi-5m-3pct/5 min · OI +12.00% · price +1.25% · 12:00:02",
+        "📈 T002USDT · oi-5m-3pct/5 min · OI +12.00% · price +1.25% · long build · 12:00:02",
         "📉 T003USDT · OI -12.00% · 12:00:03",
     ]
     many = [alert(i) for i in range(4, 204)]
@@ -132,7 +133,7 @@ def test_the_payload_of_an_alert():
     ],
 )
 def test_one_alert_per_message_while_the_limits_allow_it(fetched, waiting, slot_left, kind):
-    limits = ChatLimits(digest_after=5)
+    limits = ChannelLimits(digest_after=5)
     assert plan_next(fetched=fetched, waiting=waiting, slot_left=slot_left, limits=limits) is kind
 
 
@@ -142,9 +143,9 @@ def test_failures_back_off_doubling_up_to_a_minute():
 
 def test_limits_must_be_positive():
     with pytest.raises(ValueError, match="positive"):
-        ChatLimits(per_sec=0)
+        ChannelLimits(per_sec=0)
     with pytest.raises(ValueError, match="positive"):
-        ChatLimits(per_min=0)
+        ChannelLimits(per_min=0)
 
 
 def test_one_move_is_the_oldest_alert_and_its_symbol_and_direction_within_ten_seconds():

@@ -10,7 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from alerts.delivery import alert_deliver, alert_send_test
+from alerts.channels.services import (
+    channel_outbox_drain,
+    channel_send_test,
+    channels_sync_from_settings,
+)
 from alerts.formatting import alert_payload
 from alerts.models import OpenInterestAlert
 from alerts.webhook_signing import webhook_signature, webhook_signature_verify
@@ -66,38 +70,43 @@ def receiver():
 
 @pytest.mark.django_db
 def test_an_independent_receiver_verifies_every_signed_alert(
-    receiver, writer_client, settings, redis_client
+    receiver, writer_client, settings, redis_client, django_capture_on_commit_callbacks
 ):
     settings.ALERT_WEBHOOK_URL, settings.ALERT_WEBHOOK_SECRET = receiver.url, SECRET
-    alert_id = writer_client.post("/api/open-interest-alerts/ingest", ALERT, format="json").json()[
-        "alert"
-    ]["id"]
+    (channel,) = channels_sync_from_settings()
+    with django_capture_on_commit_callbacks(execute=True):  # queued after commit
+        alert_id = writer_client.post(
+            "/api/open-interest-alerts/ingest", ALERT, format="json"
+        ).json()["alert"]["id"]
 
-    assert alert_deliver(alert_id=alert_id, channel="webhook")
-    ((channel, ok, _),) = alert_send_test(["webhook"])
+    assert channel_outbox_drain(channel.pk, run_sec=2) == 1
+    report = channel_send_test(channel)
 
     assert [status for _, _, status in receiver.requests] == [200, 200]
     headers, body, _ = receiver.requests[0]
     assert headers["Content-Type"] == "application/json"
     assert json.loads(body) == alert_payload(OpenInterestAlert.objects.get(pk=alert_id))
-    assert (channel, ok) == ("webhook", True)
+    assert (report.channel, report.ok) == ("webhook (settings)", True)
     assert json.loads(receiver.requests[1][1])["test"] is True
 
 
 @pytest.mark.django_db
 def test_a_receiver_with_another_secret_refuses_and_the_delivery_fails_with_the_cause(
-    receiver, writer_client, settings, redis_client
+    receiver, writer_client, settings, redis_client, django_capture_on_commit_callbacks
 ):
     settings.ALERT_WEBHOOK_URL, settings.ALERT_WEBHOOK_SECRET = receiver.url, "another-secret-xyz"
-    ((_, ok, detail),) = alert_send_test(["webhook"])
-    assert not ok and detail.startswith("HTTP 401")
-    assert "another-secret-xyz" not in detail
+    (channel,) = channels_sync_from_settings()
+    report = channel_send_test(channel)
+    assert not report.ok and report.detail.startswith("HTTP 401")
+    assert "another-secret-xyz" not in report.detail
 
 
 @pytest.mark.django_db
-def test_without_a_secret_the_webhook_is_sent_unsigned(receiver, settings):
+@pytest.mark.django_db
+def test_without_a_secret_the_webhook_is_sent_unsigned(receiver, settings, redis_client):
     settings.ALERT_WEBHOOK_URL, settings.ALERT_WEBHOOK_SECRET = receiver.url, ""
-    ((_, ok, _),) = alert_send_test(["webhook"])
+    (channel,) = channels_sync_from_settings()
+    ok = channel_send_test(channel).ok
     headers, _, status = receiver.requests[0]
     assert (ok, status) == (False, 401)
     assert "X-VolSpike-Signature" not in headers and "X-VolSpike-Timestamp" not in headers

@@ -43,3 +43,30 @@ def test_every_formatted_log_line_is_redacted():
     record = logging.LogRecord("x", logging.WARNING, __file__, 1, "send failed", (), None)
     record.cause = f"url: /bot{BOT}/sendMessage"
     assert BOT not in KeyValueFormatter().format(record)
+
+
+def test_discord_and_slack_webhook_urls_are_redacted_even_when_not_configured():
+    discord = (
+        "https://discord.com/api/webhooks/1234567890123/AbC-dEf_gHiJkLmNoPqRsTuVwXyZ0123456789"
+    )
+    slack = "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"
+    for url in (discord, slack):
+        secret = url.rsplit("/", 1)[1]
+        for text in (
+            f"POST {url} failed",
+            f"Max retries exceeded with url: {url[url.index('/', 8) :]}",
+        ):
+            assert secret not in redact(text) and "[redacted]" in redact(text), text
+    assert redact(f"POST {discord}") == "POST https://discord.com/api/webhooks/[redacted]"
+
+
+def test_a_registered_channel_secret_is_redacted_wherever_it_appears():
+    from common.redaction import secrets_register
+
+    hook = "https://receiver.example.net/in/abc123?key=q9w8e7r6t5y4"
+    secrets_register([hook, "whsec-signing-0123456789"])
+    assert redact(f"POST {hook}: 500") == "POST https://receiver.example.net/[redacted]: 500"
+    assert "q9w8e7r6t5y4" not in redact(
+        "Max retries exceeded with url: /in/abc123?key=q9w8e7r6t5y4"
+    )
+    assert "whsec-signing" not in redact("secret whsec-signing-0123456789 refused")

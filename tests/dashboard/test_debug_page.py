@@ -104,7 +104,9 @@ def series_pixels(page) -> int:
     )
 
 
-def post_alert(base_url: str, api_key: str, symbol: str, baseline: float, pct: float) -> dict:
+def post_alert(
+    base_url: str, api_key: str, symbol: str, baseline: float, pct: float, **context
+) -> dict:
     current = round(baseline * (1 + pct), 3)
     response = requests.post(
         f"{base_url}/api/open-interest-alerts/ingest",
@@ -118,6 +120,7 @@ def post_alert(base_url: str, api_key: str, symbol: str, baseline: float, pct: f
             "absChange": current - baseline,
             "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             "source": "ingest",
+            **context,
         },
         timeout=10,
     )
@@ -182,6 +185,16 @@ def test_the_debug_page_shows_the_universe_a_chart_and_live_alerts(
         assert re.fullmatch(
             r"\d+% rising · \d+% falling \(of \d+\)", page.inner_text("#market-breadth-5m")
         )
+        # and each row tells what kind of move its last 5 min were (OI and price together)
+        page.wait_for_function(
+            "Array.from(document.querySelectorAll('#screener-body td.regime'))"
+            ".filter(td => td.dataset.regime !== 'unknown').length > 0",
+            timeout=20_000,
+        )
+        assert set(column(page, 8)) <= {  # the Regime 5m column
+            "long build", "short build", "short cover", "long flush", "OI ↑ · price flat",
+            "OI ↓ · price flat", "OI flat", "–",
+        }  # fmt: skip
 
         # when sorting by symbol, then again (descending), then by 24h volume ascending
         page.click("#screener thead th[data-key=symbol]")
@@ -225,10 +238,11 @@ def test_the_debug_page_shows_the_universe_a_chart_and_live_alerts(
 
         # when an alert for that symbol is raised, then it appears live, in the list and on the chart
         alerts_before = int(page.get_attribute("#chart", "data-alerts"))
-        first = post_alert(asgi_server, api_key, symbol, latest_oi, 0.2)
+        first = post_alert(asgi_server, api_key, symbol, latest_oi, 0.2, priceChange=-0.01)
         page.wait_for_selector(f"#alerts li[data-alert-id='{first['id']}']", timeout=10_000)
         item = page.inner_text(f"#alerts li[data-alert-id='{first['id']}']")
         assert symbol in item and "+20.00%" in item and "SPIKE" in item
+        assert "short build" in item  # OI up 20% while the price fell 1%: new shorts
         page.wait_for_function(
             f"Number(document.getElementById('chart').dataset.alerts) === {alerts_before + 1}",
             timeout=5_000,

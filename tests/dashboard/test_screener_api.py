@@ -10,7 +10,7 @@ from django.test import Client
 from alerts.models import AlertRule
 from liquidity.models import LiquidSymbol
 from oi.keys import MARK_PRICE_KEY
-from oi.ring import RingSample, ring_append
+from oi.ring import RingSample, ring_append, ring_key
 
 NOW_MS = 1_764_590_400_000  # 2025-12-01T12:00:00Z
 MINUTE_MS = 60_000
@@ -79,6 +79,12 @@ def test_the_screener_gives_every_member_its_latest_oi_and_changes(
         "pctChange5m": None,
         "pctChange15m": None,
         "pctChange1h": None,
+        "priceChange5m": None,
+        "priceChange15m": None,
+        "priceChange1h": None,
+        "regime5m": "unknown",
+        "regime15m": "unknown",
+        "regime1h": "unknown",
         "ringSamples": 0,
     }
 
@@ -116,3 +122,42 @@ def test_the_page_carries_the_alert_rules_and_only_local_assets():
     assert "baseline window (30–60 min)" in html
     assert "http://" not in html and "https://" not in html  # no CDN: works offline
     assert Client().get("/static/dashboard/vendor/uplot/uPlot.iife.min.js").status_code == 200
+
+
+@pytest.mark.django_db
+def test_each_window_carries_its_price_change_and_its_oi_price_regime(
+    api_client, redis_client, frozen_now
+):
+    # OI rose over every window; the price fell over the last 5 min, rose over 15 min and barely
+    # moved over the hour (+0.1%, inside the hour's dead band of 0.35%)
+    member("BTCUSDT", "9000000000")
+    samples = [
+        RingSample(NOW_MS - 61 * MINUTE_MS, Decimal(100), mark_price=Decimal("1000")),
+        RingSample(NOW_MS - 16 * MINUTE_MS, Decimal(110), mark_price=Decimal("950")),
+        RingSample(NOW_MS - 6 * MINUTE_MS, Decimal(120), mark_price=Decimal("1020")),
+        RingSample(NOW_MS - 10_000, Decimal(132), mark_price=Decimal("1001")),
+    ]
+    ring_append(redis_client, {"BTCUSDT": samples}, window_ms=3 * 3600 * 1000, now_ms=NOW_MS)
+
+    (row,) = api_client.get("/api/market/open-interest/screener").json()["symbols"]
+
+    assert row["priceChange5m"] == pytest.approx(1001 / 1020 - 1)
+    assert row["regime5m"] == "short_build"  # OI up, price down
+    assert row["priceChange15m"] == pytest.approx(1001 / 950 - 1)
+    assert row["regime15m"] == "long_build"  # OI up, price up
+    assert row["priceChange1h"] == pytest.approx(0.001)
+    assert row["regime1h"] == "build_price_flat"
+
+    # a falling OI with a falling price is a long flush; a sample without a price gives no label
+    redis_client.delete(ring_key("BTCUSDT"))
+    ring_append(
+        redis_client,
+        {"BTCUSDT": [
+            RingSample(NOW_MS - 6 * MINUTE_MS, Decimal(100), mark_price=Decimal("1000")),
+            RingSample(NOW_MS - 10_000, Decimal(90), mark_price=Decimal("950")),
+        ]},
+        window_ms=3 * 3600 * 1000, now_ms=NOW_MS,
+    )  # fmt: skip
+    (row,) = api_client.get("/api/market/open-interest/screener").json()["symbols"]
+    assert row["regime5m"] == "long_flush"
+    assert row["regime15m"] == "unknown"  # the ring does not reach back 15 min

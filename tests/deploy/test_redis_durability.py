@@ -11,7 +11,9 @@ import pytest
 import redis as redis_lib
 import requests
 
-from alerts.models import AlertDelivery, DeliveryChannel
+from alerts.channels.limiter import ChannelKey, channel_key
+from alerts.channels.services import SETTINGS_TELEGRAM_NAME, channel_create
+from alerts.models import AlertDelivery, ChannelKind
 from common.models import ApiToken
 from common.services import api_token_create, api_token_revoke
 from oi.batches import parse_snapshot_batch
@@ -37,7 +39,6 @@ pytestmark = [
 ]
 
 CHAT_ID = "4242"
-OUTBOX_KEY = f"volspike:telegram:{{{CHAT_ID}}}:outbox"
 
 
 def aof_redis(directory: Path) -> OwnRedis:
@@ -93,6 +94,12 @@ def test_a_redis_crash_loses_no_parked_batch_and_no_queued_alert(sim, api_key, t
         "OI_REMOTE_INGEST_URL": f"http://127.0.0.1:{web_port}/api/market/open-interest/ingest",
         "OI_REMOTE_INGEST_TOKEN": remote_key,
     }
+    # the channel the worker keeps for these settings, made first: the web process queues on it
+    chat = channel_create(
+        name=SETTINGS_TELEGRAM_NAME, kind=ChannelKind.TELEGRAM, bot_token="123:test",
+        telegram_chat_id=CHAT_ID, from_settings=True,
+    )  # fmt: skip
+    outbox_key = channel_key(chat.pk, ChannelKey.OUTBOX)
     started: list[ManagedProcess] = []
     client = redis_lib.Redis.from_url(redis_server.url, decode_responses=True)
     t0 = time.monotonic()
@@ -123,8 +130,8 @@ def test_a_redis_crash_loses_no_parked_batch_and_no_queued_alert(sim, api_key, t
             for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT")
         }
         wait_until(lambda: client.llen(PENDING_KEY) >= 2, 40, "no snapshot batch was parked")
-        outbox = set(client.zrange(OUTBOX_KEY, 0, -1))
-        assert outbox == {str(i) for i in alert_ids}
+        outbox = set(client.zrange(outbox_key, 0, -1))
+        assert outbox == {f"alert:{i}" for i in alert_ids}
         parked = client.lrange(PENDING_KEY, 0, -1)
         assert client.config_get("appendonly")["appendonly"] == "yes"
         phase(f"{len(parked)} batches parked, {len(outbox)} alerts queued")
@@ -136,7 +143,7 @@ def test_a_redis_crash_loses_no_parked_batch_and_no_queued_alert(sim, api_key, t
         phase("redis crashed and started again")
 
         # then the outbox and every parked batch are back, in order
-        assert set(client.zrange(OUTBOX_KEY, 0, -1)) == outbox
+        assert set(client.zrange(outbox_key, 0, -1)) == outbox
         assert client.lrange(PENDING_KEY, 0, len(parked) - 1) == parked
 
         # and once the destinations answer, all of it is delivered
@@ -147,12 +154,12 @@ def test_a_redis_crash_loses_no_parked_batch_and_no_queued_alert(sim, api_key, t
                 "oi.snapshots_flush_pending", connection=connection, queue="default"
             )
         wait_until(lambda: client.llen(PENDING_KEY) == 0, 30, "parked batches not delivered")
-        wait_until(lambda: client.zcard(OUTBOX_KEY) == 0, 30, "outbox not delivered")
+        wait_until(lambda: client.zcard(outbox_key) == 0, 30, "outbox not delivered")
         phase("parked batches and outbox delivered")
         delivered = set(
-            AlertDelivery.objects.filter(
-                channel=DeliveryChannel.TELEGRAM, delivered=True
-            ).values_list("alert_id", flat=True)
+            AlertDelivery.objects.filter(channel=chat, delivered=True).values_list(
+                "alert_id", flat=True
+            )
         )
         assert delivered >= alert_ids
         rows = [

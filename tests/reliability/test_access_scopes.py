@@ -41,6 +41,7 @@ def test_a_read_only_token_reads_and_every_write_with_it_is_refused(web):
         ("put", f"/api/alert-rules/{rule.id}", {"window_sec": 300, "threshold_pct": "0.5"}),
         ("delete", f"/api/alert-rules/{rule.id}", None),
         ("post", "/api/alert-overrides", {"symbol": "BTCUSDT", "cooldown_sec": 1}),
+        ("post", "/api/alert-channels", {"name": "x", "kind": "webhook", "url": "https://e.x/h"}),
     ]
 
     for method, path, body in writes:

@@ -65,9 +65,14 @@ SCHEMA_OPERATIONS = [
     ("GET", "/api/volume-alerts/recent"),
     ("GET", "/api/market/open-interest/export"),
     ("GET", "/api/open-interest-alerts/export"),
+    ("GET", "/api/ops/events"),
+    ("GET", "/api/alert-outcomes"),
+    ("GET", "/api/alert-rules/{id}/outcomes"),
+    ("POST", "/api/alert-rules/backtest"),
+    ("GET", "/api/alert-rules/backtest/{job}"),
     *[
         (method, path)
-        for collection in ("/api/alert-rules", "/api/alert-overrides")
+        for collection in ("/api/alert-rules", "/api/alert-overrides", "/api/alert-channels")
         for method, path in [
             ("GET", collection),
             ("POST", collection),
@@ -77,6 +82,7 @@ SCHEMA_OPERATIONS = [
             ("DELETE", collection + "/{id}"),
         ]
     ],
+    ("POST", "/api/alert-channels/{id}/test"),
 ]
 
 FUZZ = settings(

@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "volume_alerts",
     "feed",
     "dashboard",
+    "ops",
 ]
 
 MIDDLEWARE = [
@@ -187,6 +188,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # one schema component for the OI/price regimes, however many fields carry them
+    "ENUM_NAME_OVERRIDES": {"Regime": "oi.regimes.REGIME_VALUES"},
 }
 
 # --- Open interest ----------------------------------------------------------------------------
@@ -320,9 +323,24 @@ ALERT_WEBHOOK_SECRET = env("ALERT_WEBHOOK_SECRET", default="")
 TELEGRAM_BOT_TOKEN = env("TELEGRAM_BOT_TOKEN", default="")
 TELEGRAM_CHAT_ID = env("TELEGRAM_CHAT_ID", default="")
 TELEGRAM_API_URL = env("TELEGRAM_API_URL", default="https://api.telegram.org")
-# First retry of a failed delivery after this many seconds, doubling up to 5 minutes (6 retries).
-ALERT_DELIVERY_RETRY_BASE_SEC = env.float("ALERT_DELIVERY_RETRY_BASE_SEC", default=5.0)
+# A platform's answer to a delivery (Telegram, Discord, Slack, webhook) is awaited this long.
+ALERT_CHANNEL_HTTP_TIMEOUT_SEC = env.float("ALERT_CHANNEL_HTTP_TIMEOUT_SEC", default=10.0)
 CELERY_TASK_ROUTES["alerts.*"] = {"queue": "default"}
+# Every minute: the mark price and OI 5 min, 15 min and 1 h after each alert (alerts.outcome_*),
+# from the stored samples; a run expires rather than queue behind the next.
+CELERY_BEAT_SCHEDULE["alerts-outcomes-fill"] = {
+    "task": "alerts.outcomes_fill",
+    "schedule": 60.0,
+    "options": {"expires": 54.0, "queue": "default"},
+}
+# Backtests (POST /api/alert-rules/backtest): their own queue, so a long one never delays
+# deliveries; one stops after BACKTEST_TIME_LIMIT_SEC. Up to BACKTEST_INLINE_MAX_SAMPLES
+# (symbols x period / OI_WINDOW_SEC) it is answered inline instead. Results kept in Redis.
+CELERY_TASK_ROUTES["alerts.backtest_run"] = {"queue": "alerts_backtest"}
+BACKTEST_TIME_LIMIT_SEC = env.int("BACKTEST_TIME_LIMIT_SEC", default=600)
+BACKTEST_QUEUE_EXPIRES_SEC = env.int("BACKTEST_QUEUE_EXPIRES_SEC", default=3600)
+BACKTEST_INLINE_MAX_SAMPLES = env.int("BACKTEST_INLINE_MAX_SAMPLES", default=200_000)
+BACKTEST_RESULT_TTL_SEC = env.int("BACKTEST_RESULT_TTL_SEC", default=7 * 86400)
 # Telegram limits per chat: messages per second, and per rolling minute (Telegram: ~1/s per chat,
 # 20/min per group). More than DIGEST_AFTER alerts waiting (or more than the minute's allowance
 # left) makes the next message a digest of up to DIGEST_MAX_ALERTS of them; none is dropped.
@@ -330,14 +348,13 @@ TELEGRAM_MAX_PER_SEC = env.float("TELEGRAM_MAX_PER_SEC", default=1.0)
 TELEGRAM_MAX_PER_MIN = env.int("TELEGRAM_MAX_PER_MIN", default=20)
 TELEGRAM_DIGEST_AFTER = env.int("TELEGRAM_DIGEST_AFTER", default=5)
 TELEGRAM_DIGEST_MAX_ALERTS = env.int("TELEGRAM_DIGEST_MAX_ALERTS", default=25)
-# The Telegram sender drains its outbox every this many seconds (one sender at a time).
+# The senders drain the delivery channels' outboxes every this many seconds (one per channel).
 TELEGRAM_SEND_EVERY_SEC = env.float("TELEGRAM_SEND_EVERY_SEC", default=2.0)
-if TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID:  # no sender (and no beat noise) without a bot
-    CELERY_BEAT_SCHEDULE["alerts-telegram-send"] = {
-        "task": "alerts.telegram_send",
-        "schedule": TELEGRAM_SEND_EVERY_SEC,
-        "options": {"expires": TELEGRAM_SEND_EVERY_SEC * 0.9, "queue": "default"},
-    }
+CELERY_BEAT_SCHEDULE["alerts-channels-send"] = {  # channels are data: the sender always runs
+    "task": "alerts.channels_send",
+    "schedule": TELEGRAM_SEND_EVERY_SEC,
+    "options": {"expires": TELEGRAM_SEND_EVERY_SEC * 0.9, "queue": "default"},
+}
 
 # --- Exchange (Binance USDⓈ-M futures) --------------------------------------------------------
 # Owned by the exchange layer (exchange/). Local and test settings point at the simulator.
@@ -441,3 +458,34 @@ READY_UNIVERSE_MAX_AGE_SEC = env.int(
 )
 # and while the exchange has banned the IP (418), or any back-off has more than this many s left.
 READY_MAX_BACKOFF_SEC = env.float("READY_MAX_BACKOFF_SEC", default=60.0)
+
+# --- Ops events (ops/): operators hear when the system itself is in trouble (README "Ops events") --
+# Beat runs the checks every this many seconds (one at a time: a Redis lock); a worker process
+# consuming the default queue also runs them itself when none ran for 3 periods (beat or Redis down).
+OPS_CHECK_EVERY_SEC = env.float("OPS_CHECK_EVERY_SEC", default=15.0)
+if OPS_CHECK_EVERY_SEC <= 0:
+    raise ImproperlyConfigured(f"OPS_CHECK_EVERY_SEC ({OPS_CHECK_EVERY_SEC}) must be above 0")
+# A condition opens after holding for this many consecutive checks, and recovers after not
+# holding for this many (a 429/418 and a dead letter open at the first check).
+OPS_OPEN_AFTER_CHECKS = env.int("OPS_OPEN_AFTER_CHECKS", default=2)
+OPS_CLEAR_AFTER_CHECKS = env.int("OPS_CLEAR_AFTER_CHECKS", default=2)
+# An incident still open is told again every this many seconds (0: never).
+OPS_REMINDER_SEC = env.float("OPS_REMINDER_SEC", default=3600.0)
+# A back-off of another cause than a 429/418 (e.g. the exchange's used weight) is an incident
+# once it has lasted this many seconds.
+OPS_BACKOFF_MAX_SEC = env.float("OPS_BACKOFF_MAX_SEC", default=60.0)
+# Dead letters: the incident recovers after this many seconds without a new one.
+OPS_DEAD_LETTER_QUIET_SEC = env.float("OPS_DEAD_LETTER_QUIET_SEC", default=300.0)
+# After the checks first run, this long before beat, poller, polling and universe count (a fresh
+# start fills the universe in about a minute).
+OPS_STARTUP_GRACE_SEC = env.float("OPS_STARTUP_GRACE_SEC", default=120.0)
+# Where each event goes besides the Postgres record and the log line (ops.services): callables
+# taking (*, dedup_key: str, title: str, text: str, recovered: bool), called in this order: the
+# delivery channels that receive ops messages (admin: Alert channels, "receives ops").
+OPS_EVENT_SINKS: list[str] = ["alerts.channels.services.ops_message_send"]
+CELERY_TASK_ROUTES["ops.*"] = {"queue": "default"}
+CELERY_BEAT_SCHEDULE["ops-check"] = {
+    "task": "ops.check",
+    "schedule": OPS_CHECK_EVERY_SEC,
+    "options": {"expires": OPS_CHECK_EVERY_SEC * 0.9, "queue": "default"},
+}

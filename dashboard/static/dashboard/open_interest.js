@@ -292,8 +292,19 @@
 
   const COLUMNS = [
     "symbol", "quoteVolume24h", "enteredAt", "openInterest", "openInterestUsd",
-    "pctChange5m", "pctChange15m", "pctChange1h", "openInterestTime",
+    "pctChange5m", "pctChange15m", "pctChange1h", "regime5m", "openInterestTime",
   ];
+  // oi.regimes: the label shown, its meaning (the cell's title) and its colour class.
+  const REGIMES = {
+    long_build: ["long build", "OI up, price up: new longs", "up"],
+    short_build: ["short build", "OI up, price down: new shorts", "down"],
+    short_cover: ["short cover", "OI down, price up: shorts covering or squeezed", "up"],
+    long_flush: ["long flush", "OI down, price down: longs closing or liquidated", "down"],
+    build_price_flat: ["OI ↑ · price flat", "OI up while the price held", ""],
+    unwind_price_flat: ["OI ↓ · price flat", "OI down while the price held", ""],
+    oi_flat: ["OI flat", "OI barely moved", "muted"],
+    unknown: ["–", "no price for the window, or not covered yet", "muted"],
+  };
   const rows = new Map(); // symbol -> {data, tr, cells}
   let sortKey = "quoteVolume24h";
   let sortDir = -1; // -1 descending, 1 ascending
@@ -304,6 +315,7 @@
   function sortValue(data, key) {
     switch (key) {
       case "symbol": return data.symbol;
+      case "regime5m": return data.regime5m || "";
       case "enteredAt":
       case "openInterestTime": return data[key] ? Date.parse(data[key]) : null;
       default: return num(data[key]);
@@ -329,6 +341,11 @@
       c[key].className = "num " + pctClass(value);
       c[key].title = value === null ? "not covered by the ring buffer yet" : "";
     }
+    const [regimeText, regimeMeaning, regimeClass] = REGIMES[d.regime5m] || REGIMES.unknown;
+    setText(c.regime5m, regimeText);
+    c.regime5m.className = "regime " + regimeClass;
+    c.regime5m.title = regimeMeaning;
+    c.regime5m.dataset.regime = d.regime5m || "unknown";
     if (d.openInterestTime) setAge(c.openInterestTime, Date.parse(d.openInterestTime), sampleStaleAfter());
     else setAge(c.openInterestTime, null);
   }
@@ -724,6 +741,12 @@
     const pct = document.createElement("span");
     pct.className = "alert-pct " + pctClass(alert.pctChange);
     pct.textContent = fmtPct(alert.pctChange);
+    const regime = document.createElement("span");
+    const [regimeText, regimeMeaning, regimeClass] = REGIMES[alert.regime] || REGIMES.unknown;
+    regime.className = "alert-regime small " + regimeClass;
+    regime.dataset.regime = alert.regime || "unknown";
+    regime.textContent = alert.regime && alert.regime !== "unknown" ? regimeText : "";
+    regime.title = regimeMeaning;
     const detail = document.createElement("span");
     detail.className = "muted small";
     const context = [fmtOi(alert.baseline) + " → " + fmtOi(alert.current)];
@@ -749,7 +772,7 @@
     const age = document.createElement("span");
     age.className = "alert-age small";
     setAge(age, Date.parse(alert.timestamp));
-    li.append(badge, symbol, pct, age, detail, links);
+    li.append(badge, symbol, pct, regime, age, detail, links);
     return li;
   }
 
@@ -802,6 +825,12 @@
     const age = document.createElement("span");
     age.className = "alert-age small";
     setAge(age, Date.parse(alert.detectionTime || alert.timestamp));
+    const regime = document.createElement("span");
+    const [regimeText, regimeMeaning, regimeClass] = REGIMES[alert.regime] || REGIMES.unknown;
+    regime.className = "alert-regime small " + regimeClass;
+    regime.dataset.regime = alert.regime || "unknown";
+    regime.textContent = alert.regime && alert.regime !== "unknown" ? regimeText : "";
+    regime.title = regimeMeaning;
     const detail = document.createElement("span");
     detail.className = "muted small";
     const context = [fmtUsd(alert.currentVolume) + " vs " + fmtUsd(alert.previousVolume) + " (1 h)"];
@@ -900,6 +929,92 @@
     else feed.ws.send(JSON.stringify({ action: "ping" }));
   }, 25000);
 
+  // --- outcomes: what followed each rule's alerts ---------------------------------------------
+
+  function regimeWords(regime) {
+    if (regime === null) return "every regime";
+    if (regime === "") return "none (older alerts)";
+    if (regime === "unknown") return "unknown";
+    return (REGIMES[regime] || [regime])[0];
+  }
+
+  function movesCell(cell, moves, horizon) {
+    cell.className = "num moves";
+    cell.title = horizon.measured + " measured, " + horizon.noData + " no data, " +
+      horizon.pending + " not due yet";
+    if (!moves.n) {
+      cell.textContent = horizon.noData ? "no data" : "–";
+      return;
+    }
+    const median = document.createElement("span");
+    median.className = "median " + pctClass(moves.median);
+    median.textContent = fmtPct(moves.median);
+    const quartiles = document.createElement("span");
+    quartiles.className = "muted";
+    quartiles.textContent = " [" + fmtPct(moves.q1) + ", " + fmtPct(moves.q3) + "]";
+    const shares = document.createElement("div");
+    shares.className = "shares small muted";
+    shares.textContent = Math.round(moves.up * 100) + "% ↑ · " + Math.round(moves.flat * 100) +
+      "% → · " + Math.round(moves.down * 100) + "% ↓ (n=" + moves.n + ")";
+    cell.append(median, quartiles, shares);
+  }
+
+  function outcomeRow(rule, stats) {
+    const tr = document.createElement("tr");
+    tr.dataset.rule = rule.rule;
+    tr.dataset.regime = stats.regime === null ? "all" : stats.regime;
+    if (stats.regime !== null) tr.className = "regime-row";
+    const cells = [
+      stats.regime === null ? rule.rule || "(no rule)" : "",
+      regimeWords(stats.regime),
+      String(stats.alerts),
+      stats.alertsPerSymbolDay === null ? "–" : stats.alertsPerSymbolDay.toFixed(3),
+    ];
+    cells.forEach((text, i) => {
+      const td = document.createElement("td");
+      if (i >= 2) td.className = "num";
+      td.textContent = text;
+      tr.append(td);
+    });
+    for (const key of ["priceChange", "oiChange"]) {
+      for (const horizon of stats.horizons) {
+        const td = document.createElement("td");
+        td.dataset.horizon = horizon.horizon;
+        td.dataset.measure = key;
+        movesCell(td, horizon[key], horizon);
+        tr.append(td);
+      }
+    }
+    return tr;
+  }
+
+  async function loadOutcomes() {
+    let report;
+    try {
+      report = await api(CONFIG.urls.outcomes);
+    } catch (error) {
+      fetched("outcomes-fetched", error.message);
+      return;
+    }
+    const body = $("outcomes-body");
+    const rowsOut = [];
+    for (const rule of report.rules) {
+      rowsOut.push(outcomeRow(rule, rule));
+      for (const stats of rule.byRegime) rowsOut.push(outcomeRow(rule, stats));
+    }
+    if (!rowsOut.length) {
+      const tr = document.createElement("tr");
+      const td = document.createElement("td");
+      td.colSpan = 10;
+      td.className = "muted";
+      td.textContent = "No rule is enabled and no alert was raised in the period.";
+      tr.append(td);
+      rowsOut.push(tr);
+    }
+    body.replaceChildren(...rowsOut);
+    fetched("outcomes-fetched");
+  }
+
   // For tests and for poking at the page from the console.
   window.oiDebug = {
     feed,
@@ -916,6 +1031,7 @@
   every(5, loadPoller);
   every(30, loadUniverse);
   every(15, loadMarket);
+  every(60, loadOutcomes);
   setInterval(loadChart, 60000);
   feedStatus("connecting", "feed: connecting…");
   feedConnect();

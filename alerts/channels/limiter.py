@@ -1,11 +1,13 @@
-"""Telegram's limits per chat, shared by every process through Redis, and what to send next.
+"""A channel's rate limits, shared by every process through Redis, and what to send next.
 
-The Bot API allows about one message per second per chat and 20 per minute per group.
-``ChatLimits`` holds those numbers and ``plan_next`` (pure) decides whether the next message
-carries one alert or a digest. ``ChatLimiter`` keeps to the limits for every process at once:
-one Lua script on the Redis clock books a chat's next send slot against its pause (after a
-429's ``retry_after`` or a failure), the minimum interval between messages and a rolling-window
-log of send times. Slots are booked before sending and moved to the time the answer came back,
+Each platform has its own limits (Telegram about one message per second per chat and 20 per
+minute per group; a Discord webhook 5 requests per 2 s; a Slack incoming webhook about one
+message per second). ``ChannelLimits`` holds such numbers and ``plan_next`` (pure) decides
+whether the next message carries one move or a digest. ``ChannelLimiter`` keeps to the limits
+for every process at once: one Lua script on the Redis clock books a channel's next send slot
+against its pause (after a 429's retry-after, a rate-limit header saying the bucket is empty,
+or a failure), the platform's pause (Discord's global 429), the minimum interval between
+messages and a rolling-window log of send times. Slots are booked before sending and moved to the time the answer came back,
 so Telegram never sees two messages closer than the interval. The Redis client is given, never
 looked up: this module reads no settings.
 """
@@ -20,7 +22,8 @@ import redis
 FAILURE_BACKOFF_MAX_SEC = 60.0
 FAILURES_TTL_SEC = 600
 
-# KEYS: 1 pause-until (µs), 2 last send (µs), 3 send log (zset: token -> µs)
+# KEYS: 1 pause-until (µs), 2 last send (µs), 3 send log (zset: token -> µs), 4 the platform's
+#       pause-until (µs; every channel of the platform)
 # ARGV: 1 interval (µs), 2 messages per window, 3 window (µs), 4 longest acceptable wait (µs),
 #       5 token
 # Returns {granted, wait_us, left}: granted books a slot wait_us from now, after which `left`
@@ -33,6 +36,8 @@ redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. string.format('%.0f', now
 local at = now
 local pause = tonumber(redis.call('GET', KEYS[1]) or '0')
 if pause > at then at = pause end
+local platform_pause = tonumber(redis.call('GET', KEYS[4]) or '0')
+if platform_pause > at then at = platform_pause end
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
 if last + interval > at then at = last + interval end
 local count = redis.call('ZCARD', KEYS[3])
@@ -82,8 +87,8 @@ return target
 """
 
 
-class ChatKey(StrEnum):
-    """The Redis keys of one chat (one hash tag, so they share a cluster slot)."""
+class ChannelKey(StrEnum):
+    """The Redis keys of one channel (one hash tag, so they share a cluster slot)."""
 
     OUTBOX = "outbox"
     PAUSE_UNTIL = "pause_until"
@@ -91,27 +96,33 @@ class ChatKey(StrEnum):
     LAST_SENT = "last_sent"
     SENT_LOG = "sent_log"
     FAILURES = "failures"
+    SENDER = "sender"
 
 
-def chat_key(chat_id: str, key: ChatKey) -> str:
-    return f"volspike:telegram:{{{chat_id}}}:{key}"
+def channel_key(channel_id: int, key: ChannelKey) -> str:
+    return f"volspike:channel:{{{channel_id}}}:{key}"
+
+
+def platform_pause_key(platform: str) -> str:
+    """A pause for every channel of a platform (Discord's global rate limit)."""
+    return f"volspike:platform:{platform}:pause_until"
 
 
 @dataclass(frozen=True)
-class ChatLimits:
-    """Per-chat limits: `per_sec` messages a second and `per_min` in any rolling `window_sec`.
+class ChannelLimits:
+    """Per-channel limits: `per_sec` messages a second and `per_min` in any rolling `window_sec`.
     More than `digest_after` waiting (or more than the window's allowance) makes a digest of at
-    most `digest_max` alerts."""
+    most `digest_max` alerts; `digest_after=None` never digests (one message per alert)."""
 
     per_sec: float = 1.0
     per_min: int = 20
     window_sec: float = 60.0
-    digest_after: int = 5
+    digest_after: int | None = 5
     digest_max: int = 25
 
     def __post_init__(self) -> None:
         if self.per_sec <= 0 or self.per_min < 1 or self.window_sec <= 0 or self.digest_max < 1:
-            raise ValueError("Telegram limits must be positive")
+            raise ValueError("channel limits must be positive")
 
 
 @dataclass(frozen=True)
@@ -127,11 +138,13 @@ class MessageKind(StrEnum):
     DIGEST = "digest"
 
 
-def plan_next(*, fetched: int, waiting: int, slot_left: int, limits: ChatLimits) -> MessageKind:
+def plan_next(*, fetched: int, waiting: int, slot_left: int, limits: ChannelLimits) -> MessageKind:
     """One alert per message while the limits let every waiting alert go one by one (at most
     `digest_after` wait and the rolling window has room for them all); a digest otherwise.
     `fetched` is how many of the oldest waiting alerts are at hand (at most `digest_max`)."""
-    if fetched == 1 or (waiting <= limits.digest_after and waiting - 1 <= slot_left):
+    if limits.digest_after is None or fetched == 1:
+        return MessageKind.SINGLE
+    if waiting <= limits.digest_after and waiting - 1 <= slot_left:
         return MessageKind.SINGLE
     return MessageKind.DIGEST
 
@@ -141,28 +154,32 @@ def failure_backoff_sec(failures_in_a_row: int) -> float:
     return min(2.0 ** (failures_in_a_row - 1), FAILURE_BACKOFF_MAX_SEC)
 
 
-class ChatLimiter:
-    """The shared send limiter of one chat (all processes agree through Redis)."""
+class ChannelLimiter:
+    """The shared send limiter of one channel (all processes agree through Redis)."""
 
-    def __init__(self, client: redis.Redis, chat_id: str, limits: ChatLimits) -> None:
+    def __init__(
+        self, client: redis.Redis, channel_id: int, limits: ChannelLimits, *, platform: str
+    ) -> None:
         self.redis = client
         self.limits = limits
-        self.chat_id = chat_id
+        self.channel_id = channel_id
+        self.platform = platform
         self._acquire = client.register_script(ACQUIRE_LUA)
         self._confirm = client.register_script(CONFIRM_LUA)
         self._pause = client.register_script(PAUSE_LUA)
 
-    def _key(self, key: ChatKey) -> str:
-        return chat_key(self.chat_id, key)
+    def _key(self, key: ChannelKey) -> str:
+        return channel_key(self.channel_id, key)
 
     def acquire(self, max_wait_sec: float) -> Slot:
-        """Book the chat's next send slot if it is at most `max_wait_sec` away."""
+        """Book the channel's next send slot if it is at most `max_wait_sec` away."""
         token = secrets.token_hex(8)
         granted, wait_us, left = self._acquire(
             keys=[
-                self._key(ChatKey.PAUSE_UNTIL),
-                self._key(ChatKey.LAST_SENT),
-                self._key(ChatKey.SENT_LOG),
+                self._key(ChannelKey.PAUSE_UNTIL),
+                self._key(ChannelKey.LAST_SENT),
+                self._key(ChannelKey.SENT_LOG),
+                platform_pause_key(self.platform),
             ],
             args=[
                 repr(1e6 / self.limits.per_sec),
@@ -183,23 +200,29 @@ class ChatLimiter:
     def confirm(self, slot: Slot) -> None:
         """Count the booked message from now (its answer came back) rather than its slot."""
         self._confirm(
-            keys=[self._key(ChatKey.LAST_SENT), self._key(ChatKey.SENT_LOG)],
+            keys=[self._key(ChannelKey.LAST_SENT), self._key(ChannelKey.SENT_LOG)],
             args=[slot.token, repr(self.limits.window_sec * 1e6)],
         )
 
-    def pause(self, seconds: float, reason: str) -> None:
+    def pause(self, seconds: float, reason: str, *, whole_platform: bool = False) -> None:
+        """No send before `seconds` from now (on every channel of the platform with
+        `whole_platform`: Discord's global limit)."""
+        pause_key = (
+            platform_pause_key(self.platform)
+            if whole_platform
+            else self._key(ChannelKey.PAUSE_UNTIL)
+        )
         self._pause(
-            keys=[self._key(ChatKey.PAUSE_UNTIL), self._key(ChatKey.PAUSE_REASON)],
-            args=[repr(seconds), reason],
+            keys=[pause_key, self._key(ChannelKey.PAUSE_REASON)], args=[repr(seconds), reason]
         )
 
     def failed(self, reason: str) -> float:
         """Pause after a failure (``failure_backoff_sec``); returns the pause."""
-        failures = self.redis.incr(self._key(ChatKey.FAILURES))
-        self.redis.expire(self._key(ChatKey.FAILURES), FAILURES_TTL_SEC)
+        failures = self.redis.incr(self._key(ChannelKey.FAILURES))
+        self.redis.expire(self._key(ChannelKey.FAILURES), FAILURES_TTL_SEC)
         seconds = failure_backoff_sec(failures)
         self.pause(seconds, reason)
         return seconds
 
     def succeeded(self) -> None:
-        self.redis.delete(self._key(ChatKey.FAILURES))
+        self.redis.delete(self._key(ChannelKey.FAILURES))
