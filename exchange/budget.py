@@ -543,6 +543,11 @@ class RequestBudget:
         self.pause_until_next_minute(reason=f"used-weight {used_weight}/{self.ip_limit}")
         return True
 
+    def learned_ip_limit(self) -> int | None:
+        """The REQUEST_WEIGHT limit learned from exchangeInfo for this egress (None: none yet)."""
+        raw = self.redis.get(self.keys["ip_limit"])
+        return int(raw) if raw is not None else None
+
     def accepted_ip_limit(self, reported: int) -> int | None:
         """The IP limit to use given the exchange's reported REQUEST_WEIGHT per minute: the
         smaller of the setting and the report, or None when the report lies below the sane band

@@ -37,12 +37,14 @@ from oi.exports import (
 )
 from oi.market import SymbolChange, breadth, market_total, movers, total_change
 from oi.regimes import REGIME_VALUES
+from oi.schedule import OverloadBehaviour
 from oi.screener import (
     SCREENER_LOOKBACKS,
     open_interest_market_samples,
     open_interest_screener,
 )
 from oi.selectors import (
+    GroupStatus,
     SamplePosition,
     ServedFrom,
     open_interest_usd_latest,
@@ -328,6 +330,22 @@ class PollerStatusApi(APIView):
                 "budgetPerMin": serializers.IntegerField(),
                 "weightLastMinute": serializers.IntegerField(),
                 "budgetUsedPct": serializers.FloatField(),
+                "overloaded": serializers.BooleanField(
+                    help_text=(
+                        "The live budgets cannot poll every liquid symbol within "
+                        "OI_MAX_INTERVAL_SEC: the interval stretches past it (overloadBehaviour)"
+                    )
+                ),
+                "overloadBehaviour": serializers.CharField(),
+                "wantedIntervalSec": serializers.FloatField(allow_null=True),
+                "maxIntervalSec": serializers.FloatField(),
+                "groups": serializers.ListField(
+                    child=serializers.DictField(),
+                    help_text=(
+                        "Egress groups (one per poller IP): live, budget, weight used over the "
+                        "last 60 s, planned weight, symbols"
+                    ),
+                ),
                 "dispatchedAt": serializers.DateTimeField(allow_null=True),
                 "markPricesAgeSec": serializers.FloatField(allow_null=True),
                 "counters": serializers.DictField(child=serializers.IntegerField()),
@@ -362,7 +380,14 @@ class PollerStatusApi(APIView):
                 "intervalSec": status.interval_sec,
                 "budgetPerMin": status.max_req_per_min,
                 "weightLastMinute": status.weight_last_minute,
-                "budgetUsedPct": round(100 * status.weight_last_minute / status.max_req_per_min, 1),
+                "budgetUsedPct": round(
+                    100 * status.weight_last_minute / max(status.max_req_per_min, 1), 1
+                ),
+                "overloaded": status.overloaded,
+                "overloadBehaviour": OverloadBehaviour.STRETCH,
+                "wantedIntervalSec": status.wanted_interval_sec,
+                "maxIntervalSec": settings.OI_MAX_INTERVAL_SEC,
+                "groups": [_group_payload(group) for group in status.groups],
                 "dispatchedAt": (
                     datetime_from_ms(status.dispatched_at_ms) if status.dispatched_at_ms else None
                 ),
@@ -374,6 +399,25 @@ class PollerStatusApi(APIView):
                 "marketStreams": _market_streams_payload(),
             }
         )
+
+
+def _group_payload(group: GroupStatus) -> dict:
+    return {
+        "egressId": group.egress_id,
+        "live": group.live,
+        "host": group.host,
+        "heartbeatAgeSec": group.heartbeat_age_sec,
+        "configuredPerMin": group.configured_per_min,
+        "budgetPerMin": group.usable_per_min,
+        "ipLimit": group.ip_limit,
+        "ipLimitLearned": group.ip_limit_learned,
+        "plannedWeightPerMin": group.planned_weight_per_min,
+        "weightLastMinute": group.weight_last_minute,
+        "budgetUsedPct": round(100 * group.weight_last_minute / max(group.usable_per_min, 1), 1),
+        "nSymbols": len(group.symbols),
+        "symbols": group.symbols,
+        "markPrices": group.mark_prices,
+    }
 
 
 def _market_streams_payload() -> dict:

@@ -7,12 +7,13 @@ due times on a small thread pool and hands what came back, every OI_BATCH_FLUSH_
 checked batch to the sample pipeline (oi.pipeline: Postgres, the ring, the feed, the alerts).
 """
 
+import json
 import logging
 import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
@@ -32,15 +33,19 @@ from liquidity.selectors import (
     universe_symbols_published,
 )
 from oi.batches import SnapshotRow, amount_checked, exchange_sample_row
+from oi.egress import group_plan_record, groups_live, own_budget, own_egress_id
 from oi.keys import (
     BACKFILL_DONE_KEY,
     BACKFILL_QUEUED_KEY,
     CONSECUTIVE_FAILURES_KEY,
     COUNTERS_KEY,
+    EPOCH_KEY,
     LAST_FAILURE_KEY,
     LAST_WINDOW_KEY,
     MARK_PRICE_KEY,
     MARK_SOURCE_LAST_KEY,
+    PLAN_SIGNATURE_KEY,
+    SEGMENTS_KEY,
     STATUS_KEY,
     UNIVERSE_REQUESTED_KEY,
     WEIGHT_BUCKET_KEY,
@@ -52,10 +57,12 @@ from oi.ring import RingSample, ring_append
 from oi.schedule import (
     MARK_PRICE_JOB,
     DuePoll,
-    poll_interval_sec,
-    polls_due,
+    GroupPlan,
+    ScheduleSegment,
+    groups_plan,
+    segment_following,
+    segment_polls_due,
     split_into_shards,
-    symbol_phases_ms,
 )
 from streams.selectors import mark_price_stream_fresh
 from streams.services import MarkPriceSource
@@ -77,6 +84,10 @@ class ShardPlan:
     window_end_ms: int
     polls: list[tuple[int, str]]
     """(due time in ms, symbol or MARK_PRICE_JOB), in time order."""
+    egress_id: str = ""
+    """The group whose queue (oi.egress.poll_queue) runs it."""
+    epoch: int = 0
+    """The plan it belongs to: a shard whose window was re-planned since is dropped unrun."""
 
 
 @dataclass(frozen=True)
@@ -106,18 +117,39 @@ def universe_refresh_requested() -> bool:
 
 
 PREMIUM_INDEX_WEIGHT = 10
+SHARD_LEAD_MS = 250
+"""A shard is queued to start this long before its window (oi.tasks)."""
+SEGMENTS_KEPT = 20
 
 
-def current_interval_sec(n_symbols: int, *, rest_mark_prices: bool = True) -> float:
-    """The poll interval; the premiumIndex call's weight counts only while mark prices come
-    from REST (while the stream is fresh, that weight goes to open-interest polls)."""
-    return poll_interval_sec(
-        n_symbols=n_symbols,
-        max_weight_per_min=settings.OI_MAX_REQ_PER_MIN,
+def planned_budgets() -> dict[str, float]:
+    """The live groups' usable budgets (weight/min); with no heartbeat at all (a poller worker
+    not started yet, or a single host whose worker runs without one), this host's own group."""
+    live = groups_live()
+    if live:
+        return {group.egress_id: group.budget.usable_per_min for group in live}
+    return {own_egress_id(): own_budget().usable_per_min}
+
+
+def current_plan(
+    symbols: list[str], *, rest_mark_prices: bool = True, budgets: dict[str, float] | None = None
+) -> GroupPlan:
+    """The interval and each symbol's group for the live groups; the premiumIndex call's weight
+    counts only while mark prices come from REST (while the stream is fresh, that weight goes to
+    open-interest polls)."""
+    return groups_plan(
+        symbols,
+        planned_budgets() if budgets is None else budgets,
         min_interval_sec=settings.OI_MIN_INTERVAL_SEC,
         max_interval_sec=settings.OI_MAX_INTERVAL_SEC,
         per_interval_weight=PREMIUM_INDEX_WEIGHT if rest_mark_prices else 0,
     )
+
+
+def current_interval_sec(n_symbols: int, *, rest_mark_prices: bool = True) -> float:
+    """The poll interval for `n_symbols` with the live groups' budgets (see current_plan)."""
+    symbols = [f"#{index}" for index in range(n_symbols)]
+    return current_plan(symbols, rest_mark_prices=rest_mark_prices).interval_sec
 
 
 def _mark_source_now() -> MarkPriceSource:
@@ -125,8 +157,38 @@ def _mark_source_now() -> MarkPriceSource:
     return MarkPriceSource.STREAM if mark_price_stream_fresh() else MarkPriceSource.REST
 
 
+def _segments_read(redis) -> list[ScheduleSegment]:
+    raw = redis.get(SEGMENTS_KEY)
+    return [ScheduleSegment(*entry) for entry in json.loads(raw)] if raw else []
+
+
+def _segment_at(segments: list[ScheduleSegment], at_ms: int) -> ScheduleSegment | None:
+    return next((seg for seg in reversed(segments) if seg.start_ms <= at_ms), None)
+
+
+def _segment_for(
+    redis, segments: list[ScheduleSegment], *, start_ms: int, interval_ms: int
+) -> ScheduleSegment:
+    """The segment in force from `start_ms` (a window planned now): the one in force then if it
+    has this interval, else a new one from there (later ones, superseded, dropped)."""
+    previous = _segment_at(segments, start_ms)
+    if previous is not None and previous.interval_ms == interval_ms:
+        return previous
+    segment = segment_following(previous, start_ms=start_ms, interval_ms=interval_ms)
+    kept = [seg for seg in segments if seg.start_ms < start_ms][-SEGMENTS_KEPT:]
+    segments[:] = [*kept, segment]
+    redis.set(SEGMENTS_KEY, json.dumps([list(astuple(seg)) for seg in segments]), ex=86_400)
+    return segment
+
+
 def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
-    """Plan the next windows (each claimed once across all dispatchers) and the backfills."""
+    """Plan the next windows (each claimed once across all dispatchers) and the backfills.
+
+    Each symbol goes to one live egress group (oi.schedule.groups_plan), each group's polls to
+    its own shards. When the set of groups (or a usable budget) changes, the windows already
+    planned but not started are planned again for the new groups, so a dead group's symbols are
+    taken over, and a new group is used, from the next window on; the shards planned before
+    are dropped unrun (their epoch is no longer their window's)."""
     at_ms = at_ms or now_ms()
     redis = get_redis()
     symbols = universe_symbols()
@@ -134,39 +196,74 @@ def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
     current_window = at_ms // window_ms
     mark_source = _mark_source_now()
     rest_marks = mark_source is MarkPriceSource.REST
-    interval_sec = current_interval_sec(len(symbols), rest_mark_prices=rest_marks)
+    budgets = planned_budgets()
+    plan = current_plan(symbols, rest_mark_prices=rest_marks, budgets=budgets)
+    interval_sec = plan.interval_sec
     interval_ms = round(interval_sec * 1000)
-    _status_record(n_symbols=len(symbols), interval_sec=interval_sec, at_ms=at_ms)
+    _status_record(n_symbols=len(symbols), plan=plan, budgets=budgets, at_ms=at_ms)
     previous_source = redis.getset(MARK_SOURCE_LAST_KEY, mark_source)
+    signature = json.dumps(sorted(budgets.items()))
+    previous_signature = redis.getset(PLAN_SIGNATURE_KEY, signature)
+    groups_changed = previous_signature is not None and previous_signature != signature
+    if groups_changed:
+        redis.hincrby(COUNTERS_KEY, "replans", 1)
+        logger.warning(
+            "egress groups changed: windows not started are planned again",
+            extra={"groups": signature, "before": previous_signature},
+        )
     if not symbols:
         return DispatchPlan([], [], 0, interval_sec)
 
-    phases = symbol_phases_ms(symbols, interval_ms)
+    by_group: dict[str, list[str]] = {}
+    for symbol, group in plan.assignment.items():
+        if rest_marks or symbol != MARK_PRICE_JOB:
+            by_group.setdefault(group, []).append(symbol)
+    epoch = redis.incr(EPOCH_KEY)
     shards: list[ShardPlan] = []
-    if not rest_marks:
-        del phases[MARK_PRICE_JOB]  # mark prices and funding come from the stream
-    elif previous_source == MarkPriceSource.STREAM:
+    mark_group = plan.assignment.get(MARK_PRICE_JOB)
+    if rest_marks and previous_source == MarkPriceSource.STREAM and mark_group:
         # The stream went stale: the windows planned ahead hold no premiumIndex call, so one is
         # sent now (REST within this window), not a whole interval later.
         logger.warning("mark-price stream stale: mark prices from REST premiumIndex")
-        shards.append(ShardPlan(at_ms, at_ms + window_ms, [(at_ms, MARK_PRICE_JOB)]))
+        shards.append(
+            ShardPlan(at_ms, at_ms + window_ms, [(at_ms, MARK_PRICE_JOB)], mark_group, epoch)
+        )
+    segments = _segments_read(redis)
     # The current window too: it is normally claimed already (by an earlier dispatch's
     # lookahead), but after a gap in dispatching (beat restarting) its polls are sent at once
     # rather than each of its symbols waiting a whole extra interval.
     for window in range(current_window, current_window + 1 + DISPATCH_LOOKAHEAD_WINDOWS):
-        if not redis.set(WINDOW_CLAIM_KEY.format(window), at_ms, nx=True, ex=300):
-            continue
         start_ms, end_ms = window * window_ms, (window + 1) * window_ms
-        due = polls_due(phases, interval_ms, start_ms, end_ms)
-        if window == current_window:
-            start_ms = at_ms
-            due = [DuePoll(max(poll.due_ms, at_ms), poll.symbol) for poll in due]
-        for shard in split_into_shards(due, settings.OI_SHARD_MAX_POLLS):
-            shards.append(
-                ShardPlan(start_ms, end_ms, [(poll.due_ms, poll.symbol) for poll in shard])
-            )
+        claim_key = WINDOW_CLAIM_KEY.format(window)
+        not_started = start_ms - SHARD_LEAD_MS > at_ms
+        if not redis.set(claim_key, epoch, nx=True, ex=300):
+            if not (groups_changed and not_started):
+                continue
+            redis.set(claim_key, epoch, ex=300)
+        segment = _segment_for(redis, segments, start_ms=start_ms, interval_ms=interval_ms)
+        for group, members in sorted(by_group.items()):
+            due = segment_polls_due(members, segment, start_ms, end_ms)
+            shard_start = start_ms
+            if window == current_window:
+                shard_start = at_ms
+                due = [DuePoll(max(poll.due_ms, at_ms), poll.symbol) for poll in due]
+            for shard in split_into_shards(due, settings.OI_SHARD_MAX_POLLS):
+                polls = [(poll.due_ms, poll.symbol) for poll in shard]
+                shards.append(ShardPlan(shard_start, end_ms, polls, group, epoch))
     _missed_windows_check(current_window)
     return DispatchPlan(shards, _symbols_needing_backfill(symbols), len(symbols), interval_sec)
+
+
+def shard_still_planned(shard: ShardPlan) -> bool:
+    """False when the shard's window was planned again since (the groups changed): dropped."""
+    if not shard.epoch:
+        return True
+    window = shard.window_end_ms // int(settings.OI_WINDOW_SEC * 1000) - 1
+    claimed = get_redis().get(WINDOW_CLAIM_KEY.format(window))
+    if claimed is None or int(claimed) == shard.epoch:
+        return True
+    get_redis().hincrby(COUNTERS_KEY, "shards_replanned", 1)
+    return False
 
 
 def _missed_windows_check(current_window: int) -> None:
@@ -181,16 +278,35 @@ def _missed_windows_check(current_window: int) -> None:
         logger.warning("poll windows missed: dispatch ran late", extra={"windows": missed})
 
 
-def _status_record(*, n_symbols: int, interval_sec: float, at_ms: int) -> None:
+def _status_record(
+    *, n_symbols: int, plan: GroupPlan, budgets: dict[str, float], at_ms: int
+) -> None:
     get_redis().hset(
         STATUS_KEY,
         mapping={
             "n_symbols": n_symbols,
-            "interval_sec": interval_sec,
+            "interval_sec": plan.interval_sec,
+            "wanted_interval_sec": plan.wanted_interval_sec,
+            "overloaded": int(plan.overloaded),
             "window_sec": settings.OI_WINDOW_SEC,
-            "max_req_per_min": settings.OI_MAX_REQ_PER_MIN,
+            "max_req_per_min": round(sum(budgets.values())),
             "dispatched_at_ms": at_ms,
         },
+    )
+    members: dict[str, list[str]] = {group: [] for group in budgets}
+    for symbol, group in plan.assignment.items():
+        if symbol != MARK_PRICE_JOB:
+            members[group].append(symbol)
+    group_plan_record(
+        {
+            group: {
+                "usablePerMin": budgets[group],
+                "plannedWeightPerMin": round(plan.weight_per_min[group], 1),
+                "symbols": sorted(members[group]),
+                "markPrices": plan.assignment.get(MARK_PRICE_JOB) == group,
+            }
+            for group in budgets
+        }
     )
 
 
@@ -419,9 +535,17 @@ def _failures_record(
 ) -> None:
     second = at_ms // 1000
     backoff_skips = 0
+    # A poll the shared budget held back never reached the exchange: its weight was not used
+    # (counting it made the poller API report 180% of the budget while the exchange saw 98%).
+    weight -= sum(
+        _poll_weight(symbol)
+        for symbol, cause in failures.items()
+        if cause.startswith(BudgetExhausted.__name__)
+    )
+    bucket = WEIGHT_BUCKET_KEY.format(settings.BINANCE_EGRESS_ID, second)
     with redis.pipeline(transaction=False) as pipe:
-        pipe.incrby(WEIGHT_BUCKET_KEY.format(second), weight)
-        pipe.expire(WEIGHT_BUCKET_KEY.format(second), 180)
+        pipe.incrby(bucket, max(weight, 0))
+        pipe.expire(bucket, 180)
         pipe.hincrby(COUNTERS_KEY, "samples_ok", len(ok_symbols))
         if ok_symbols:
             pipe.hdel(CONSECUTIVE_FAILURES_KEY, *ok_symbols)

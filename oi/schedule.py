@@ -16,6 +16,7 @@ import hashlib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 MARK_PRICE_JOB = "*premiumIndex"
 """The once-per-interval premiumIndex call, scheduled at phase 0 like a symbol."""
@@ -83,3 +84,155 @@ def split_into_shards(polls: list[DuePoll], max_per_shard: int) -> list[list[Due
         return []
     n_shards = math.ceil(len(polls) / max_per_shard)
     return [polls[index::n_shards] for index in range(n_shards)]
+
+
+# --- phases that survive re-planning, and egress groups -------------------------------------------
+#
+# Each symbol keeps a fixed fraction of the interval (from a hash of its name), so a symbol
+# joining or leaving the universe moves no other symbol. The schedule is a list of segments, each
+# a time from which one interval holds; a new segment keeps the cycle position the previous one had
+# at its start, so a symbol whose last poll was a fraction e of the old interval I1 ago waits
+# (1 − e) of the new interval I2: its gap is e·I1 + (1 − e)·I2, never more than max(I1, I2).
+
+
+def symbol_phase_fraction(symbol: str) -> float:
+    """The symbol's fixed place in every interval, in [0, 1)."""
+    return int.from_bytes(_stable_rank_key(symbol), "big") / 2**64
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSegment:
+    """From `start_ms` on, symbol s is due at anchor_ms + (fraction(s) + n) · interval_ms."""
+
+    start_ms: int
+    anchor_ms: int
+    interval_ms: int
+
+
+def segment_following(previous: ScheduleSegment | None, *, start_ms: int, interval_ms: int):
+    """The segment that starts at `start_ms` with `interval_ms`, at the cycle position the
+    previous one had then (so no symbol's gap exceeds the longer of the two intervals)."""
+    if interval_ms <= 0:
+        raise ValueError("interval_ms must be positive")
+    if previous is None:
+        return ScheduleSegment(start_ms, 0, interval_ms)
+    cycle = ((start_ms - previous.anchor_ms) % previous.interval_ms) / previous.interval_ms
+    return ScheduleSegment(start_ms, start_ms - round(cycle * interval_ms), interval_ms)
+
+
+def segment_polls_due(
+    symbols: Iterable[str], segment: ScheduleSegment, start_ms: int, end_ms: int
+) -> list[DuePoll]:
+    """Every poll of `symbols` due in [start_ms, end_ms) under `segment`, in time order."""
+    interval = segment.interval_ms
+    due: list[DuePoll] = []
+    for symbol in symbols:
+        fraction = 0.0 if symbol == MARK_PRICE_JOB else symbol_phase_fraction(symbol)
+        phase = segment.anchor_ms + round(fraction * interval)
+        due_ms = phase + math.ceil((start_ms - phase) / interval) * interval
+        while due_ms < end_ms:
+            due.append(DuePoll(due_ms, symbol))
+            due_ms += interval
+    due.sort(key=lambda poll: (poll.due_ms, poll.symbol))
+    return due
+
+
+def _rendezvous_score(symbol: str, group: str, weight: float) -> float:
+    """Weighted rendezvous (highest random weight) score: a group wins a share of the symbols
+    proportional to its weight, and a symbol changes group only when its group leaves or a new
+    one outbids it."""
+    digest = hashlib.blake2b(f"{group}\x00{symbol}".encode(), digest_size=8).digest()
+    uniform = (int.from_bytes(digest, "big") + 0.5) / 2**64
+    return -weight / math.log(uniform)
+
+
+def groups_assign(
+    symbols: Iterable[str], budgets: dict[str, float], *, preloaded: dict[str, int] | None = None
+) -> dict[str, str]:
+    """Each symbol's egress group: by weighted rendezvous hashing, bounded so that no group holds
+    more than its budget's share of the symbols rounded up (a plain hash would leave some group
+    several percent over its share, and so over its budget). `preloaded`: weight a group already
+    carries per interval (the premiumIndex call). Deterministic: the same symbols and groups
+    give the same answer on every host."""
+    preloaded = preloaded or {}
+    live = {group: budget for group, budget in budgets.items() if budget > 0}
+    if not live:
+        raise ValueError("no group with a positive budget")
+    ordered = sorted(set(symbols), key=_stable_rank_key)
+    total = sum(live.values())
+    weight = len(ordered) + sum(preloaded.values())
+    capacity = {
+        group: math.ceil(weight * budget / total) - preloaded.get(group, 0)
+        for group, budget in live.items()
+    }
+    assigned: dict[str, str] = {}
+    for symbol in ordered:
+        ranked = sorted(
+            live, key=lambda group: (-_rendezvous_score(symbol, group, live[group]), group)
+        )
+        group = next((g for g in ranked if capacity[g] > 0), ranked[0])
+        capacity[group] -= 1
+        assigned[symbol] = group
+    return assigned
+
+
+class OverloadBehaviour(StrEnum):
+    STRETCH = "stretch"
+    """The interval stretches past OI_MAX_INTERVAL_SEC: every symbol is still polled, all less
+    often, and no IP is asked for more than its budget."""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupPlan:
+    interval_sec: float
+    assignment: dict[str, str]
+    """symbol → group (the mark-price job included, on `mark_group`)."""
+    weight_per_min: dict[str, float]
+    """The weight each group is planned to spend per minute (≤ its budget)."""
+    overloaded: bool
+    """True when even the maximum interval would ask a group for more than its budget."""
+    wanted_interval_sec: float
+    """The interval the budgets allow (before the minimum clamp)."""
+
+
+def groups_plan(
+    symbols: Iterable[str],
+    budgets: dict[str, float],
+    *,
+    min_interval_sec: float,
+    max_interval_sec: float,
+    per_interval_weight: int = 10,
+) -> GroupPlan:
+    """The interval and each symbol's group for the live groups' usable budgets (weight/min).
+
+    The interval is the shortest that keeps every group within its budget (rounded up to 10 ms,
+    not below the minimum). Above the maximum the interval stretches (OverloadBehaviour.STRETCH)
+    rather than asking for more than the budgets hold: every symbol keeps being polled."""
+    if min_interval_sec <= 0 or max_interval_sec < min_interval_sec:
+        raise ValueError("need 0 < min_interval_sec <= max_interval_sec")
+    symbol_list = sorted(set(symbols))
+    live = {group: budget for group, budget in budgets.items() if budget > 0}
+    if not live:
+        raise ValueError("no group with a positive budget")
+    # the premiumIndex call goes to the group with the most budget (ties by name)
+    mark_group = max(sorted(live), key=lambda group: live[group])
+    preloaded = {mark_group: per_interval_weight}
+    assignment = groups_assign(symbol_list, live, preloaded=preloaded) if symbol_list else {}
+    loads = dict.fromkeys(live, 0)
+    for group in assignment.values():
+        loads[group] += 1
+    if per_interval_weight:
+        loads[mark_group] += per_interval_weight
+        assignment[MARK_PRICE_JOB] = mark_group
+    if not symbol_list and not per_interval_weight:
+        loads[mark_group] = 1
+    raw = max(60.0 * loads[group] / live[group] for group in live)
+    wanted = math.ceil(round(raw * 100, 6)) / 100
+    interval = max(min_interval_sec, wanted)
+    return GroupPlan(
+        interval_sec=interval,
+        assignment=assignment,
+        weight_per_min={group: 60.0 * loads[group] / interval for group in live},
+        overloaded=wanted > max_interval_sec,
+        wanted_interval_sec=wanted,
+    )

@@ -13,6 +13,7 @@ from common import timeutil
 from common.redis import get_redis
 from common.timeutil import datetime_from_ms
 from oi.batches import stored_decimal
+from oi.egress import group_plan_read, groups_live
 from oi.exports import CsvExport, iso_utc, plain_numeric, select_list, time_range_where
 from oi.keys import (
     CONSECUTIVE_FAILURES_KEY,
@@ -115,27 +116,82 @@ def poller_status_raw() -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class GroupStatus:
+    """One egress group as the poller API, /metrics and the page show it."""
+
+    egress_id: str
+    live: bool
+    host: str
+    heartbeat_age_sec: float | None
+    configured_per_min: int | None
+    usable_per_min: float
+    ip_limit: int | None
+    ip_limit_learned: bool
+    planned_weight_per_min: float
+    weight_last_minute: int
+    """Weight this group's pollers sent to the exchange over the last 60 s."""
+    symbols: list[str]
+    mark_prices: bool
+
+
+@dataclass(frozen=True)
 class PollerStatus:
     n_symbols: int
     interval_sec: float | None
     window_sec: float
     max_req_per_min: int
+    """The sum of the planned groups' usable budgets."""
     dispatched_at_ms: int | None
     weight_last_minute: int
     counters: dict[str, int]
     last_sample_age_sec: dict[str, float | None]
     failing: dict[str, dict]
     mark_prices_age_sec: float | None
+    groups: list[GroupStatus]
+    overloaded: bool
+    """The budgets cannot poll every symbol within OI_MAX_INTERVAL_SEC: the interval stretches."""
+    wanted_interval_sec: float | None
+
+
+def _groups_status(redis, now_ms: int) -> list[GroupStatus]:
+    live = {group.egress_id: group for group in groups_live(at_ms=now_ms)}
+    planned = group_plan_read()
+    ids = sorted({*live, *planned})
+    this_second = now_ms // 1000
+    seconds = range(this_second - 60, this_second)
+    with redis.pipeline(transaction=False) as pipe:
+        for egress_id in ids:
+            pipe.mget([WEIGHT_BUCKET_KEY.format(egress_id, second) for second in seconds])
+        buckets = pipe.execute()
+    groups = []
+    for egress_id, weights in zip(ids, buckets, strict=True):
+        group, plan = live.get(egress_id), planned.get(egress_id, {})
+        groups.append(
+            GroupStatus(
+                egress_id=egress_id,
+                live=group is not None,
+                host=group.host if group else "",
+                heartbeat_age_sec=round((now_ms - group.seen_at_ms) / 1000, 3) if group else None,
+                configured_per_min=group.budget.configured_per_min if group else None,
+                usable_per_min=(
+                    group.budget.usable_per_min if group else float(plan.get("usablePerMin", 0))
+                ),
+                ip_limit=group.budget.ip_limit if group else None,
+                ip_limit_learned=group.budget.learned if group else False,
+                planned_weight_per_min=float(plan.get("plannedWeightPerMin", 0.0)),
+                weight_last_minute=sum(int(w) for w in weights if w),
+                symbols=list(plan.get("symbols", [])),
+                mark_prices=bool(plan.get("markPrices", False)),
+            )
+        )
+    return groups
 
 
 def poller_status(*, universe: list[str]) -> PollerStatus:
     redis = get_redis()
     raw = poller_status_raw()
-    now_ms = timeutil.now_ms()
-    this_second = int(now_ms // 1000)
-    buckets = redis.mget(
-        [WEIGHT_BUCKET_KEY.format(s) for s in range(this_second - 60, this_second)]
-    )
+    now_ms = int(timeutil.now_ms())
+    groups = _groups_status(redis, now_ms)
     last_times = last_sample_times(redis, universe)
     consecutive = {k: int(v) for k, v in redis.hgetall(CONSECUTIVE_FAILURES_KEY).items()}
     failing_symbols = [s for s, n in consecutive.items() if n >= settings.OI_FAILING_AFTER]
@@ -149,9 +205,9 @@ def poller_status(*, universe: list[str]) -> PollerStatus:
         n_symbols=int(raw.get("n_symbols", 0)),
         interval_sec=float(raw["interval_sec"]) if "interval_sec" in raw else None,
         window_sec=float(raw.get("window_sec", settings.OI_WINDOW_SEC)),
-        max_req_per_min=int(raw.get("max_req_per_min", settings.OI_MAX_REQ_PER_MIN)),
+        max_req_per_min=int(float(raw.get("max_req_per_min", settings.OI_MAX_REQ_PER_MIN))),
         dispatched_at_ms=int(raw["dispatched_at_ms"]) if "dispatched_at_ms" in raw else None,
-        weight_last_minute=sum(int(b) for b in buckets if b),
+        weight_last_minute=sum(group.weight_last_minute for group in groups),
         counters={k: int(v) for k, v in redis.hgetall(COUNTERS_KEY).items()},
         last_sample_age_sec={
             symbol: round((now_ms - last_times[symbol]) / 1000, 3) if symbol in last_times else None
@@ -165,6 +221,11 @@ def poller_status(*, universe: list[str]) -> PollerStatus:
             for symbol in failing_symbols
         },
         mark_prices_age_sec=round((now_ms - int(mark_time)) / 1000, 3) if mark_time else None,
+        groups=groups,
+        overloaded=raw.get("overloaded") == "1",
+        wanted_interval_sec=(
+            float(raw["wanted_interval_sec"]) if "wanted_interval_sec" in raw else None
+        ),
     )
 
 

@@ -3,12 +3,14 @@
 from collections.abc import Sequence
 
 from celery import shared_task
+from celery.signals import celeryd_after_setup, worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import transaction
 
 from common.timeutil import datetime_from_ms, now_ms
 from liquidity.tasks import universe_refresh_task
 from oi.batches import SnapshotRow
+from oi.egress import POLL_QUEUE, heartbeat_start, heartbeat_stop, own_egress_id, poll_queue
 from oi.pipeline import (
     BatchOrigin,
     sample_batch_from_payload,
@@ -20,12 +22,12 @@ from oi.poller import (
     poller_dispatch,
     poller_run_shard,
     ring_backfill,
+    shard_still_planned,
     universe_refresh_requested,
 )
 from oi.retention import snapshots_prune
 from oi.snapshot_sink import snapshot_pending_flush
 
-POLL_QUEUE = "oi_poll"
 BACKFILL_QUEUE = "oi_backfill"
 BACKFILL_CHUNK = 25
 SHARD_LEAD_SEC = 0.25
@@ -42,7 +44,8 @@ def poll_dispatch_task() -> None:
     for shard in plan.shards:
         poll_shard_task.apply_async(
             args=[shard.window_start_ms, shard.window_end_ms, shard.polls],
-            queue=POLL_QUEUE,
+            kwargs={"egress_id": shard.egress_id, "epoch": shard.epoch},
+            queue=poll_queue(shard.egress_id) if shard.egress_id else POLL_QUEUE,
             eta=datetime_from_ms(shard.window_start_ms - SHARD_LEAD_SEC * 1000),
             # A shard not started within half its window is dropped, never run behind newer ones.
             expires=datetime_from_ms(shard.window_start_ms + window_ms / 2),
@@ -54,12 +57,47 @@ def poll_dispatch_task() -> None:
 
 
 @shared_task(name="oi.poll_shard", ignore_result=True, soft_time_limit=30, time_limit=40)
-def poll_shard_task(window_start_ms: int, window_end_ms: int, polls: list[list]) -> None:
-    poller_run_shard(
-        ShardPlan(
-            window_start_ms, window_end_ms, [(int(due), str(symbol)) for due, symbol in polls]
-        )
+def poll_shard_task(
+    window_start_ms: int,
+    window_end_ms: int,
+    polls: list[list],
+    egress_id: str = "",
+    epoch: int = 0,
+) -> None:
+    shard = ShardPlan(
+        window_start_ms,
+        window_end_ms,
+        [(int(due), str(symbol)) for due, symbol in polls],
+        str(egress_id),
+        int(epoch),
     )
+    if shard_still_planned(shard):  # not re-planned since (the egress groups changed)
+        poller_run_shard(shard)
+
+
+def _consumes(consumer, queue: str) -> bool:
+    queues = getattr(getattr(getattr(consumer, "app", None), "amqp", None), "queues", None)
+    return queues is not None and queue in queues.consume_from
+
+
+@celeryd_after_setup.connect
+def _poll_queue_of_own_group(sender=None, instance=None, **kwargs: object) -> None:
+    """A worker consuming oi_poll (beat's dispatches) also consumes its own group's shards,
+    oi_poll.<BINANCE_EGRESS_ID>: a poller host needs no queue setting of its own."""
+    if instance is not None and _consumes(instance, POLL_QUEUE):
+        instance.app.amqp.queues.select_add(poll_queue(own_egress_id()))
+
+
+@worker_ready.connect
+def _egress_heartbeat_in_pollers(sender=None, **kwargs: object) -> None:
+    """Each poller worker keeps its group's heartbeat while it runs (oi.egress)."""
+    if _consumes(sender, poll_queue(own_egress_id())):
+        heartbeat_start()
+
+
+@worker_shutdown.connect
+def _egress_heartbeat_stop(sender=None, **kwargs: object) -> None:
+    heartbeat_stop()
 
 
 @shared_task(name="oi.ring_backfill", ignore_result=True, soft_time_limit=240, time_limit=300)

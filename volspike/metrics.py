@@ -52,6 +52,7 @@ class VolspikeCollector(Collector):
             "Request weight the poller used over the last 60 s",
             value=status.weight_last_minute,
         )
+        yield from _group_metrics(status)
         samples = CounterMetricFamily(
             "volspike_poller_samples", "Open-interest polls by outcome", labels=["outcome"]
         )
@@ -96,6 +97,49 @@ class VolspikeCollector(Collector):
         for direction in Direction:
             alerts.add_metric([direction], by_direction.get(direction, 0))
         yield alerts
+
+
+def _group_metrics(status) -> Iterator:
+    """The egress groups (one per poller IP) and the overload state."""
+    live = GaugeMetricFamily(
+        "volspike_poller_group_live", "1 while an egress group's heartbeat is fresh",
+        labels=["egress"],
+    )  # fmt: skip
+    budget = GaugeMetricFamily(
+        "volspike_poller_group_budget_per_min",
+        "An egress group's usable weight budget per minute (the plan's share)",
+        labels=["egress"],
+    )
+    used = GaugeMetricFamily(
+        "volspike_poller_group_weight_last_minute",
+        "Request weight an egress group's pollers sent over the last 60 s",
+        labels=["egress"],
+    )
+    planned = GaugeMetricFamily(
+        "volspike_poller_group_planned_weight_per_min",
+        "Request weight per minute the dispatcher plans for an egress group",
+        labels=["egress"],
+    )
+    symbols = GaugeMetricFamily(
+        "volspike_poller_group_symbols", "Liquid symbols an egress group polls", labels=["egress"]
+    )
+    for group in status.groups:
+        live.add_metric([group.egress_id], 1 if group.live else 0)
+        budget.add_metric([group.egress_id], group.usable_per_min)
+        used.add_metric([group.egress_id], group.weight_last_minute)
+        planned.add_metric([group.egress_id], group.planned_weight_per_min)
+        symbols.add_metric([group.egress_id], len(group.symbols))
+    yield from (live, budget, used, planned, symbols)
+    yield GaugeMetricFamily(
+        "volspike_poller_budget_per_min", "Sum of the live egress groups' usable budgets",
+        value=status.max_req_per_min,
+    )  # fmt: skip
+    yield GaugeMetricFamily(
+        "volspike_poller_overloaded",
+        "1 while the budgets cannot poll every liquid symbol within OI_MAX_INTERVAL_SEC "
+        "(the interval stretches past it)",
+        value=1 if status.overloaded else 0,
+    )
 
 
 def _stream_metrics() -> Iterator:

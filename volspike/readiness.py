@@ -91,6 +91,17 @@ def _polling_readiness(
             f"{symbol}: {age_text}",
         )  # fmt: skip
     ages = [a for a in status.last_sample_age_sec.values() if a is not None]
+    if status.overloaded:
+        # Ready (every symbol is still polled), but said: the budgets are too small.
+        return ComponentHealth(
+            "polling", True,
+            f"degraded: overloaded: {len(universe)} symbols need a {status.wanted_interval_sec:g} s "
+            f"interval for the live budgets ({status.max_req_per_min}/min in "
+            f"{sum(g.live for g in status.groups)} egress groups), over OI_MAX_INTERVAL_SEC "
+            f"{settings.OI_MAX_INTERVAL_SEC:g} s: every symbol polled every "
+            f"{status.interval_sec:g} s (stretched); stalest sample "
+            f"{max(ages, default=0.0):.1f} s old",
+        )  # fmt: skip
     return ComponentHealth(
         "polling", True,
         f"{len(universe)} symbols, stalest sample {max(ages, default=0.0):.1f} s old",

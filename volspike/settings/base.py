@@ -230,6 +230,11 @@ OI_MIN_INTERVAL_SEC = env.float("OI_MIN_INTERVAL_SEC", default=5.0)
 OI_MAX_INTERVAL_SEC = env.float("OI_MAX_INTERVAL_SEC", default=20.0)
 # Beat dispatches every window; each window's polls are split into shards of at most this many.
 OI_WINDOW_SEC = env.int("OI_WINDOW_SEC", default=2)
+# Each poller host's group (BINANCE_EGRESS_ID, OI_MAX_REQ_PER_MIN) is planned for while its
+# heartbeat is younger than this (refreshed 4 times as often); a dead host is planned out after it.
+OI_EGRESS_HEARTBEAT_TTL_SEC = env.float(
+    "OI_EGRESS_HEARTBEAT_TTL_SEC", default=max(3.0 * OI_WINDOW_SEC, 3.0)
+)
 OI_SHARD_MAX_POLLS = env.int("OI_SHARD_MAX_POLLS", default=60)
 # Threads of a poller process sending polls at their due times, shared by the shards it runs.
 OI_SHARD_THREADS = env.int("OI_SHARD_THREADS", default=16)
@@ -258,6 +263,7 @@ SAMPLE_PIPELINE_SINKS = [
     "alerts.sinks.alerts_evaluate_batch",
 ]
 CELERY_TASK_ROUTES = {
+    # the dispatcher names each shard's queue (oi_poll.<egress id>); this is the fallback
     "oi.poll_shard": {"queue": "oi_poll"},
     "oi.ring_backfill": {"queue": "oi_backfill"},
 }
