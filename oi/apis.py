@@ -405,6 +405,7 @@ def _group_payload(group: GroupStatus) -> dict:
     return {
         "egressId": group.egress_id,
         "live": group.live,
+        "planned": group.planned,
         "host": group.host,
         "heartbeatAgeSec": group.heartbeat_age_sec,
         "configuredPerMin": group.configured_per_min,

@@ -121,6 +121,9 @@ class GroupStatus:
 
     egress_id: str
     live: bool
+    """Its heartbeat is fresh."""
+    planned: bool
+    """The latest dispatch planned for it."""
     host: str
     heartbeat_age_sec: float | None
     configured_per_min: int | None
@@ -170,6 +173,7 @@ def _groups_status(redis, now_ms: int) -> list[GroupStatus]:
             GroupStatus(
                 egress_id=egress_id,
                 live=group is not None,
+                planned=egress_id in planned,
                 host=group.host if group else "",
                 heartbeat_age_sec=round((now_ms - group.seen_at_ms) / 1000, 3) if group else None,
                 configured_per_min=group.budget.configured_per_min if group else None,

@@ -18,7 +18,9 @@ streams=!markPrice@arr@1s/!miniTicker@arr/!forceOrder@arr` (combined) and `/mark
 (raw); unrouted `/ws`, `/stream` connect, ACK SUBSCRIBE and stay silent, as Binance's do.
 
 Control API (JSON; never rate-limited, faulted or counted):
-  GET  /sim/stats[?ip=&symbols=A,B]  per-IP weight_used, futures_data_used, requests, count_429,
+  GET  /sim/stats[?ip=&symbols=A,B]  per source IP (as Binance counts: by address): weight_used
+                                     (this calendar minute), weight_last_60s, weight_max_60s (most
+                                     in any sliding 60 s of the last 5 min), futures_data_used, requests, count_429,
                                      count_418, banned_until, endpoints; open_interest_times
                                      {symbol: [arrival ms, ...]} (bounded by stats_keep).
   POST /sim/reset                    clear faults, events, overrides, counters, bans, stats.

@@ -570,6 +570,8 @@ class SimulatorApp:
             weight = self.limiter.current_weight(ip, now)
             ips[ip] = {
                 "weight_used": weight,
+                "weight_last_60s": state.weight_in_last(now),
+                "weight_max_60s": state.weight_max_sliding(),
                 "futures_data_used": state.data_used,
                 "requests": state.requests,
                 "count_429": state.count_429,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 MINUTE_MS = 60_000
+WEIGHT_LOG_MS = 5 * MINUTE_MS
+"""How long each IP's weighted requests are kept for the sliding-minute figures of /sim/stats."""
 
 
 @dataclass
@@ -22,6 +24,31 @@ class IpState:
     count_429: int = 0
     count_418: int = 0
     endpoints: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    weight_log: deque[tuple[int, int]] = field(default_factory=deque)
+    """(time ms, weight) of this IP's requests over the last WEIGHT_LOG_MS, as Binance counts
+    them: per source address, whatever client or API key sent them."""
+
+    def log_weight(self, now_ms: int, weight: int) -> None:
+        if weight:
+            self.weight_log.append((now_ms, weight))
+        while self.weight_log and self.weight_log[0][0] <= now_ms - WEIGHT_LOG_MS:
+            self.weight_log.popleft()
+
+    def weight_in_last(self, now_ms: int, span_ms: int = MINUTE_MS) -> int:
+        return sum(w for t, w in self.weight_log if t > now_ms - span_ms)
+
+    def weight_max_sliding(self, span_ms: int = MINUTE_MS) -> int:
+        """The most weight this IP sent in any `span_ms` over the log (sliding, not calendar)."""
+        best = total = 0
+        start = 0
+        log = list(self.weight_log)
+        for t, w in log:
+            total += w
+            while log[start][0] <= t - span_ms:
+                total -= log[start][1]
+                start += 1
+            best = max(best, total)
+        return best
 
 
 @dataclass
@@ -99,6 +126,7 @@ class RateLimiter:
                 418, state.weight_used, _ceil_sec(banned_until - now_ms), banned_until, "banned"
             )
         state.weight_used += weight
+        state.log_weight(now_ms, weight)
         forced_until = max(state.forced_429_until, self.forced_429_all_until)
         if forced_until > now_ms:
             return self._reject(state, now_ms, forced_until, "forced")
