@@ -122,10 +122,10 @@ SHARD_LEAD_MS = 250
 SEGMENTS_KEPT = 20
 
 
-def planned_budgets() -> dict[str, float]:
+def planned_budgets(*, at_ms: int | None = None) -> dict[str, float]:
     """The live groups' usable budgets (weight/min); with no heartbeat at all (a poller worker
     not started yet, or a single host whose worker runs without one), this host's own group."""
-    live = groups_live()
+    live = groups_live(at_ms=at_ms)
     if live:
         return {group.egress_id: group.budget.usable_per_min for group in live}
     return {own_egress_id(): own_budget().usable_per_min}
@@ -196,7 +196,7 @@ def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
     current_window = at_ms // window_ms
     mark_source = _mark_source_now()
     rest_marks = mark_source is MarkPriceSource.REST
-    budgets = planned_budgets()
+    budgets = planned_budgets(at_ms=at_ms)
     plan = current_plan(symbols, rest_mark_prices=rest_marks, budgets=budgets)
     interval_sec = plan.interval_sec
     interval_ms = round(interval_sec * 1000)

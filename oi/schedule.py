@@ -7,9 +7,13 @@ while mark prices come from REST (`per_interval_weight`; 0 while the mark-price 
 see oi.poller.current_interval_sec), and the result is rounded *up* to 0.1 s instead of to the nearest second (rounding to the nearest
 second can exceed the budget by up to 4%, e.g. N = 395 at 2000/min gives 12 s = 2025/min).
 
-Each symbol keeps its own phase inside the interval: symbols are ordered by a stable hash and
-spread evenly, so requests leave at a steady rate instead of in bursts, and a symbol joining or
-leaving the universe moves the others' phases by at most interval / N.
+Each symbol keeps its own phase inside the interval, a fixed fraction of it from a hash of its
+name, so requests leave at a steady rate and a symbol joining or leaving the universe moves no
+other symbol; an interval change keeps every symbol's place in the cycle (ScheduleSegment).
+
+With several egress groups (poller hosts with their own IPs, oi.egress), `groups_plan` gives each
+symbol a group in proportion to the groups' budgets and the interval that keeps every group
+within its own budget; past OI_MAX_INTERVAL_SEC the interval stretches (OverloadBehaviour).
 """
 
 import hashlib
@@ -44,37 +48,10 @@ def _stable_rank_key(symbol: str) -> bytes:
     return hashlib.blake2b(symbol.encode(), digest_size=8).digest()
 
 
-def symbol_phases_ms(symbols: Iterable[str], interval_ms: int) -> dict[str, int]:
-    """Each symbol's offset inside the interval; the mark-price job holds offset 0."""
-    ordered = sorted(set(symbols), key=_stable_rank_key)
-    slots = len(ordered) + 1
-    phases = {MARK_PRICE_JOB: 0}
-    for rank, symbol in enumerate(ordered, start=1):
-        phases[symbol] = rank * interval_ms // slots
-    return phases
-
-
 @dataclass(frozen=True, slots=True, order=True)
 class DuePoll:
     due_ms: int
     symbol: str
-
-
-def polls_due(
-    phases_ms: dict[str, int], interval_ms: int, start_ms: int, end_ms: int
-) -> list[DuePoll]:
-    """Every poll due in [start_ms, end_ms), in time order (a window may hold several cycles)."""
-    if end_ms <= start_ms:
-        return []
-    due: list[DuePoll] = []
-    for symbol, phase in phases_ms.items():
-        first_cycle = math.ceil((start_ms - phase) / interval_ms)
-        due_ms = phase + first_cycle * interval_ms
-        while due_ms < end_ms:
-            due.append(DuePoll(due_ms, symbol))
-            due_ms += interval_ms
-    due.sort(key=lambda poll: (poll.due_ms, poll.symbol))
-    return due
 
 
 def split_into_shards(polls: list[DuePoll], max_per_shard: int) -> list[list[DuePoll]]:
@@ -150,7 +127,7 @@ def groups_assign(
     symbols: Iterable[str], budgets: dict[str, float], *, preloaded: dict[str, int] | None = None
 ) -> dict[str, str]:
     """Each symbol's egress group: by weighted rendezvous hashing, bounded so that no group holds
-    more than its budget's share of the symbols rounded up (a plain hash would leave some group
+    more than its budget's share of the symbols, in whole symbols (a plain hash would leave some group
     several percent over its share, and so over its budget). `preloaded`: weight a group already
     carries per interval (the premiumIndex call). Deterministic: the same symbols and groups
     give the same answer on every host."""
@@ -161,10 +138,13 @@ def groups_assign(
     ordered = sorted(set(symbols), key=_stable_rank_key)
     total = sum(live.values())
     weight = len(ordered) + sum(preloaded.values())
-    capacity = {
-        group: math.ceil(weight * budget / total) - preloaded.get(group, 0)
-        for group, budget in live.items()
-    }
+    # each group's share of the weight, in whole symbols by largest remainder (Hamilton)
+    quota = {group: weight * budget / total for group, budget in live.items()}
+    seats = {group: math.floor(share) for group, share in quota.items()}
+    by_remainder = sorted(live, key=lambda group: (seats[group] - quota[group], group))
+    for group in by_remainder[: weight - sum(seats.values())]:
+        seats[group] += 1
+    capacity = {group: seats[group] - preloaded.get(group, 0) for group in live}
     assigned: dict[str, str] = {}
     for symbol in ordered:
         ranked = sorted(
