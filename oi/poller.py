@@ -225,9 +225,8 @@ def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
         # The stream went stale: the windows planned ahead hold no premiumIndex call, so one is
         # sent now (REST within this window), not a whole interval later.
         logger.warning("mark-price stream stale: mark prices from REST premiumIndex")
-        shards.append(
-            ShardPlan(at_ms, at_ms + window_ms, [(at_ms, MARK_PRICE_JOB)], mark_group, epoch)
-        )
+        # (epoch 0: outside the window plans, never superseded by a re-plan)
+        shards.append(ShardPlan(at_ms, at_ms + window_ms, [(at_ms, MARK_PRICE_JOB)], mark_group))
     segments = _segments_read(redis)
     # The current window too: it is normally claimed already (by an earlier dispatch's
     # lookahead), but after a gap in dispatching (beat restarting) its polls are sent at once
