@@ -171,6 +171,12 @@ def test_the_debug_page_shows_the_universe_a_chart_and_live_alerts(
             "/\\d/.test(document.getElementById('poller-n').textContent)", timeout=10_000
         )
         assert "weight/min" in page.inner_text("#poller-budget")
+        # with each egress group (this host's IP): its symbols and the weight it used
+        page.wait_for_function(
+            "/symbols, [\\d,]+ \\/ [\\d,]+ weight\\/min/.test("
+            "document.querySelector('#poller-groups li[data-egress=default]')?.textContent)",
+            timeout=10_000,
+        )
         page.wait_for_function(
             "document.getElementById('universe-refreshed').textContent.endsWith('ago')",
             timeout=10_000,

@@ -160,7 +160,12 @@
     $("poller-n").textContent = status.nSymbols.toLocaleString("en-US");
     $("poller-interval").textContent =
       status.intervalSec === null ? "not running yet" : status.intervalSec.toFixed(1) + " s per symbol";
-    $("poller-interval").classList.toggle("bad", status.intervalSec === null);
+    if (status.overloaded) {
+      // stated, not silent: the budgets cannot poll every symbol within the maximum interval
+      $("poller-interval").textContent += " (overloaded: stretched past " + status.maxIntervalSec + " s)";
+    }
+    $("poller-interval").classList.toggle("bad", status.intervalSec === null || status.overloaded);
+    groupsInto($("poller-groups"), status.groups || []);
     const pct = status.budgetUsedPct;
     $("poller-budget").textContent =
       status.weightLastMinute.toLocaleString("en-US") + " / " + status.budgetPerMin.toLocaleString("en-US") +
@@ -185,6 +190,22 @@
       counters.append(dt, dd);
     }
     fetched("poller-fetched");
+  }
+
+  function groupsInto(el, groups) {
+    el.textContent = "";
+    for (const group of groups) {
+      const li = document.createElement("li");
+      li.dataset.egress = group.egressId;
+      li.textContent =
+        group.egressId + (group.host ? " (" + group.host + ")" : "") + ": " +
+        (group.live ? "" : "no heartbeat, ") + group.nSymbols + " symbols, " +
+        group.weightLastMinute.toLocaleString("en-US") + " / " +
+        Math.round(group.budgetPerMin).toLocaleString("en-US") + " weight/min";
+      li.classList.toggle("bad", !group.live);
+      el.append(li);
+    }
+    if (!groups.length) el.textContent = "none yet";
   }
 
   function listInto(el, symbols, emptyText) {
