@@ -146,12 +146,6 @@ def current_plan(
     )
 
 
-def current_interval_sec(n_symbols: int, *, rest_mark_prices: bool = True) -> float:
-    """The poll interval for `n_symbols` with the live groups' budgets (see current_plan)."""
-    symbols = [f"#{index}" for index in range(n_symbols)]
-    return current_plan(symbols, rest_mark_prices=rest_mark_prices).interval_sec
-
-
 def _mark_source_now() -> MarkPriceSource:
     """The stream while it is fresh; REST (premiumIndex) otherwise."""
     return MarkPriceSource.STREAM if mark_price_stream_fresh() else MarkPriceSource.REST

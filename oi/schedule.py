@@ -4,7 +4,7 @@ The interval follows the design's formula (§4.2), interval = 60 / (MAX_REQ_PER_
 to [MIN_INTERVAL_SEC, MAX_INTERVAL_SEC], with two changes so that it never asks for more than
 the budget: the premiumIndex call made once per interval (weight 10) counts as 10 more symbols
 while mark prices come from REST (`per_interval_weight`; 0 while the mark-price stream is fresh,
-see oi.poller.current_interval_sec), and the result is rounded *up* to 0.1 s instead of to the nearest second (rounding to the nearest
+see oi.poller.current_plan), and the result is rounded *up* to 0.1 s instead of to the nearest second (rounding to the nearest
 second can exceed the budget by up to 4%, e.g. N = 395 at 2000/min gives 12 s = 2025/min).
 
 Each symbol keeps its own phase inside the interval, a fixed fraction of it from a hash of its

@@ -224,7 +224,8 @@ CELERY_BEAT_SCHEDULE["liquidity-universe-refresh"] = {
 }
 
 # --- Realtime poller (oi/) ------------------------------------------------------------------------
-# The interval follows design §4.2 from N and this budget (weight/min), within [MIN, MAX] seconds.
+# This host's IP's poller budget (weight/min). The interval follows design §4.2 from N and the sum
+# of every live poller host's budget (oi.egress), from MIN seconds up; past MAX it stretches.
 OI_MAX_REQ_PER_MIN = env.int("OI_MAX_REQ_PER_MIN", default=2000)
 OI_MIN_INTERVAL_SEC = env.float("OI_MIN_INTERVAL_SEC", default=5.0)
 OI_MAX_INTERVAL_SEC = env.float("OI_MAX_INTERVAL_SEC", default=20.0)
