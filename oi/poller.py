@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
@@ -171,7 +171,11 @@ def _segment_for(
     segment = segment_following(previous, start_ms=start_ms, interval_ms=interval_ms)
     kept = [seg for seg in segments if seg.start_ms < start_ms][-SEGMENTS_KEPT:]
     segments[:] = [*kept, segment]
-    redis.set(SEGMENTS_KEY, json.dumps([list(astuple(seg)) for seg in segments]), ex=86_400)
+    redis.set(
+        SEGMENTS_KEY,
+        json.dumps([[seg.start_ms, seg.anchor_ms, seg.interval_ms] for seg in segments]),
+        ex=86_400,
+    )
     return segment
 
 
