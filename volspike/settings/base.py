@@ -189,7 +189,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # one schema component for the OI/price regimes, however many fields carry them
-    "ENUM_NAME_OVERRIDES": {"Regime": "oi.regimes.REGIME_VALUES"},
+    "ENUM_NAME_OVERRIDES": {
+        "Regime": "oi.regimes.REGIME_VALUES",
+        "AlertDirection": "alerts.models.AlertDirection",
+        "RuleDirection": "alerts.models.RuleDirection",
+        "RuleKind": "alerts.models.RuleKind",
+        "ChannelKind": "alerts.models.ChannelKind",
+    },
 }
 
 # --- Open interest ----------------------------------------------------------------------------
