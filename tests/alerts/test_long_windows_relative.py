@@ -52,11 +52,15 @@ def test_a_4h_window_fires_once_10_second_samples_reach_4h_back():
 def test_a_4h_window_with_a_hole_over_an_hour_has_no_verdict_until_the_hole_leaves_it():
     four_hours = rule(direction="UP")
     tracker = SymbolTracker([four_hours])
-    times = [t for t in range(T0, T0 + 6 * HOUR, 10_000) if not T0 + HOUR < t < T0 + 2 * HOUR + 60_000]
+    times = [
+        t for t in range(T0, T0 + 6 * HOUR, 10_000) if not T0 + HOUR < t < T0 + 2 * HOUR + 60_000
+    ]
     feed(tracker, times, lambda t: 1000.0)
     tracker.add(T0 + 6 * HOUR, 1100.0, 10.0)  # the hole (1 h 1 min) lies 4-5 h back: inside
     assert tracker.observe(four_hours) == []
-    feed(tracker, range(T0 + 6 * HOUR + 10_000, T0 + 6 * HOUR + 5 * 60_000, 10_000), lambda t: 1000.0)
+    feed(
+        tracker, range(T0 + 6 * HOUR + 10_000, T0 + 6 * HOUR + 5 * 60_000, 10_000), lambda t: 1000.0
+    )
     tracker.add(T0 + 6 * HOUR + 5 * 60_000, 1100.0, 10.0)  # the hole's far end left the window
     assert tracker.observe(four_hours)[0].reason is VerdictReason.ALERT
 
@@ -113,7 +117,7 @@ def test_statistics_are_a_robust_centre_and_scale_of_the_windows_changes():
 
 def test_no_statistics_without_enough_history():
     times, values = normal_day_series(days=1)
-    assert change_stats(times[: MIN_CHANGES], values[: MIN_CHANGES], 300) is None  # too few
+    assert change_stats(times[:MIN_CHANGES], values[:MIN_CHANGES], 300) is None  # too few
     assert change_stats(times[:200], values[:200], 300) is None  # 16 h: under a day
     hourly = list(range(T0, T0 + 3 * 86_400_000, 2 * HOUR))  # holes wider than 1 h / 4
     assert window_changes(hourly, [1.0] * len(hourly), 3600) == []

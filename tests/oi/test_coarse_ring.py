@@ -67,6 +67,8 @@ def test_the_sample_pipelines_ring_sink_writes_both_rings(redis_client, settings
     row = SnapshotRow(symbol="ETHUSDT", ts=now, open_interest=Decimal(7),
                       open_interest_usd=Decimal(14), mark_price=Decimal(2),
                       source="realtime")  # fmt: skip
-    ring_sink(SampleBatch(rows=(row,), origin=BatchOrigin.POLLER, at_ms=int(now.timestamp() * 1000)))
+    ring_sink(
+        SampleBatch(rows=(row,), origin=BatchOrigin.POLLER, at_ms=int(now.timestamp() * 1000))
+    )
     (sample,) = coarse_ring_read(redis_client, "ETHUSDT", since_ms=0)
     assert sample.open_interest == Decimal(7) and sample.mark_price == Decimal(2)
