@@ -785,7 +785,7 @@ def default_rule_specs(
     return specs
 
 
-RELATIVE_PRESET_NAME = "oi-4h-relative-z8"
-RELATIVE_PRESET_Z = "8"
-"""The 4 h change at 8 robust standard deviations of the symbol's own 4 h changes (see
+RELATIVE_PRESET_NAME = "oi-4h-relative-z6"
+RELATIVE_PRESET_Z = "6"
+"""The 4 h change at 6 robust standard deviations of the symbol's own 4 h changes (see
 bench/replay_rules.py for what it finds in ../shared/data)."""

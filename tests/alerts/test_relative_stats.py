@@ -22,7 +22,7 @@ from oi.models import OpenInterestSnapshot
 from oi.ring import RingSample, ring_append
 from tests.fixtures.processes import wait_until
 
-PRESET = "oi-4h-relative-z8"
+PRESET = "oi-4h-relative-z6"
 FOUR_HOURS = 4 * 3600
 
 
@@ -141,7 +141,7 @@ def test_the_live_engine_fires_a_relative_rule_on_an_outlier_only_where_statisti
     end = now_ms() - 20_000
     for symbol in ("CALMUSDT", "NOSTATSUSDT"):
         rings(redis_client, symbol, lambda t: 1000, hours=5, end_ms=end)
-    # a +2% move over 4 h: 5 robust sigmas for CALM, under its z of 8
+    # a +2% move over 4 h: 5 robust sigmas for CALM, under its z of 6
     for symbol in ("CALMUSDT", "NOSTATSUSDT"):
         ring_append(redis_client, {symbol: [RingSample(end, Decimal(1020))]},
                     window_ms=3 * 3600_000, now_ms=end, coarse_window_ms=25 * 3600_000)  # fmt: skip
