@@ -7,10 +7,10 @@ that change at every coarse (5-minute, oi.coarse) sample of the last N days whos
 covered (a sample at least W old, no hole wider than the window's max gap).
 
 Robust z, not a plain z-score or a percentile: ``z = (change - median) / (1.4826 × MAD)``.
-OI changes are fat-tailed (bench/relative_stats.py on ../shared/data: excess kurtosis of 5-minute
-changes in the tens to thousands, the standard deviation 1.5-20× the MAD-based scale): one
-liquidation cascade inflates a standard deviation for N days and hides the next move, while the
-median and the MAD do not move. A percentile is as robust, but is bounded by the history it has
+OI changes are fat-tailed (bench/relative_stats.py on ../shared/data: excess kurtosis of 1 h
+changes 8.4 for BTC and 16.9 for ETH, against 0 for a normal distribution; the standard deviation
+1.5× the MAD-based scale at the median, up to 2.2×): one liquidation cascade inflates a standard
+deviation for N days and hides the next move, while the median and the MAD barely move. A percentile is as robust, but is bounded by the history it has
 (the 99.9th percentile of 2,016 samples rests on two of them, and nothing can be "beyond the
 largest seen"); a robust z needs two numbers per symbol and window and extrapolates. The scale is
 floored at SCALE_FLOOR, so a symbol whose OI barely ever moves does not fire on a 0.01% change.

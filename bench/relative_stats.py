@@ -27,6 +27,10 @@ from oi.coarse import first_per_bucket  # noqa: E402
 WINDOWS = (("5m", 300), ("1h", 3600), ("4h", 14400))
 
 
+def share_beyond(changes: list[float], k: float, centre: float, scale: float) -> float:
+    return sum(abs(c - centre) > k * scale for c in changes) / len(changes)
+
+
 def excess_kurtosis(values: list[float]) -> float:
     mean = statistics.fmean(values)
     m2 = statistics.fmean((v - mean) ** 2 for v in values)
@@ -59,14 +63,13 @@ def main() -> None:
             if not robust:
                 continue
             ratios.append(std / robust)
-            beyond = lambda k, centre, scale: sum(abs(c - centre) > k * scale for c in changes)  # noqa: E731
             name = f"{series.label[:30]} [{series.symbol}]"
             print(
                 f"{name[:44]:<44} {label:>3} {len(changes):>6} {excess_kurtosis(changes):>8.1f} "
                 f"{std:>8.4f} {robust:>8.4f} {std / robust:>7.2f} "
-                f"{beyond(4, mean, std) / len(changes):>7.2%} "
-                f"{beyond(4, median, robust) / len(changes):>7.2%} "
-                f"{beyond(8, median, robust) / len(changes):>7.2%}"
+                f"{share_beyond(changes, 4, mean, std):>7.2%} "
+                f"{share_beyond(changes, 4, median, robust):>7.2%} "
+                f"{share_beyond(changes, 8, median, robust):>7.2%}"
             )
     print(f"std / robust scale: median {statistics.median(ratios):.2f}, range "
           f"{min(ratios):.2f}..{max(ratios):.2f} over {len(ratios)} series x windows")  # fmt: skip
