@@ -39,7 +39,13 @@ class ChangeStatsApi(APIView):
             {
                 "symbol": serializers.CharField(),
                 "days": serializers.IntegerField(),
-                "minChanges": serializers.IntegerField(),
+                "minChanges": serializers.IntegerField(
+                    help_text="Fewest changes a symbol's statistics are made of"
+                ),
+                "minSpanSec": serializers.DictField(
+                    child=serializers.IntegerField(),
+                    help_text="Per window: the least history (seconds) statistics need",
+                ),
                 "windows": WindowSerializer(many=True),
                 "withoutStats": serializers.ListField(
                     child=serializers.IntegerField(),
