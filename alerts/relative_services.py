@@ -125,7 +125,8 @@ def change_stats_refresh(
             break
     stale_before = now - timedelta(days=settings.OI_CHANGE_STATS_DAYS)
     deleted, _ = OpenInterestChangeStats.objects.filter(last_ts__lt=stale_before).delete()
-    missing = [s for s in symbols if s not in symbols_with_stats(windows)]
+    have = symbols_with_stats(windows)
+    missing = [symbol for symbol in symbols if symbol not in have]
     bootstrapped = change_stats_bootstrap(missing, windows, now=now, deadline=deadline)
     _version_bump()
     return {
