@@ -1,6 +1,8 @@
 """GET /api/open-interest/<symbol>/change-stats: a symbol's change statistics, what its relative
 rules compare each window's change against (alerts.relative)."""
 
+import re
+
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -11,6 +13,8 @@ from alerts.relative import MAD_TO_SIGMA, MIN_CHANGES, min_span_ms
 from alerts.relative_selectors import change_stats_rows, relative_windows
 from common.errors import InvalidInput
 from common.symbols import symbol_problem
+
+WINDOW_RE = re.compile(r"[0-9]{1,6}")
 
 
 class ChangeStatsApi(APIView):
@@ -60,7 +64,7 @@ class ChangeStatsApi(APIView):
             raise InvalidInput(field="symbol", reason=problem)
         window = request.query_params.get("window")
         if window is not None:
-            if not window.isdigit() or not 0 < int(window) <= 86_400:
+            if not WINDOW_RE.fullmatch(window) or not 0 < int(window) <= 86_400:
                 raise InvalidInput(
                     field="window", reason="must be a whole number of seconds, 1..86400"
                 )

@@ -10,6 +10,14 @@ def install_the_relative_preset(apps, schema_editor):
     alert_rules_install_defaults(rule_model=apps.get_model("alerts", "AlertRule"))
 
 
+def remove_relative_rules(apps, schema_editor):
+    """Back before relative rules: the older constraints would refuse them. Foreign keys checked
+    at once, so no trigger is left pending when the table is altered next."""
+    schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    apps.get_model("alerts", "AlertRule").objects.filter(kind="relative").delete()
+    schema_editor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -96,4 +104,6 @@ class Migration(migrations.Migration):
             constraint=models.CheckConstraint(condition=models.Q(('scale__gt', 0)), name='change_stats_scale_positive'),
         ),
         migrations.RunPython(install_the_relative_preset, migrations.RunPython.noop),
+        # reversed first: no relative rule may be left when the older constraints come back
+        migrations.RunPython(migrations.RunPython.noop, remove_relative_rules),
     ]
