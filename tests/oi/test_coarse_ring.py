@@ -72,3 +72,32 @@ def test_the_sample_pipelines_ring_sink_writes_both_rings(redis_client, settings
     )
     (sample,) = coarse_ring_read(redis_client, "ETHUSDT", since_ms=0)
     assert sample.open_interest == Decimal(7) and sample.mark_price == Decimal(2)
+
+
+def test_the_backfill_fills_the_coarse_ring_with_25_hours_in_one_request(
+    sim, settings, redis_client
+):
+    # given a fresh install: the exchange (the simulator, over HTTP) and empty rings
+    from common.redis import get_redis
+    from oi import poller
+
+    settings.BINANCE_BASE_URL = sim.base_url
+    get_redis.cache_clear()
+    poller._thread_clients.__dict__.clear()
+    symbol = next(s["symbol"] for s in sim.get("/fapi/v1/exchangeInfo").json()["symbols"]
+                  if s["status"] == "TRADING" and s["contractType"] == "PERPETUAL")  # fmt: skip
+    sim.reset()
+
+    filled = poller.ring_backfill([symbol])
+
+    coarse = coarse_ring_read(redis_client, symbol, since_ms=0)
+    # one openInterestHist request of 301 5-minute entries: 25 h in the coarse ring, 3 h in the
+    # full-resolution one
+    assert filled[symbol] == 301
+    assert len(coarse) >= 299 and all(s.backfilled for s in coarse)
+    assert coarse[-1].time_ms - coarse[0].time_ms >= 24 * HOUR
+    assert redis_client.zcard(ring_key(symbol)) <= FINE_MS // COARSE_BUCKET_MS + 1
+    (ip,) = sim.stats()["ips"].values()
+    assert ip["endpoints"] == {"/futures/data/openInterestHist": 1}
+    assert ip["futures_data_used"] == 1 and ip["weight_used"] == 0
+    get_redis.cache_clear()
