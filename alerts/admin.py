@@ -80,7 +80,7 @@ class AlertRuleAdmin(ServiceWritesMixin, admin.ModelAdmin):
                        "min_samples"),
         }),
         ("Filters", {"fields": ("min_delta_contracts", "min_delta_usd", "scope", "symbols",
-                                "regimes")}),
+                                "regimes", "liquidity_tiers")}),
         ("Repeats", {"fields": ("cooldown_sec", "rearm_ratio", "step_pct")}),
         (f"Outcomes (last {DEFAULT_PERIOD.days} days)", {"fields": ("outcomes",)}),
     )  # fmt: skip

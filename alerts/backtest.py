@@ -22,7 +22,10 @@ computes the same move from the exact window extremes (a sparse table over the s
 ``[t - W, t]``, both ends inclusive as in ``WindowExtremes``); for ``median_baseline`` it bounds
 the median by the baseline window's lowest and highest sample, which can only add candidates.
 Both tests carry a relative slack of 1e-9, so a rounding difference can add a candidate, never
-drop one. Crossings are all evaluated (so the held-back counts are exact); of the possible
+drop one. A ``relative`` rule's move (the change from the window's oldest sample, as a robust z
+against the symbol's statistics) is computed exactly, with the engine's own arithmetic. A long
+window (over 3 h) reads the coarse samples (the first of each 5-minute bucket, ``coarse_indices``,
+what the live tracker feeds it) in ``[t - W, t]`` while the current value stays every sample's. Crossings are all evaluated (so the held-back counts are exact); of the possible
 re-arms only the first valid one after each fire is (later ones find the gate already armed).
 """
 
@@ -33,9 +36,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from alerts.enums import Direction
+from alerts.relative import ChangeStats
 from alerts.rules import FireState, GateAction, Observation, Rule, RuleKind, SymbolTracker, gate
+from oi.coarse import COARSE_BUCKET_MS
 
 SLACK = 1e-9
+
+
+def coarse_indices(times_ms: np.ndarray) -> np.ndarray:
+    """Indices of the first sample of each coarse bucket (``oi.coarse.first_per_bucket``,
+    vectorised) for times in increasing order."""
+    if not len(times_ms):
+        return np.zeros(0, dtype=np.int64)
+    buckets = times_ms - times_ms % COARSE_BUCKET_MS
+    return np.flatnonzero(np.diff(buckets, prepend=buckets[0] - 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +139,16 @@ def _count(result: BacktestResult, action: GateAction, observation: Observation)
 
 
 def replay_per_sample(
-    rules: Mapping[str, Rule], series: Series, *, start_ms: int
+    rules: Mapping[str, Rule],
+    series: Series,
+    *,
+    start_ms: int,
+    stats: Mapping[int, ChangeStats] | None = None,
 ) -> BacktestResult:
     """Every sample through the tracker; observations and the gate from ``start_ms`` on (the
-    samples before it only fill the windows). ``rules``: the symbol's rules by name."""
+    samples before it only fill the windows). ``rules``: the symbol's rules by name; ``stats``:
+    the symbol's change statistics by window (relative rules; none: no verdict)."""
+    stats = stats or {}
     result = BacktestResult()
     tracker = SymbolTracker(rules.values())
     states: dict[tuple[int, Direction], FireState] = {}
@@ -140,7 +160,8 @@ def replay_per_sample(
             continue
         result.samples += 1
         for rule in rules.values():
-            for observation in tracker.observe(rule, price):
+            rule_stats = stats.get(rule.window_sec) if rule.kind is RuleKind.RELATIVE else None
+            for observation in tracker.observe(rule, price, rule_stats):
                 key = (rule.rule_id, observation.direction)
                 action, state = gate(states.get(key), observation)
                 if state is not None:
@@ -187,22 +208,41 @@ class _RangeExtremes:
         return mins, maxs
 
 
+class _Reference:
+    """The samples a rule's window holds: every sample, or for a long window the coarse ones
+    (their times, values, range extremes and positions in the series)."""
+
+    __slots__ = ("extremes", "positions", "times", "values")
+
+    def __init__(self, series: Series, positions: np.ndarray | None) -> None:
+        self.positions = positions
+        if positions is None:
+            self.times, self.values = series.t_ms, series.oi
+        else:
+            self.times, self.values = series.t_ms[positions], series.oi[positions]
+        self.extremes = _RangeExtremes(self.values)
+
+
 def _scan_moves(
-    rule: Rule, series: Series, extremes: _RangeExtremes
+    rule: Rule, series: Series, reference: _Reference, stats: ChangeStats | None
 ) -> dict[Direction, tuple[np.ndarray, np.ndarray]]:
     """Per direction: (the samples' move at or past which they may cross, the move at or under
     which they may re-arm), each a bound that errs on the side of a candidate."""
     times, values = series.t_ms, series.oi
+    ref_times, extremes = reference.times, reference.extremes
+    if rule.kind is RuleKind.RELATIVE:
+        return _relative_moves(rule, series, reference, stats)
     if rule.kind is RuleKind.WINDOW_CHANGE:
-        lo = np.searchsorted(times, times - rule.window_sec * 1000, side="left")
-        hi = np.arange(len(times))
-        low, high = extremes.query(lo, hi)
+        lo = np.searchsorted(ref_times, times - rule.window_sec * 1000, side="left")
+        hi = np.searchsorted(ref_times, times, side="right") - 1
+        has_reference = hi >= lo
+        safe_lo, safe_hi = np.where(has_reference, lo, 0), np.where(has_reference, hi, 0)
+        low, high = extremes.query(safe_lo, np.maximum(safe_hi, safe_lo))
         cross_low = rearm_low = low
         cross_high = rearm_high = high
-        has_reference = np.ones(len(times), dtype=bool)
     else:
-        lo = np.searchsorted(times, times - rule.window_sec * 1000, side="left")
-        hi = np.searchsorted(times, times - rule.baseline_from_sec * 1000, side="right") - 1
+        lo = np.searchsorted(ref_times, times - rule.window_sec * 1000, side="left")
+        hi = np.searchsorted(ref_times, times - rule.baseline_from_sec * 1000, side="right") - 1
         has_reference = hi >= lo
         safe_lo, safe_hi = np.where(has_reference, lo, 0), np.where(has_reference, hi, 0)
         low, high = extremes.query(safe_lo, np.maximum(safe_hi, safe_lo))
@@ -219,6 +259,28 @@ def _scan_moves(
             cross = (cross_high - values) / cross_high
             rearm = (rearm_high - values) / rearm_high
             moves[Direction.DOWN] = _guarded(cross, rearm, cross_high, rearm_high, has_reference)
+    return moves
+
+
+def _relative_moves(
+    rule: Rule, series: Series, reference: _Reference, stats: ChangeStats | None
+) -> dict[Direction, tuple[np.ndarray, np.ndarray]]:
+    """The exact z of every sample against the window's oldest sample (the engine's arithmetic:
+    ``((current - start) / start - median) / scale``); no candidate without statistics."""
+    times, values = series.t_ms, series.oi
+    lo = np.searchsorted(reference.times, times - rule.window_sec * 1000, side="left")
+    hi = np.searchsorted(reference.times, times, side="right") - 1
+    has_reference = (hi >= lo) & (stats is not None)
+    start = reference.values[np.minimum(lo, len(reference.values) - 1)]
+    moves = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if stats is not None:
+            z = ((values - start) / start - stats.median) / stats.scale
+        else:
+            z = np.zeros(len(times))
+        for direction in rule.directions:
+            move = z if direction is Direction.UP else -z
+            moves[direction] = _guarded(move, move, start, start, has_reference)
     return moves
 
 
@@ -256,14 +318,21 @@ class _Local:
     coverage check reads) to that index. Successive indices close together are fed
     incrementally."""
 
-    __slots__ = ("_columns", "_fed_to", "_observed", "_rule", "_starts", "_tracker")
+    __slots__ = ("_columns", "_fed_to", "_observed", "_rule", "_starts", "_stats", "_tracker")
 
-    def __init__(self, rule: Rule, series: Series, columns: _Columns) -> None:
+    def __init__(
+        self, rule: Rule, series: Series, columns: _Columns, reference: _Reference,
+        stats: ChangeStats | None,
+    ) -> None:  # fmt: skip
         self._rule = rule
+        self._stats = stats
         times = series.t_ms
-        self._starts = np.maximum(
-            np.searchsorted(times, times - rule.window_sec * 1000, side="left") - 1, 0
+        anchors = np.maximum(
+            np.searchsorted(reference.times, times - rule.window_sec * 1000, side="left") - 1, 0
         )
+        # a long window's anchor is a coarse sample: the first of its bucket, so a tracker fed
+        # from it downsamples the rest as the whole series' tracker does
+        self._starts = anchors if reference.positions is None else reference.positions[anchors]
         self._columns = columns
         self._tracker: SymbolTracker | None = None
         self._fed_to = -1
@@ -287,11 +356,16 @@ class _Local:
         for position in range(self._fed_to + 1, index + 1):
             add(times[position], values[position], prices[position])
         self._fed_to = index
-        return tracker.observe(self._rule, prices[index])
+        return tracker.observe(self._rule, prices[index], self._stats)
 
 
 def replay(
-    rules: Mapping[str, Rule], series: Series, *, start_ms: int, exact_counts: bool = True
+    rules: Mapping[str, Rule],
+    series: Series,
+    *,
+    start_ms: int,
+    exact_counts: bool = True,
+    stats: Mapping[int, ChangeStats] | None = None,
 ) -> BacktestResult:
     """The per-sample replay's answer (``replay_per_sample``), computed from a vectorised scan
     and the exact engine run only where the gate can act.
@@ -307,11 +381,17 @@ def replay(
     result.samples = count - first
     if count == 0 or first >= count:
         return result
-    extremes = _RangeExtremes(series.oi)
+    stats = stats or {}
+    references: dict[bool, _Reference] = {}
     columns = _Columns(series)
     for rule in rules.values():
-        moves = _scan_moves(rule, series, extremes)
-        observe_at = _Local(rule, series, columns).observe
+        if rule.long_window not in references:
+            positions = coarse_indices(series.t_ms) if rule.long_window else None
+            references[rule.long_window] = _Reference(series, positions)
+        reference = references[rule.long_window]
+        rule_stats = stats.get(rule.window_sec) if rule.kind is RuleKind.RELATIVE else None
+        moves = _scan_moves(rule, series, reference, rule_stats)
+        observe_at = _Local(rule, series, columns, reference, rule_stats).observe
         for direction, (cross, rearm) in moves.items():
             threshold = rule.threshold(direction)
             crossings = np.flatnonzero(cross[first:] >= threshold * (1 - SLACK)) + first

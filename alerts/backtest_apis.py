@@ -37,7 +37,7 @@ class AlertRuleBacktestApi(APIView):
     """Replay a rule over stored samples: the alerts it would have raised and what held the
     others back (token)."""
 
-    class InputSerializer(serializers.Serializer):
+    class BacktestRequestSerializer(serializers.Serializer):
         rule_id = serializers.IntegerField(required=False, help_text="A saved rule")
         rule = DraftRuleSerializer(required=False, help_text="A draft rule (never saved)")
         days = serializers.FloatField(
@@ -50,14 +50,14 @@ class AlertRuleBacktestApi(APIView):
         )
 
     @extend_schema(
-        request=InputSerializer,
+        request=BacktestRequestSerializer,
         responses={
             200: OpenApiResponse(description="Done at once: {job, state, result}"),
             202: OpenApiResponse(description="Queued: {job, state, url}; poll the url"),
         },
     )
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.BacktestRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         if ("rule_id" in data) == ("rule" in data):

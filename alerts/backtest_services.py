@@ -18,7 +18,15 @@ What the replay takes as the live engine's input, and where the two could differ
 * Re-arm state: empty at the period's start. The live engine carries its state across (and after
   losing Redis seeds it from the last 24 h of alerts), so a move already alerted before the period
   alerts again here at its first crossing inside the period.
-* Overrides: the symbol's current threshold overrides apply, as live (``_RuleSet.rules_for``).
+* Overrides: the symbol's current threshold overrides apply, as live (``_RuleSet.rules_for``),
+  and so do the current liquidity tiers for a rule that uses them.
+* Long windows (over 3 h): the replay feeds every stored sample to the same tracker, which gives
+  the long window the first sample of each 5-minute bucket, as the coarse ring holds them live.
+* Relative rules: each symbol's statistics as of the period's start, computed by the refresh
+  job's own code from the stored samples of the OI_CHANGE_STATS_DAYS days before it, held for
+  the whole period (live, the job refreshes them hourly). A symbol without enough stored history
+  before the period uses its stored statistics (which may include the period: look-ahead), and
+  one without either gets no verdict; ``relativeStats`` in the answer counts each case.
 """
 
 import json
@@ -45,9 +53,11 @@ from alerts.backtest_selectors import (
     stored_span,
     stored_symbols,
 )
-from alerts.evaluation import COVERAGE_MARGIN_MS, _RuleSet
+from alerts.evaluation import COVERAGE_MARGIN_MS, _RuleSet, _tier_multipliers
 from alerts.models import AlertRule
-from alerts.rules import Rule, rule_from_fields
+from alerts.relative_selectors import change_stats_for
+from alerts.relative_services import change_stats_from_snapshots
+from alerts.rules import Rule, RuleKind, rule_from_fields
 from alerts.selectors import RULE_FIELD_NAMES, alert_overrides
 from common.errors import InvalidInput
 from common.redis import get_redis
@@ -225,7 +235,11 @@ def backtest_run(
     """Replay the rule over every symbol, SYMBOLS_PER_READ at a time; ``progress(done, total)``
     after each batch. Stops with TimeoutError past ``deadline`` (time.monotonic())."""
     started = time.monotonic()
-    rule_set = _RuleSet(None, 0.0, (request.rule,), alert_overrides())
+    rule_set = _RuleSet(
+        None, 0.0, (request.rule,), alert_overrides(),
+        multipliers=_tier_multipliers() if request.rule.liquidity_tiers else {},
+    )  # fmt: skip
+    stats, stats_sources = _relative_stats(request)
     lead_in_ms = request.rule.window_sec * 1000 + COVERAGE_MARGIN_MS
     read_since = request.since - timedelta(milliseconds=lead_in_ms)
     start_ms = ms_from_datetime(request.since)
@@ -248,7 +262,7 @@ def backtest_run(
                 continue
             rules = {rule.name: rule for rule in rule_set.rules_for(symbol)}
             symbol_series = series[symbol]
-            result.merge(replay(rules, symbol_series, start_ms=start_ms))
+            result.merge(replay(rules, symbol_series, start_ms=start_ms, stats=stats.get(symbol)))
             times = symbol_series.t_ms
             in_period = times[times >= start_ms]
             if len(in_period):
@@ -259,7 +273,33 @@ def backtest_run(
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"stopped after {done} of {len(request.symbols)} symbols")
     result.sort()
-    return _answer(request, result, days, time.monotonic() - started, read_sec)
+    answer = _answer(request, result, days, time.monotonic() - started, read_sec)
+    if stats_sources is not None:
+        answer["relativeStats"] = stats_sources
+    return answer
+
+
+def _relative_stats(request: BacktestRequest) -> tuple[dict[str, dict], dict | None]:
+    """symbol -> {window_sec: statistics} for a relative rule (see the module's notes), and how
+    many symbols got statistics from where."""
+    rule = request.rule
+    if rule.kind is not RuleKind.RELATIVE:
+        return {}, None
+    symbols = list(request.symbols)
+    as_of = change_stats_from_snapshots(symbols, [rule.window_sec], until=request.since)
+    stored = change_stats_for(symbols)
+    stats: dict[str, dict] = {}
+    sources = Counter()
+    for symbol in symbols:
+        if symbol in as_of:
+            stats[symbol] = {rule.window_sec: as_of[symbol][0]}
+            sources["asOfPeriodStart"] += 1
+        elif (symbol, rule.window_sec) in stored:
+            stats[symbol] = {rule.window_sec: stored[(symbol, rule.window_sec)]}
+            sources["storedNow"] += 1
+        else:
+            sources["none"] += 1
+    return stats, dict(sources)
 
 
 def _answer(

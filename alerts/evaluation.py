@@ -14,6 +14,13 @@ changed only by compare-and-set, so two processes never both fire on one move: a
 then stored (``alerts.fire_once``, as the ingest cooldowns do). If Redis lost the
 hash (a restart without persistence), it is seeded again from the last 24 h of stored alerts
 before any rule may fire, so a restart does not repeat alerts.
+
+Long windows (4 h, 24 h): a tracker rebuilt for them reads the coarse ring (one sample per
+5 min, 25 h) for what lies before the full-resolution ring, then the full-resolution ring
+(oi.coarse.merged_history); afterwards each new sample feeds both kinds of window. Relative rules
+get each symbol's change statistics (alerts.relative_selectors, reloaded when the refresh job
+bumps their version); rules with ``liquidity_tiers`` get the symbol's tier multiplier
+(OI_LIQUIDITY_TIERS) applied before its overrides, so an override's threshold wins.
 """
 
 import logging
@@ -21,9 +28,11 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from dataclasses import field as dataclass_field
 from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.utils import timezone
 
 from alerts.enums import VerdictReason
@@ -35,15 +44,18 @@ from alerts.fire_once import (
 )
 from alerts.models import AlertSource, OpenInterestAlert
 from alerts.payloads import AlertCandidate
-from alerts.rules import FireState, GateAction, Observation, Rule, SymbolTracker, gate
+from alerts.relative import ChangeStats, tier_multiplier, tiers_parse
+from alerts.relative_selectors import CHANGE_STATS_VERSION_KEY, change_stats_all
+from alerts.rules import FireState, GateAction, Observation, Rule, RuleKind, SymbolTracker, gate
 from alerts.selectors import alert_overrides, alert_rules_enabled
 from alerts.services import RULES_VERSION_KEY, AlertOutcome, RaisedAlert, alert_store
 from common.locks import redis_lease
 from common.redis import get_redis
 from common.timeutil import datetime_from_ms, ms_from_datetime, now_ms
-from liquidity.selectors import universe_quote_volumes
+from liquidity.selectors import liquid_symbol_list, universe_quote_volumes
+from oi.coarse import merged_history
 from oi.keys import BACKFILL_DONE_KEY, FUNDING_RATE_KEY
-from oi.ring import RING_MAX_AHEAD_MS, decode_members, ring_key
+from oi.ring import RING_MAX_AHEAD_MS, coarse_ring_key, decode_members, ring_key
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +75,11 @@ class _RuleSet:
     loaded_at: float
     rules: tuple[Rule, ...]
     overrides: dict[str, dict[int | None, dict]]
+    stats: dict[tuple[str, int], ChangeStats] = dataclass_field(default_factory=dict)
+    """(symbol, window_sec) -> the symbol's change statistics, for relative rules."""
+    multipliers: dict[str, float] = dataclass_field(default_factory=dict)
+    """symbol -> its liquidity tier's threshold multiplier, for rules with liquidity_tiers."""
+    stats_version: bytes | str | None = None
 
     @property
     def window_keys(self) -> frozenset:
@@ -70,16 +87,30 @@ class _RuleSet:
 
     @property
     def longest_window_ms(self) -> int:
-        return max((rule.window_sec for rule in self.rules), default=0) * 1000
+        """Of the windows read from the full-resolution ring."""
+        return max((r.window_sec for r in self.rules if not r.long_window), default=0) * 1000
+
+    @property
+    def longest_long_window_ms(self) -> int:
+        """Of the windows read from the coarse ring (0: none)."""
+        return max((r.window_sec for r in self.rules if r.long_window), default=0) * 1000
+
+    def stats_of(self, symbol: str, rule: Rule) -> ChangeStats | None:
+        if rule.kind is not RuleKind.RELATIVE:
+            return None
+        return self.stats.get((symbol, rule.window_sec))
 
     def rules_for(self, symbol: str) -> list[Rule]:
-        """The rules that apply to ``symbol``, each with the symbol's overrides on top (the
-        every-rule override first, then the rule's own)."""
+        """The rules that apply to ``symbol``: each scaled by the symbol's liquidity tier when it
+        uses tiers, then with the symbol's overrides on top (the every-rule override first, then
+        the rule's own), so an override's threshold wins over the tier."""
         symbol_overrides = self.overrides.get(symbol, {})
         rules = []
         for rule in self.rules:
             if not rule.applies_to(symbol):
                 continue
+            if rule.liquidity_tiers:
+                rule = rule.scaled(self.multipliers.get(symbol, 1.0))
             for key in (None, rule.rule_id):
                 if key in symbol_overrides:
                     rule = rule.overridden(symbol_overrides[key])
@@ -131,15 +162,31 @@ def tracker_count() -> int:
 def current_rule_set() -> _RuleSet:
     """The enabled rules and overrides, reloaded every 10 s and at once when they change."""
     global _rule_set
-    version = get_redis().get(RULES_VERSION_KEY)
+    version, stats_version = get_redis().mget(RULES_VERSION_KEY, CHANGE_STATS_VERSION_KEY)
     now = time.monotonic()
     if (
         _rule_set is None
         or _rule_set.version != version
+        or _rule_set.stats_version != stats_version
         or now - _rule_set.loaded_at > RULES_CACHE_SEC
     ):
-        _rule_set = _RuleSet(version, now, tuple(alert_rules_enabled()), alert_overrides())
+        rules = tuple(alert_rules_enabled())
+        _rule_set = _RuleSet(
+            version, now, rules, alert_overrides(),
+            stats=change_stats_all() if any(r.kind is RuleKind.RELATIVE for r in rules) else {},
+            multipliers=_tier_multipliers() if any(r.liquidity_tiers for r in rules) else {},
+            stats_version=stats_version,
+        )  # fmt: skip
     return _rule_set
+
+
+def _tier_multipliers() -> dict[str, float]:
+    """Each liquid symbol's tier multiplier from its 24 h quote volume (OI_LIQUIDITY_TIERS)."""
+    tiers = tiers_parse(settings.OI_LIQUIDITY_TIERS)
+    return {
+        symbol: tier_multiplier(float(volume) if volume is not None else None, tiers)
+        for symbol, volume in liquid_symbol_list().values_list("symbol", "quote_volume_24h")
+    }
 
 
 def alerts_evaluate(
@@ -171,7 +218,8 @@ def _observe(
     for symbol in updated:
         tracker = _trackers[symbol][0]
         for rule in rule_set.rules_for(symbol):
-            for observation in tracker.observe(rule, mark_prices.get(symbol)):
+            stats = rule_set.stats_of(symbol, rule)
+            for observation in tracker.observe(rule, mark_prices.get(symbol), stats):
                 observations.append((symbol, observation))
                 if observation.crossed and observation.reason is not VerdictReason.ALERT:
                     logger.info(
@@ -204,6 +252,7 @@ def _trackers_sync(symbols: list[str], rule_set: _RuleSet) -> list[str]:
     window_keys = rule_set.window_keys
     stamps = redis.mget([BACKFILL_DONE_KEY.format(symbol) for symbol in symbols])
     rebuild: set[str] = set()
+    long_ms = rule_set.longest_long_window_ms
     with redis.pipeline(transaction=False) as pipe:
         for symbol, stamp in zip(symbols, stamps, strict=True):
             known = _trackers.get(symbol)
@@ -219,11 +268,20 @@ def _trackers_sync(symbols: list[str], rule_set: _RuleSet) -> list[str]:
             else:
                 since = f"({known[0].latest[0]}"
             pipe.zrangebyscore(ring_key(symbol), since, future_ms)
-        new_members = pipe.execute()
+        coarse_rebuilt = sorted(rebuild) if long_ms else []
+        for symbol in coarse_rebuilt:
+            pipe.zrangebyscore(
+                coarse_ring_key(symbol), at_ms - long_ms - COVERAGE_MARGIN_MS, future_ms
+            )
+        replies = pipe.execute()
+    new_members = replies[: len(symbols)]
+    coarse = dict(zip(coarse_rebuilt, replies[len(symbols) :], strict=True))
     updated = []
     for symbol, stamp, members in zip(symbols, stamps, new_members, strict=True):
         _tracker_used_at[symbol] = used_at
         samples = decode_members(members)
+        if symbol in coarse:
+            samples = merged_history(decode_members(coarse[symbol]), samples)
         if symbol in rebuild:
             tracker = SymbolTracker(rule_set.rules)
             _trackers[symbol] = (tracker, stamp, window_keys)

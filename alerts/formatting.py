@@ -5,6 +5,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
+from alerts.rules import Reference
 from common.formatting import iso_z
 from oi.regimes import REGIME_MEANINGS, Regime
 
@@ -40,6 +41,7 @@ class AlertLike(Protocol):
 def alert_payload(alert: AlertLike) -> dict:
     """The design's §5.3 alert payload, plus the alert's id (for catching up after a reconnect),
     the rule that fired, its market context and links. Fields that are not known are null."""
+    relative = alert.reference == Reference.WINDOW_START  # a relative rule's: a z threshold
     return {
         "id": alert.id,
         "symbol": alert.symbol,
@@ -53,7 +55,9 @@ def alert_payload(alert: AlertLike) -> dict:
         "rule": alert.rule_name or None,
         "windowSec": alert.window_sec,
         "reference": alert.reference or None,
-        "thresholdPct": _float_or_none(alert.threshold_pct),
+        # a relative rule's threshold is a robust z against the symbol's own changes, not a %
+        "thresholdPct": None if relative else _float_or_none(alert.threshold_pct),
+        "thresholdZ": _float_or_none(alert.threshold_pct) if relative else None,
         "priceChangePct": _float_or_none(alert.price_change_pct),
         "markPrice": _float_or_none(alert.mark_price),
         "fundingRate": _float_or_none(alert.funding_rate),

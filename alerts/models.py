@@ -16,6 +16,7 @@ from alerts.outcome_measures import Horizon, OutcomeStatus
 from alerts.rules import rule_from_fields
 from common.numbers import DECIMAL_DIGITS, DECIMAL_PLACES
 from common.symbols import SYMBOL_MAX_LENGTH, symbol_problem
+from oi.coarse import LONG_WINDOW_ABOVE_SEC, LONG_WINDOW_MAX_SEC, is_long_window
 from oi.regimes import REGIME_MEANINGS, Regime
 
 
@@ -36,6 +37,7 @@ REGIME_CHOICES = [(regime.value, REGIME_MEANINGS[regime]) for regime in Regime]
 class RuleKind(models.TextChoices):
     WINDOW_CHANGE = "window_change", "Change within the window, against its extreme"
     MEDIAN_BASELINE = "median_baseline", "Change against the median of an older window (design)"
+    RELATIVE = "relative", "Change over the window as a robust z against the symbol's own history"
 
 
 class RuleDirection(models.TextChoices):
@@ -55,7 +57,9 @@ class AlertRule(models.Model):
 
     ``window_change``: the latest sample against the lowest (for spikes) or highest (for dumps)
     sample of the last ``window_sec``. ``median_baseline``: against the median of the samples
-    aged ``baseline_from_sec`` to ``window_sec`` (the design's rule).
+    aged ``baseline_from_sec`` to ``window_sec`` (the design's rule). ``relative``: the change
+    over the window against the symbol's own distribution of it (alerts.relative); its
+    thresholds are robust z values. Windows over 3 h (up to 24 h) read the coarse ring.
     """
 
     name = models.CharField(max_length=RULE_NAME_MAX_LENGTH, unique=True)
@@ -70,8 +74,9 @@ class AlertRule(models.Model):
         max_length=4, choices=RuleDirection.choices, default=RuleDirection.BOTH
     )
     threshold_pct = models.DecimalField(
-        max_digits=8, decimal_places=6, help_text="0.03 = 3%; a dump can be at most 100%"
-    )
+        max_digits=8, decimal_places=6,
+        help_text="0.03 = 3%; a dump can be at most 100%. Relative rules: a robust z (e.g. 6)",
+    )  # fmt: skip
     dump_threshold_pct = models.DecimalField(
         max_digits=8, decimal_places=6, null=True, blank=True,
         help_text="A different threshold for dumps; empty: the same as threshold_pct",
@@ -112,6 +117,11 @@ class AlertRule(models.Model):
         help_text="Fire only on moves of these OI/price regimes (e.g. short_build: OI up, price "
         "down); empty: any",
     )  # fmt: skip
+    liquidity_tiers = models.BooleanField(
+        default=False,
+        help_text="Multiply the thresholds by the symbol's liquidity tier (OI_LIQUIDITY_TIERS, by "
+        "24 h quote volume); a symbol's override threshold wins. Not for relative rules",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -126,12 +136,14 @@ class AlertRule(models.Model):
             models.CheckConstraint(
                 condition=Q(direction=RuleDirection.UP)
                 | Q(dump_threshold_pct__isnull=False)
-                | Q(threshold_pct__lte=1),
+                | Q(threshold_pct__lte=1)
+                | Q(kind=RuleKind.RELATIVE),
                 name="alert_rule_dump_at_most_all",
             ),
             models.CheckConstraint(
                 condition=Q(dump_threshold_pct__isnull=True)
-                | (Q(dump_threshold_pct__gt=0) & Q(dump_threshold_pct__lte=1)),
+                | (Q(dump_threshold_pct__gt=0) & Q(dump_threshold_pct__lte=1))
+                | Q(kind=RuleKind.RELATIVE, dump_threshold_pct__gt=0),
                 name="alert_rule_dump_threshold_range",
             ),
             models.CheckConstraint(
@@ -143,7 +155,10 @@ class AlertRule(models.Model):
                 name="alert_rule_step_positive",
             ),
             models.CheckConstraint(
-                condition=Q(kind=RuleKind.WINDOW_CHANGE, baseline_from_sec__isnull=True)
+                condition=Q(
+                    kind__in=(RuleKind.WINDOW_CHANGE, RuleKind.RELATIVE),
+                    baseline_from_sec__isnull=True,
+                )
                 | Q(
                     kind=RuleKind.MEDIAN_BASELINE,
                     baseline_from_sec__gt=0,
@@ -187,11 +202,21 @@ class AlertRule(models.Model):
             return None
         if window_sec <= 0:
             return "window_sec", "must be above 0"
-        if window_sec > longest_rule_window_sec():
+        if window_sec > longest_rule_window_sec() and not is_long_window(window_sec):
             return "window_sec", (
                 f"must be at most {longest_rule_window_sec()} s: the ring buffers keep "
-                f"OI_RING_WINDOW_SEC={settings.OI_RING_WINDOW_SEC} s of samples"
+                f"OI_RING_WINDOW_SEC={settings.OI_RING_WINDOW_SEC} s of samples (or a long "
+                f"window over {LONG_WINDOW_ABOVE_SEC} s, read from the coarse ring)"
             )
+        if window_sec > LONG_WINDOW_MAX_SEC:
+            return "window_sec", (
+                f"must be at most {LONG_WINDOW_MAX_SEC} s (24 h: the coarse ring keeps 25 h)"
+            )
+        relative = self.kind == RuleKind.RELATIVE
+        if relative and window_sec < 300:
+            return "window_sec", "a relative rule's window must be at least 300 s"
+        if relative and self.liquidity_tiers:
+            return "liquidity_tiers", "a relative rule is already relative to each symbol"
         baseline_from_sec = self.baseline_from_sec
         if self.kind == RuleKind.MEDIAN_BASELINE:
             if baseline_from_sec is None or not 0 < baseline_from_sec < window_sec:
@@ -204,9 +229,12 @@ class AlertRule(models.Model):
         if threshold <= 0:
             return "threshold_pct", "must be above 0"
         dump_threshold = self.dump_threshold_pct
-        if dump_threshold is not None and not 0 < dump_threshold <= 1:
+        if relative:
+            if dump_threshold is not None and dump_threshold <= 0:
+                return "dump_threshold_pct", "must be above 0 (a robust z)"
+        elif dump_threshold is not None and not 0 < dump_threshold <= 1:
             return "dump_threshold_pct", "must be above 0 and at most 1 (a dump is at most 100%)"
-        if self.direction != RuleDirection.UP and dump_threshold is None and threshold > 1:
+        elif self.direction != RuleDirection.UP and dump_threshold is None and threshold > 1:
             return "threshold_pct", "must be at most 1 for dumps (set dump_threshold_pct otherwise)"
         for name in ("min_delta_contracts", "min_delta_usd"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
@@ -284,7 +312,8 @@ class OpenInterestAlert(models.Model):
     window_sec = models.PositiveIntegerField(null=True, blank=True)
     reference = models.CharField(
         max_length=16, blank=True, default="", db_default="",
-        help_text="What the change is measured against: window_low, window_high or median",
+        help_text="What the change is measured against: window_low, window_high, median or "
+        "window_start (relative rules; their threshold_pct is a robust z)",
     )  # fmt: skip
     threshold_pct = models.DecimalField(max_digits=8, decimal_places=6, null=True, blank=True)
     price_change_pct = models.DecimalField(
@@ -695,3 +724,34 @@ class AlertForwardOutcome(models.Model):
 
     def __str__(self) -> str:
         return f"alert {self.alert_id} +{Horizon(self.horizon_sec).label}: {self.status}"
+
+
+class ChangeStatsSource(models.TextChoices):
+    SNAPSHOTS = "snapshots", "Stored snapshots"
+    OPEN_INTEREST_HIST = "open_interest_hist", "Bootstrapped from openInterestHist (5m)"
+
+
+class OpenInterestChangeStats(models.Model):
+    """One symbol's distribution of one window's OI change over the last N days, for relative
+    rules (alerts.relative): its median and robust scale (1.4826 × MAD). Refreshed by a beat job
+    (alerts.relative_services); a symbol with too little history has no row."""
+
+    symbol = models.CharField(max_length=SYMBOL_MAX_LENGTH)
+    window_sec = models.PositiveIntegerField()
+    median = models.FloatField(help_text="Median change over the window (0.01 = +1%)")
+    scale = models.FloatField(help_text="1.4826 × the median absolute deviation, floored")
+    count = models.PositiveIntegerField(help_text="Changes (5-minute samples) it is made of")
+    first_ts = models.DateTimeField(help_text="The oldest sample used")
+    last_ts = models.DateTimeField(help_text="The newest sample used")
+    source = models.CharField(max_length=24, choices=ChangeStatsSource.choices)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "open_interest_change_stats"
+        constraints = [
+            models.UniqueConstraint(fields=("symbol", "window_sec"), name="change_stats_uniq"),
+            models.CheckConstraint(condition=Q(scale__gt=0), name="change_stats_scale_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.window_sec}s"

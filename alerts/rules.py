@@ -12,6 +12,15 @@ Two kinds of rule:
   monotonic deques, so each new sample costs O(1) amortised, never a re-read of the window.
 * ``median_baseline``: the design's rule, against the median of the samples aged
   ``baseline_from_sec``..``window_sec`` (``BaselineTracker``).
+* ``relative``: the change over the window (the latest sample against the window's oldest) as a
+  robust z against the symbol's own distribution of that window's change (alerts.relative); its
+  thresholds are in z. The statistics are data handed to ``observe``: without them, no verdict.
+
+Long windows (over 3 h, up to 24 h; oi.coarse): a SymbolTracker feeds their window only the first
+sample of each 5-minute bucket of what it is given (what the coarse ring holds), and moves their
+window forward on every sample; the latest sample is still the one compared. So a 24 h window
+costs 288 samples, not 8,640, and its verdicts are the same whether the tracker was fed every
+sample or the coarse ring's samples followed by the full-resolution ring's (a rebuilt tracker).
 
 No verdict until the rule's window is covered: a ``window_change`` tracker must hold a sample at
 least W old (backfilled history counts); a ``median_baseline`` one needs ``min_samples`` in its
@@ -37,6 +46,8 @@ from enum import StrEnum
 from sortedcontainers import SortedList
 
 from alerts.enums import Direction, VerdictReason
+from alerts.relative import ChangeStats
+from oi.coarse import COARSE_BUCKET_MS, is_long_window
 from oi.regimes import Regime, regime_of
 
 Number = int | float | Decimal
@@ -46,12 +57,14 @@ PriceSample = tuple[int, float, float | None]  # (t_ms, open interest, mark pric
 class RuleKind(StrEnum):
     WINDOW_CHANGE = "window_change"
     MEDIAN_BASELINE = "median_baseline"
+    RELATIVE = "relative"
 
 
 class Reference(StrEnum):
     WINDOW_LOW = "window_low"
     WINDOW_HIGH = "window_high"
     MEDIAN = "median"
+    WINDOW_START = "window_start"
 
 
 class Scope(StrEnum):
@@ -65,7 +78,8 @@ class Rule:
     """One rule with its thresholds as fractions (0.03 = 3%) and times in seconds.
 
     ``up_threshold`` and ``down_threshold`` are the rule's threshold, each possibly overridden
-    per symbol (an override's spike/dump thresholds)."""
+    per symbol (an override's spike/dump thresholds); for a ``relative`` rule they are robust
+    z values (6 = six robust standard deviations), not fractions."""
 
     rule_id: int
     name: str
@@ -85,6 +99,8 @@ class Rule:
     symbols: frozenset[str] = frozenset()
     regimes: frozenset[Regime] = frozenset()
     """Fire only on moves of these OI/price regimes (oi.regimes); empty: any regime."""
+    liquidity_tiers: bool = False
+    """The thresholds are multiplied by the symbol's liquidity tier (``scaled``)."""
 
     def __post_init__(self) -> None:
         if self.window_sec <= 0:
@@ -93,7 +109,7 @@ class Rule:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be > 0, got {value}")
-        if self.down_threshold > 1:
+        if self.down_threshold > 1 and self.kind is not RuleKind.RELATIVE:
             raise ValueError(f"down_threshold must be <= 1, got {self.down_threshold}")
         if not 0 <= self.rearm_ratio < 1:
             raise ValueError(f"rearm_ratio must be in [0, 1), got {self.rearm_ratio}")
@@ -108,13 +124,26 @@ class Rule:
                 raise ValueError(f"min_samples must be >= 1, got {self.min_samples}")
         elif self.baseline_from_sec is not None:
             raise ValueError("baseline_from_sec belongs to median_baseline rules only")
+        if self.kind is RuleKind.RELATIVE and self.window_sec * 1000 < COARSE_BUCKET_MS:
+            raise ValueError("a relative rule's window must be at least 300 s (its statistics "
+                             "are of 5-minute samples)")  # fmt: skip
         if not self.directions:
             raise ValueError("a rule needs at least one direction")
+        if self.liquidity_tiers and self.kind is RuleKind.RELATIVE:
+            raise ValueError("a relative rule is already relative to each symbol: no tiers")
 
     @property
     def window_key(self) -> tuple[RuleKind, int, int | None]:
-        """Rules with the same key share one tracker per symbol."""
+        """Rules with the same key share one tracker per symbol (a relative rule reads the same
+        window as a window_change one)."""
+        if self.kind is RuleKind.RELATIVE:
+            return (RuleKind.WINDOW_CHANGE, self.window_sec, None)
         return (self.kind, self.window_sec, self.baseline_from_sec)
+
+    @property
+    def long_window(self) -> bool:
+        """Evaluated against coarse samples (oi.coarse)."""
+        return is_long_window(self.window_sec)
 
     def applies_to(self, symbol: str) -> bool:
         if self.scope is Scope.ONLY:
@@ -125,6 +154,17 @@ class Rule:
 
     def threshold(self, direction: Direction) -> float:
         return self.up_threshold if direction is Direction.UP else self.down_threshold
+
+    def scaled(self, multiplier: float) -> "Rule":
+        """This rule with its thresholds × ``multiplier`` (a liquidity tier's), a dump's at most
+        100%."""
+        if multiplier == 1:
+            return self
+        return replace(
+            self,
+            up_threshold=self.up_threshold * multiplier,
+            down_threshold=min(self.down_threshold * multiplier, 1.0),
+        )
 
     def overridden(self, override: Mapping[str, object]) -> "Rule":
         """This rule with a symbol's override on top; fields that are None keep the rule's."""
@@ -209,7 +249,10 @@ class WindowExtremes:
     (a quarter of the window, at least 5.5 min so 5-minute backfilled history counts). After a
     hole in the data there is no verdict until the window has moved past it."""
 
-    __slots__ = ("_anchor_t", "_gaps", "_highs", "_in_window", "_lows", "_max_gap_ms", "_window_ms")
+    __slots__ = (
+        "_anchor_t", "_gaps", "_highs", "_in_window", "_last_t", "_lows", "_max_gap_ms",
+        "_window_ms",
+    )  # fmt: skip
 
     def __init__(self, window_sec: int) -> None:
         self._window_ms = window_sec * 1000
@@ -219,14 +262,16 @@ class WindowExtremes:
         self._in_window: deque[PriceSample] = deque()
         self._gaps: deque[tuple[int, int]] = deque()  # (t, gap to the previous sample), decreasing
         self._anchor_t: int | None = None
+        self._last_t: int | None = None  # the previous sample (the window may have moved past it)
 
     def add(self, sample: PriceSample) -> None:
         t_now, value, _ = sample
-        if self._in_window:
-            gap = t_now - self._in_window[-1][0]
+        if self._last_t is not None:
+            gap = t_now - self._last_t
             while self._gaps and self._gaps[-1][1] <= gap:
                 self._gaps.pop()
             self._gaps.append((t_now, gap))
+        self._last_t = t_now
         while self._lows and self._lows[-1][1] >= value:
             self._lows.pop()
         self._lows.append(sample)
@@ -234,11 +279,19 @@ class WindowExtremes:
             self._highs.pop()
         self._highs.append(sample)
         self._in_window.append(sample)
-        cutoff = t_now - self._window_ms
-        while self._in_window[0][0] < cutoff:
+        self._evict(t_now - self._window_ms)
+
+    def advance(self, t_now: int) -> None:
+        """Move the window to end at ``t_now`` without a sample (a long window between its
+        coarse samples)."""
+        if self._in_window:
+            self._evict(t_now - self._window_ms)
+
+    def _evict(self, cutoff: int) -> None:
+        while self._in_window and self._in_window[0][0] < cutoff:
             self._anchor_t = self._in_window.popleft()[0]
         for queue in (self._lows, self._highs):
-            while queue[0][0] < cutoff:
+            while queue and queue[0][0] < cutoff:
                 queue.popleft()
         # a gap counts while its earlier end is the anchor or inside the window
         while self._gaps and self._anchor_t is not None and self._gaps[0][0] <= self._anchor_t:
@@ -326,6 +379,10 @@ class BaselineTracker:
 
     def add(self, t_now: int, value: float) -> None:
         self._pending.append((t_now, value))
+        self.advance(t_now)
+
+    def advance(self, t_now: int) -> None:
+        """Age the samples to ``t_now`` (a long window between its coarse samples)."""
         while self._pending and t_now - self._pending[0][0] >= self._w_low_ms:
             aged = self._pending.popleft()
             self._window.append(aged)
@@ -354,31 +411,43 @@ class _MedianWindow:
         t_now, value, price = sample
         self.tracker.add(t_now, value)
         self._prices.append((t_now, price))
+        self._evict(t_now)
+
+    def advance(self, t_now: int) -> None:
+        self.tracker.advance(t_now)
+        self._evict(t_now)
+
+    def _evict(self, t_now: int) -> None:
         cutoff = t_now - self._window_ms
-        while self._prices[0][0] < cutoff:
+        while self._prices and self._prices[0][0] < cutoff:
             self._prices.popleft()
 
     @property
     def oldest_price(self) -> float | None:
-        return self._prices[0][1]
+        return self._prices[0][1] if self._prices else None
 
 
 class SymbolTracker:
-    """Everything one symbol needs to evaluate a set of rules at its latest sample."""
+    """Everything one symbol needs to evaluate a set of rules at its latest sample. Long
+    windows get the first sample of each coarse bucket (oi.coarse) and move forward on every
+    other sample."""
 
-    __slots__ = ("_latest", "_windows")
+    __slots__ = ("_bucket", "_fine", "_latest", "_long", "_windows")
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self._windows: dict[tuple[RuleKind, int, int | None], WindowExtremes | _MedianWindow] = {}
         for rule in rules:
             if rule.window_key in self._windows:
                 continue
-            if rule.kind is RuleKind.WINDOW_CHANGE:
+            if rule.window_key[0] is RuleKind.WINDOW_CHANGE:
                 self._windows[rule.window_key] = WindowExtremes(rule.window_sec)
             else:
                 self._windows[rule.window_key] = _MedianWindow(
                     rule.baseline_from_sec, rule.window_sec
                 )
+        self._fine = [w for key, w in self._windows.items() if not is_long_window(key[1])]
+        self._long = [w for key, w in self._windows.items() if is_long_window(key[1])]
+        self._bucket: int | None = None
         self._latest: PriceSample | None = None
 
     @property
@@ -395,13 +464,25 @@ class SymbolTracker:
         price_or_none = usable_price(price)
         sample = (int(t_ms), value, price_or_none)
         self._latest = sample
-        for window in self._windows.values():
+        for window in self._fine:
             window.add(sample)
+        if self._long:
+            bucket = sample[0] - sample[0] % COARSE_BUCKET_MS
+            if bucket != self._bucket:
+                self._bucket = bucket
+                for window in self._long:
+                    window.add(sample)
+            else:
+                for window in self._long:
+                    window.advance(sample[0])
         return True
 
-    def observe(self, rule: Rule, mark_price: Number | None = None) -> list[Observation]:
+    def observe(
+        self, rule: Rule, mark_price: Number | None = None, stats: ChangeStats | None = None
+    ) -> list[Observation]:
         """Observations of ``rule`` at the latest sample, one per direction; none when the
-        rule's window is not yet covered or the reference is 0."""
+        rule's window is not yet covered or the reference is 0, nor for a relative rule
+        without the symbol's ``stats`` of that window."""
         if self._latest is None:
             return []
         t_now, current, sample_price = self._latest
@@ -410,6 +491,18 @@ class SymbolTracker:
             price_now = sample_price
         window = self._windows[rule.window_key]
         observations = []
+        if rule.kind is RuleKind.RELATIVE:
+            if stats is None or not window.covered(t_now):
+                return []
+            _, start, start_price = window.oldest
+            for direction in rule.directions:
+                observation = _observe(
+                    rule, direction, t_now, current, start, Reference.WINDOW_START, price_now,
+                    start_price, start_price, stats,
+                )  # fmt: skip
+                if observation is not None:
+                    observations.append(observation)
+            return observations
         if isinstance(window, WindowExtremes):
             if not window.covered(t_now):
                 return []
@@ -447,11 +540,15 @@ def _observe(
     price_now: float | None,
     price_reference: float | None,
     price_window_start: float | None,
+    stats: ChangeStats | None = None,
 ) -> Observation | None:
     if reference == 0:
         return None
     abs_change = current - reference
     move = abs_change / reference if direction is Direction.UP else -abs_change / reference
+    if stats is not None:  # a relative rule: the move in robust z
+        z = stats.z(abs_change / reference)
+        move = z if direction is Direction.UP else -z
     abs_change_usd = abs(abs_change) * price_now if price_now is not None else None
     if move < rule.threshold(direction):
         reason = VerdictReason.BELOW_THRESHOLD
@@ -591,6 +688,7 @@ def rule_from_fields(rule_id: int, fields: Mapping[str, object]) -> Rule:
         scope=Scope(fields.get("scope", Scope.ALL)),
         symbols=frozenset(fields.get("symbols") or ()),
         regimes=frozenset(Regime(regime) for regime in fields.get("regimes") or ()),
+        liquidity_tiers=bool(fields.get("liquidity_tiers", False)),
     )
 
 
@@ -607,8 +705,10 @@ def default_rule_specs(
 ) -> list[dict]:
     """The default rule set as model field values: the design's rule and the VolSpike production
     windows (5 m at 3%, 15 m at 7%, 1 h at 12%, both directions). Each fires again without
-    re-arming only once its move has doubled (step = threshold). Plus one preset shipped
-    disabled: OI up 3% in 5 m while the price falls (a short build: new shorts piling in)."""
+    re-arming only once its move has doubled (step = threshold). Plus two presets shipped
+    disabled: OI up 3% in 5 m while the price falls (a short build: new shorts piling in), and
+    a relative rule: the 4 h change extreme against the symbol's own 4 h changes. Its spec
+    carries ``liquidity_tiers`` so migrations before that field skip it (0009 installs it)."""
     windows = [
         ("oi-5m-3pct", 300, "0.03", 300),
         ("oi-15m-7pct", 900, "0.07", 900),
@@ -665,4 +765,27 @@ def default_rule_specs(
             "regimes": [Regime.SHORT_BUILD.value],
         }
     )
+    specs.append(
+        {
+            "name": RELATIVE_PRESET_NAME,
+            "enabled": False,
+            "kind": RuleKind.RELATIVE.value,
+            "window_sec": 4 * 3600,
+            "baseline_from_sec": None,
+            "threshold_pct": RELATIVE_PRESET_Z,
+            "dump_threshold_pct": None,
+            "step_pct": RELATIVE_PRESET_Z,
+            "min_delta_contracts": None,
+            "min_delta_usd": None,
+            "cooldown_sec": 3600,
+            "min_samples": 3,
+            "liquidity_tiers": False,
+        }
+    )
     return specs
+
+
+RELATIVE_PRESET_NAME = "oi-4h-relative-z6"
+RELATIVE_PRESET_Z = "6"
+"""The 4 h change at 6 robust standard deviations of the symbol's own 4 h changes (see
+bench/replay_rules.py for what it finds in ../shared/data)."""

@@ -40,7 +40,7 @@ def alert_list(
 RULE_FIELD_NAMES = (
     "name", "kind", "window_sec", "baseline_from_sec", "direction", "threshold_pct",
     "dump_threshold_pct", "min_delta_contracts", "min_delta_usd", "cooldown_sec", "rearm_ratio",
-    "step_pct", "min_samples", "scope", "symbols", "regimes",
+    "step_pct", "min_samples", "scope", "symbols", "regimes", "liquidity_tiers",
 )  # fmt: skip
 
 

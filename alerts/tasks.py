@@ -1,5 +1,7 @@
 """Celery tasks of the alerts app: thin, they call services (never the reverse)."""
 
+import time
+
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
@@ -14,6 +16,7 @@ from alerts.channels.services import (
 )
 from alerts.models import AlertChannel
 from alerts.outcome_services import alert_outcomes_fill
+from alerts.relative_services import change_stats_refresh
 
 logger = get_task_logger(__name__)
 
@@ -68,3 +71,21 @@ def backtest_run_task(job_id: str) -> None:
     itself stops at BACKTEST_TIME_LIMIT_SEC (a thread pool enforces no time limit); a second
     delivery of the task finds the job taken and does nothing."""
     backtest_job_run(job_id)
+
+
+CHANGE_STATS_TIME_LIMIT_SEC = 240
+
+
+@shared_task(
+    name="alerts.change_stats_refresh", ignore_result=True,
+    soft_time_limit=CHANGE_STATS_TIME_LIMIT_SEC + 30, time_limit=CHANGE_STATS_TIME_LIMIT_SEC + 60,
+)  # fmt: skip
+def change_stats_refresh_task() -> None:
+    """Every OI_CHANGE_STATS_REFRESH_SEC (beat, queue oi_backfill): the relative rules' change
+    statistics from the stored samples, then a bounded bootstrap from openInterestHist of the
+    symbols still without them. Stops itself at its own deadline (a thread pool enforces no
+    time limit); what is left waits for the next run."""
+    try:
+        change_stats_refresh(deadline=time.monotonic() + CHANGE_STATS_TIME_LIMIT_SEC)
+    except SoftTimeLimitExceeded:
+        logger.warning("change statistics job hit its time limit; the next run goes on")

@@ -4,6 +4,7 @@ from alerts.apis import AlertExportApi, AlertIngestApi, AlertListApi
 from alerts.backtest_apis import AlertRuleBacktestApi, AlertRuleBacktestJobApi
 from alerts.channels.apis import AlertChannelDetailApi, AlertChannelListApi, AlertChannelTestApi
 from alerts.outcome_apis import AlertOutcomeListApi, AlertRuleOutcomeApi
+from alerts.relative_apis import ChangeStatsApi
 from alerts.rule_apis import (
     AlertOverrideDetailApi,
     AlertOverrideListApi,
@@ -31,6 +32,11 @@ urlpatterns = [
     ),
     path("alert-outcomes", AlertOutcomeListApi.as_view(), name="alert-outcome-list"),
     path("alert-overrides", AlertOverrideListApi.as_view(), name="alert-override-list"),
+    path(
+        "open-interest/<str:symbol>/change-stats",
+        ChangeStatsApi.as_view(),
+        name="oi-change-stats",
+    ),
     path(
         "alert-overrides/<int:pk>", AlertOverrideDetailApi.as_view(), name="alert-override-detail"
     ),

@@ -12,7 +12,14 @@ Per rule it also prints the regime mix of its alerts (oi.regimes; "unknown" wher
 no price) with the alerts per symbol-day, and checks that the backtest's vectorised replay
 (alerts.backtest.replay) raises the same alerts on every series.
 
-Pure: imports alerts.rules, alerts.backtest and alerts.enums only, no Django. Also writes the output to
+The default rules include the disabled relative preset (a 4 h change at a robust z of 6 against
+the symbol's own 4 h changes). Its statistics are walked forward as the live job computes them:
+every hour (OI_CHANGE_STATS_REFRESH_SEC), from the series' coarse samples (first per 5 minutes)
+of the 7 days before (OI_CHANGE_STATS_DAYS), never from later samples; until a series has a day
+of history the rule gives no verdict there. The backtest's replay holds a symbol's statistics
+fixed over a period, so the replay-equality check covers the other rules.
+
+Pure: imports alerts.rules, alerts.relative, alerts.backtest and alerts.enums only, no Django. Also writes the output to
 test-artifacts/replay-rules.txt.
 
     python bench/replay_rules.py
@@ -20,6 +27,7 @@ test-artifacts/replay-rules.txt.
 """
 
 import argparse
+import bisect
 import csv
 import itertools
 import json
@@ -38,6 +46,7 @@ import numpy as np  # noqa: E402
 from alerts.backtest import Series as BacktestSeries  # noqa: E402
 from alerts.backtest import replay as backtest_replay  # noqa: E402
 from alerts.enums import Direction, VerdictReason  # noqa: E402
+from alerts.relative import ChangeStats, change_stats  # noqa: E402
 from alerts.rules import (  # noqa: E402
     GateAction,
     Rule,
@@ -51,6 +60,9 @@ from alerts.rules import (  # noqa: E402
 DEFAULT_DATA_DIR = PROJECT_ROOT.parent / "shared" / "data"
 ARTIFACT = PROJECT_ROOT / "test-artifacts" / "replay-rules.txt"
 DAY_MS = 86_400_000
+STATS_REFRESH_MS = 3_600_000
+STATS_DAYS = 7
+COARSE_MS = 300_000
 # A step longer than this many sampling intervals is a gap: not counted in the observed days.
 GAP_FACTOR = 3
 
@@ -248,6 +260,31 @@ class RuleResult:
         self.partial_window += other.partial_window
 
 
+class StatsWalk:
+    """A relative rule's statistics as the hourly job would have had them at each time: from the
+    coarse samples (first per 5-minute bucket) of the STATS_DAYS before the last refresh."""
+
+    def __init__(self, rows: list[tuple[int, float, float | None]]) -> None:
+        self._coarse: list[tuple[int, float]] = []
+        for t_ms, value, _price in rows:
+            if not self._coarse or t_ms // COARSE_MS != self._coarse[-1][0] // COARSE_MS:
+                self._coarse.append((t_ms, value))
+        self._times = [t for t, _v in self._coarse]
+        self._cache: dict[tuple[int, int], ChangeStats | None] = {}
+
+    def at(self, window_sec: int, t_ms: int) -> ChangeStats | None:
+        refreshed = t_ms - t_ms % STATS_REFRESH_MS
+        key = (window_sec, refreshed)
+        if key not in self._cache:
+            lo = bisect.bisect_left(self._times, refreshed - STATS_DAYS * DAY_MS)
+            hi = bisect.bisect_left(self._times, refreshed)
+            part = self._coarse[lo:hi]
+            self._cache[key] = change_stats(
+                [t for t, _v in part], [v for _t, v in part], window_sec
+            ) if part else None  # fmt: skip
+        return self._cache[key]
+
+
 def replay(
     symbol: str,
     rows: list[tuple[int, float, float | None]],
@@ -256,6 +293,7 @@ def replay(
 ) -> dict[int, RuleResult]:
     """Only the rules given are applied (the caller drops the n/a ones)."""
     tracker = SymbolTracker(rules)
+    walk = StatsWalk(rows) if any(rule.kind is RuleKind.RELATIVE for rule in rules) else None
     book = RuleBook()
     results = {rule.rule_id: RuleResult() for rule in rules}
     # Verdicts given while the window holds no sample near W old (after a gap): read from the
@@ -265,11 +303,12 @@ def replay(
         if not tracker.add(t_ms, oi, price):
             continue
         for rule in rules:
-            observations = tracker.observe(rule, mark_price=None)
+            stats = walk.at(rule.window_sec, t_ms) if rule.kind is RuleKind.RELATIVE else None
+            observations = tracker.observe(rule, mark_price=None, stats=stats)
             result = results[rule.rule_id]
             if observations:
                 result.verdict_samples += 1
-                if rule.kind is RuleKind.WINDOW_CHANGE:
+                if rule.kind is not RuleKind.MEDIAN_BASELINE:
                     oldest_age = t_ms - windows[rule.window_key].oldest[0]
                     if oldest_age < rule.window_sec * 1000 - 2 * interval_ms:
                         result.partial_window += 1
@@ -317,6 +356,13 @@ def describe(rule: Rule) -> str:
         what = (
             f"median of samples aged {rule.baseline_from_sec // 60}..{rule.window_sec // 60} min,"
             f" min_samples {rule.min_samples}"
+        )
+    elif rule.kind is RuleKind.RELATIVE:
+        return (
+            f"relative: the change over {rule.window_sec // 60} min (latest vs the window's "
+            f"oldest) as a robust z against the symbol's own (median, 1.4826 x MAD of the last "
+            f"{STATS_DAYS} days, refreshed hourly); up z {rule.up_threshold:g} / down z "
+            f"{rule.down_threshold:g}; cooldown {rule.cooldown_sec} s; step z {rule.step_pct:g}"
         )
     else:
         what = f"latest vs window low/high over {rule.window_sec // 60} min"
@@ -411,17 +457,21 @@ def report(
             f"{total.actions[GateAction.HOLD_COOLDOWN]:>13} {blocked:>25} "
             f"{total.partial_window:>14}"
         )
+    fixed = [r for r in rules if r.kind is not RuleKind.RELATIVE]
     same = all(
-        backtest_alerts(series, rows_of(series, unit), [r for r in rules if applies(r, series)])
+        backtest_alerts(series, rows_of(series, unit), [r for r in fixed if applies(r, series)])
         == sorted(
             (t_ms, rule.rule_id, direction)
-            for rule in rules
+            for rule in fixed
             if rule.rule_id in result
             for t_ms, direction, *_ in result[rule.rule_id].fires
         )
         for series, result in zip(chosen, results, strict=True)
     )
-    say(f"The backtest's vectorised replay (alerts.backtest.replay) gives the same alerts: {same}")
+    say(
+        "The backtest's vectorised replay (alerts.backtest.replay) gives the same alerts (rules "
+        f"with fixed thresholds; the relative rule's statistics walk forward here): {same}"
+    )
     if not same:
         raise SystemExit("the backtest's replay differs from the per-sample loop")
     say("Regime mix of each rule's alerts (alerts per symbol-day; count per regime):")
@@ -457,6 +507,8 @@ def report(
                 cells.append(f"R{rule.rule_id} n/a")
             elif not one.verdict_samples:
                 cells.append(f"R{rule.rule_id} no verdict")
+            elif rule.kind is RuleKind.RELATIVE:
+                cells.append(f"R{rule.rule_id} z +{one.peak_up:.2f}/-{one.peak_down:.2f}")
             else:
                 cells.append(f"R{rule.rule_id} +{one.peak_up:.2%}/-{one.peak_down:.2%}")
         say(f"  {series.label[:40]} [{series.symbol}]: " + "; ".join(cells))
@@ -467,9 +519,10 @@ def report(
             for rule in rules:
                 one = result.get(rule.rule_id)
                 for t_ms, direction, move, abs_change in one.fires if one else ():
+                    shown = f"z {move:+.2f}" if rule.kind is RuleKind.RELATIVE else f"{move:+.2%}"
                     lines.append(
                         f"  {series.symbol:<12} R{rule.rule_id} {rule.name:<26} {utc(t_ms)} "
-                        f"{direction:<4} {move:+.2%} ({abs_change:+,.0f} {unit})"
+                        f"{direction:<4} {shown} ({abs_change:+,.0f} {unit})"
                     )
         for line in lines or ["  none"]:
             say(line)

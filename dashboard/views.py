@@ -53,6 +53,16 @@ def page_config() -> dict:
 def rule_summary(rule: Rule) -> str:
     """One line a trader reads, e.g. "±3% within 5 min (against the window's low/high)"."""
     sign = {(Direction.UP,): "+", (Direction.DOWN,): "−"}.get(rule.directions, "±")
+    if rule.kind is RuleKind.RELATIVE:
+        text = (
+            f"{sign}{rule.up_threshold:g} robust σ of the symbol's own {duration(rule.window_sec)} "
+            "changes (no verdict without its statistics)"
+        )
+        return (
+            text
+            if rule.scope == Scope.ALL
+            else f"{text}; {rule.scope} " + ", ".join(sorted(rule.symbols))
+        )
     if rule.up_threshold == rule.down_threshold or len(rule.directions) == 1:
         threshold = f"{sign}{threshold_pct(rule.threshold(rule.directions[0]))}"
     else:
@@ -64,6 +74,8 @@ def rule_summary(rule: Rule) -> str:
         )
     else:
         text = f"{threshold} within {duration(rule.window_sec)} (against the window's low/high)"
+    if rule.liquidity_tiers:
+        text += " × the symbol's liquidity tier"
     if rule.scope != Scope.ALL:
         text += f"; {rule.scope} {', '.join(sorted(rule.symbols))}"
     return text

@@ -447,8 +447,9 @@ def _market_streams_payload() -> dict:
 
 
 class OpenInterestScreenerApi(APIView):
-    """Every liquid symbol's latest open interest (and in USD) and its change over 5 m, 15 m and
-    1 h, from the ring buffers: one call for the whole universe."""
+    """Every liquid symbol's latest open interest (and in USD) and its change over 5 m, 15 m,
+    1 h, 4 h and 24 h, from the ring buffers (4 h and 24 h against the coarse ring's 5-minute
+    samples): one call for the whole universe."""
 
     class ScreenerRowSerializer(serializers.Serializer):
         symbol = serializers.CharField()
@@ -467,6 +468,16 @@ class OpenInterestScreenerApi(APIView):
         )
         pctChange15m = serializers.FloatField(allow_null=True)
         pctChange1h = serializers.FloatField(allow_null=True)
+        pctChange4h = serializers.FloatField(
+            allow_null=True,
+            help_text="Against the coarse ring's newest sample (one per 5 min) at or before now "
+            "- 4 h; null when none lies within an hour before that point (not covered)",
+        )
+        pctChange24h = serializers.FloatField(
+            allow_null=True,
+            help_text="As pctChange4h, 24 h back; null when no coarse sample lies within 6 h "
+            "before that point",
+        )
         priceChange5m = serializers.FloatField(
             allow_null=True,
             help_text="The mark price's change over the same span as pctChange5m (0.01 = +1%), "
@@ -474,6 +485,8 @@ class OpenInterestScreenerApi(APIView):
         )
         priceChange15m = serializers.FloatField(allow_null=True)
         priceChange1h = serializers.FloatField(allow_null=True)
+        priceChange4h = serializers.FloatField(allow_null=True)
+        priceChange24h = serializers.FloatField(allow_null=True)
         regime5m = serializers.ChoiceField(
             choices=REGIME_VALUES,
             help_text="OI/price regime of the 5 min window: long_build (OI up, price up), "
@@ -483,6 +496,8 @@ class OpenInterestScreenerApi(APIView):
         )
         regime15m = serializers.ChoiceField(choices=REGIME_VALUES)
         regime1h = serializers.ChoiceField(choices=REGIME_VALUES)
+        regime4h = serializers.ChoiceField(choices=REGIME_VALUES)
+        regime24h = serializers.ChoiceField(choices=REGIME_VALUES)
         ringSamples = serializers.IntegerField(help_text="Samples in the symbol's ring buffer")
 
     @extend_schema(

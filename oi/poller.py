@@ -569,10 +569,13 @@ def _failures_record(
 
 
 def ring_backfill(symbols: list[str]) -> dict[str, int]:
-    """Fill ring buffers from openInterestHist (5m) so a baseline window exists at once."""
+    """Fill ring buffers from openInterestHist (5m) so a baseline window exists at once: one
+    request per symbol for the coarse ring's span (25 h: 301 entries), the last 3 h of which the
+    full-resolution ring keeps too."""
     redis = get_redis()
     client = _poller_client()
-    limit = min(500, settings.OI_RING_WINDOW_SEC // 300 + 1)
+    span_sec = max(settings.OI_RING_WINDOW_SEC, settings.OI_COARSE_RING_WINDOW_SEC)
+    limit = min(500, span_sec // 300 + 1)
     filled: dict[str, int] = {}
     for symbol in symbols:
         try:
@@ -601,6 +604,7 @@ def ring_backfill(symbols: list[str]) -> dict[str, int]:
             window_ms=settings.OI_RING_WINDOW_SEC * 1000,
             now_ms=now_ms(),
             record_last_sample=False,
+            coarse_window_ms=settings.OI_COARSE_RING_WINDOW_SEC * 1000,
         )
         # The stamp (when) tells alert trackers built earlier to re-read the whole window.
         redis.set(BACKFILL_DONE_KEY.format(symbol), now_ms(), ex=settings.OI_RING_WINDOW_SEC)

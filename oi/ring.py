@@ -8,6 +8,11 @@ Every append trims by age and renews a TTL, so symbols that leave the universe d
 and never holds the future: a sample dated more than RING_MAX_AHEAD_MS ahead of the writer's
 clock is not added, and members that far ahead are trimmed (one would freeze its symbol's
 screener row and silence its alerts until that time comes).
+
+The coarse ring (``oi:ring5m:<symbol>``, same member format) keeps the earliest sample of each
+5-minute bucket for OI_COARSE_RING_WINDOW_SEC (25 h): what 4 h and 24 h windows read (oi.coarse).
+It is written in the same round trip as the full-resolution ring, by a Lua script that keeps a
+bucket's earliest member whatever order samples arrive in.
 """
 
 import logging
@@ -17,9 +22,12 @@ from decimal import Decimal
 
 import redis
 
+from oi.coarse import COARSE_BUCKET_MS
+
 logger = logging.getLogger(__name__)
 
 RING_KEY_PREFIX = "oi:ring:"
+COARSE_RING_KEY_PREFIX = "oi:ring5m:"
 # The last guard (samples are refused at 10 s ahead where they come in): clocks of the processes
 # writing may differ a little, never by a minute.
 RING_MAX_AHEAD_MS = 60_000
@@ -36,6 +44,35 @@ class RingSample:
 
 def ring_key(symbol: str) -> str:
     return f"{RING_KEY_PREFIX}{symbol}"
+
+
+def coarse_ring_key(symbol: str) -> str:
+    return f"{COARSE_RING_KEY_PREFIX}{symbol}"
+
+
+# KEYS[1]: the coarse ring; ARGV: bucket ms, cutoff ms, future ms, ttl ms, then (time, member)
+# pairs. Each sample replaces its bucket's member only when it is earlier (or the bucket is
+# empty), then the ring is trimmed by age and the future and its TTL renewed.
+_COARSE_APPEND_LUA = """
+local key = KEYS[1]
+local bucket = tonumber(ARGV[1])
+for i = 5, #ARGV, 2 do
+  local t = tonumber(ARGV[i])
+  local low = t - (t % bucket)
+  local high = low + bucket - 1
+  local first = redis.call('ZRANGEBYSCORE', key, low, high, 'WITHSCORES', 'LIMIT', 0, 1)
+  if #first == 0 then
+    redis.call('ZADD', key, t, ARGV[i + 1])
+  elseif tonumber(first[2]) > t then
+    redis.call('ZREMRANGEBYSCORE', key, low, high)
+    redis.call('ZADD', key, t, ARGV[i + 1])
+  end
+end
+redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. ARGV[2])
+redis.call('ZREMRANGEBYSCORE', key, '(' .. ARGV[3], '+inf')
+redis.call('PEXPIRE', key, ARGV[4])
+return 1
+"""
 
 
 def encode_member(sample: RingSample) -> str:
@@ -69,13 +106,15 @@ def ring_append(
     window_ms: int,
     now_ms: int,
     record_last_sample: bool = True,
+    coarse_window_ms: int | None = None,
 ) -> None:
     """Append, trim by age (and the future) and renew the TTL of every symbol's buffer in one
-    round trip."""
+    round trip; with ``coarse_window_ms``, the symbol's coarse ring too (kept that long)."""
     if not samples_by_symbol:
         return
     cutoff_ms = now_ms - window_ms
     future_ms = now_ms + RING_MAX_AHEAD_MS
+    coarse_append = client.register_script(_COARSE_APPEND_LUA) if coarse_window_ms else None
     with client.pipeline(transaction=False) as pipe:
         latest: dict[str, int] = {}
         for symbol, given in samples_by_symbol.items():
@@ -92,10 +131,31 @@ def ring_append(
             pipe.zremrangebyscore(key, "-inf", f"({cutoff_ms}")
             pipe.zremrangebyscore(key, f"({future_ms}", "+inf")
             pipe.pexpire(key, window_ms)
+            if coarse_append is not None:
+                coarse_append(
+                    keys=[coarse_ring_key(symbol)],
+                    args=[
+                        COARSE_BUCKET_MS, now_ms - coarse_window_ms, future_ms, coarse_window_ms,
+                        *_time_member_pairs(samples),
+                    ],
+                    client=pipe,
+                )  # fmt: skip
             latest[symbol] = max(sample.time_ms for sample in samples)
         if record_last_sample and latest:
             pipe.hset(LAST_SAMPLE_KEY, mapping=latest)
         pipe.execute()
+
+
+def _time_member_pairs(samples: Sequence[RingSample]) -> list:
+    pairs: list = []
+    for sample in sorted(samples, key=lambda sample: sample.time_ms):
+        pairs += [sample.time_ms, encode_member(sample)]
+    return pairs
+
+
+def coarse_ring_read(client: redis.Redis, symbol: str, *, since_ms: int) -> list[RingSample]:
+    """The coarse samples from ``since_ms`` on, oldest first."""
+    return decode_members(client.zrangebyscore(coarse_ring_key(symbol), since_ms, "+inf"))
 
 
 def ring_read(

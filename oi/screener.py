@@ -1,6 +1,9 @@
 """The open-interest screener: every liquid symbol's latest OI and its change over a few lookbacks,
 read from the ring buffers in one Redis round trip (a handful of commands per symbol, not 3 h of
-samples per symbol)."""
+samples per symbol). The 4h and 24h lookbacks read their reference from the coarse ring (one
+sample per 5 min, oi.coarse): a reference more than a quarter of the lookback (at least 5.5 min)
+older than the lookback's point is no reference (the ring has a hole there), as a rule's window
+would not be covered."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,13 +12,21 @@ from decimal import Decimal
 from common import timeutil
 from common.redis import get_redis
 from liquidity.selectors import liquid_symbol_list
+from oi.coarse import is_long_window
 from oi.keys import MARK_PRICE_KEY
 from oi.market import PricedSamples
 from oi.regimes import Regime, fractional_change, regime_of
-from oi.ring import RingSample, decode_member, ring_key
+from oi.ring import RingSample, coarse_ring_key, decode_member, ring_key
 
 # (label, seconds): the change is measured against the newest sample at or before now - seconds.
-SCREENER_LOOKBACKS: tuple[tuple[str, int], ...] = (("5m", 300), ("15m", 900), ("1h", 3600))
+SCREENER_LOOKBACKS: tuple[tuple[str, int], ...] = (
+    ("5m", 300), ("15m", 900), ("1h", 3600), ("4h", 4 * 3600), ("24h", 24 * 3600),
+)  # fmt: skip
+
+
+def long_lookback_max_lag_ms(seconds: int) -> int:
+    """How much older than now - seconds a long lookback's reference may be (its max gap)."""
+    return max(seconds * 1000 // 4, 330_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +95,14 @@ def open_interest_screener(*, now_ms: int | None = None) -> list[ScreenerRow]:
             key = ring_key(symbol)
             pipe.zrevrange(key, 0, 0, withscores=True)
             for _label, seconds in SCREENER_LOOKBACKS:
-                pipe.zrevrangebyscore(
-                    key, now_ms - seconds * 1000, "-inf", start=0, num=1, withscores=True
-                )
+                at_ms = now_ms - seconds * 1000
+                if is_long_window(seconds):
+                    pipe.zrevrangebyscore(
+                        coarse_ring_key(symbol), at_ms, at_ms - long_lookback_max_lag_ms(seconds),
+                        start=0, num=1, withscores=True,
+                    )  # fmt: skip
+                else:
+                    pipe.zrevrangebyscore(key, at_ms, "-inf", start=0, num=1, withscores=True)
             pipe.zcard(key)
         replies = pipe.execute()
     mark_prices = replies[0]

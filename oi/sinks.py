@@ -20,7 +20,7 @@ def postgres_store(batch: SampleBatch) -> None:
 
 
 def ring_append(batch: SampleBatch) -> None:
-    """The batch into the symbols' ring buffers, in one Redis round trip. Only the poller's
+    """The batch into the symbols' ring buffers (and their coarse rings), in one Redis round trip. Only the poller's
     samples stamp each symbol's last sample time (the poller's freshness). A failure (Redis down)
     is raised: the rest of the pipeline would read the ring."""
     samples: dict[str, list[ring.RingSample]] = defaultdict(list)
@@ -34,4 +34,5 @@ def ring_append(batch: SampleBatch) -> None:
         window_ms=settings.OI_RING_WINDOW_SEC * 1000,
         now_ms=batch.at_ms,
         record_last_sample=batch.origin is BatchOrigin.POLLER,
+        coarse_window_ms=settings.OI_COARSE_RING_WINDOW_SEC * 1000,
     )

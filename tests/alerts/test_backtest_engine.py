@@ -1,14 +1,17 @@
 """The vectorised replay gives the per-sample engine's answer: every alert (time, move, regime) and
 every held-back count, on random series with jumps, holes, flat stretches and zero open interest,
-for random rules of both kinds."""
+for random rules of every kind (relative ones with random statistics, or none), short windows and
+long ones (4 h, read from coarse samples)."""
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts.backtest import Series, replay, replay_per_sample
+from alerts.backtest import Series, coarse_indices, replay, replay_per_sample
 from alerts.enums import Direction
+from alerts.relative import ChangeStats
 from alerts.rules import RuleKind, default_rule_specs, rule_from_fields
+from oi.coarse import first_per_bucket
 from oi.regimes import Regime
 
 START_MS = 1_764_590_400_000
@@ -17,12 +20,15 @@ START_MS = 1_764_590_400_000
 @st.composite
 def series_and_rules(draw):
     count = draw(st.integers(min_value=1, max_value=400))
-    steps = draw(
-        st.lists(
-            st.sampled_from([1_000, 5_000, 10_000, 10_000, 10_000, 30_000, 400_000]),
-            min_size=count, max_size=count,
-        )
-    )  # fmt: skip
+    kind = draw(st.sampled_from(list(RuleKind)))
+    long_window = draw(st.booleans())
+    step_choices = [1_000, 5_000, 10_000, 10_000, 10_000, 30_000, 400_000]
+    if long_window:  # 4 h windows: coarse samples, now and then a hole of over an hour
+        step_choices = [10_000, 60_000, 100_000, 299_000, 301_000, 400_000]
+    steps = draw(st.lists(st.sampled_from(step_choices), min_size=count, max_size=count))
+    if long_window:
+        for hole in draw(st.lists(st.integers(0, count - 1), max_size=2)):
+            steps[hole] = 4_000_000
     moves = draw(
         st.lists(
             st.sampled_from([0.0, 0.0, 0.001, -0.001, 0.02, -0.02, 0.05, -0.05, 0.15, -0.15, -1.0]),
@@ -42,19 +48,26 @@ def series_and_rules(draw):
     price_array = np.array(prices)
     holes = draw(st.lists(st.integers(0, count - 1), max_size=5))
     price_array[holes] = np.nan
-    kind = draw(st.sampled_from(list(RuleKind)))
-    window_sec = draw(st.sampled_from([30, 60, 300, 900]))
+    if long_window:
+        window_sec = 4 * 3600
+    elif kind is RuleKind.RELATIVE:
+        window_sec = draw(st.sampled_from([300, 900]))
+    else:
+        window_sec = draw(st.sampled_from([30, 60, 300, 900]))
+    relative = kind is RuleKind.RELATIVE
     fields = {
         "name": "r",
         "kind": kind,
         "window_sec": window_sec,
         "baseline_from_sec": window_sec // 2 if kind is RuleKind.MEDIAN_BASELINE else None,
-        "threshold_pct": draw(st.sampled_from([0.01, 0.03, 0.1])),
-        "dump_threshold_pct": draw(st.sampled_from([None, 0.02, 0.5])),
+        "threshold_pct": draw(st.sampled_from([1.0, 3.0, 8.0] if relative else [0.01, 0.03, 0.1])),
+        "dump_threshold_pct": draw(
+            st.sampled_from([None, 0.02, 0.5] if not relative else [None, 2.0])
+        ),
         "direction": draw(st.sampled_from(["UP", "DOWN", "BOTH"])),
         "cooldown_sec": draw(st.sampled_from([0, 20, 300])),
         "rearm_ratio": draw(st.sampled_from([0.0, 0.5, 0.9])),
-        "step_pct": draw(st.sampled_from([None, 0.03])),
+        "step_pct": draw(st.sampled_from([None, 2.0 if relative else 0.03])),
         "min_delta_contracts": draw(st.sampled_from([None, 30.0])),
         "min_delta_usd": draw(st.sampled_from([None, 300.0])),
         "min_samples": draw(st.integers(1, 4)),
@@ -63,24 +76,38 @@ def series_and_rules(draw):
     rules = {"r": rule_from_fields(7, fields)}
     if draw(st.booleans()):
         rules["other"] = rule_from_fields(8, {**fields, "name": "other", "window_sec": 120,
-                                              "kind": "window_change", "baseline_from_sec": None})  # fmt: skip
-    start_ms = int(times[0]) + draw(st.integers(0, 3_000_000))
+                                              "kind": "window_change", "baseline_from_sec": None,
+                                              "threshold_pct": 0.03, "dump_threshold_pct": None,
+                                              "step_pct": None})  # fmt: skip
+    start_ms = int(times[0]) + draw(st.integers(0, 30_000_000 if long_window else 3_000_000))
     series = Series("XUSDT", times.astype(np.int64), np.array(values), price_array)
-    return rules, series, start_ms
+    stats = None
+    if relative and draw(st.integers(0, 4)):  # now and then none: no verdict
+        stats = {
+            window_sec: ChangeStats(
+                window_sec=window_sec,
+                median=draw(st.sampled_from([0.0, 0.001, -0.002])),
+                scale=draw(st.sampled_from([1e-4, 0.005, 0.02])),
+                count=500,
+                first_ms=0,
+                last_ms=0,
+            )
+        }
+    return rules, series, start_ms, stats
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(series_and_rules())
 def test_the_vectorised_replay_gives_every_alert_and_count_of_the_per_sample_engine(case):
-    rules, series, start_ms = case
-    expected = replay_per_sample(rules, series, start_ms=start_ms)
-    got = replay(rules, series, start_ms=start_ms)
+    rules, series, start_ms, stats = case
+    expected = replay_per_sample(rules, series, start_ms=start_ms, stats=stats)
+    got = replay(rules, series, start_ms=start_ms, stats=stats)
     assert got.alerts == expected.alerts
     assert got.actions == expected.actions
     assert got.blocked_reasons == expected.blocked_reasons
     assert got.samples == expected.samples
     # skipping the crossings the gate cannot act on changes no alert, fire or re-arm
-    fast = replay(rules, series, start_ms=start_ms, exact_counts=False)
+    fast = replay(rules, series, start_ms=start_ms, exact_counts=False, stats=stats)
     assert fast.alerts == expected.alerts
     assert (fast.actions["fire"], fast.actions["rearm"]) == (
         expected.actions["fire"],
@@ -110,3 +137,10 @@ def test_a_spike_that_falls_back_and_spikes_again_fires_twice_and_counts_what_it
     assert result.actions["hold_not_rearmed"] == 4 + 2
     assert result.actions["rearm"] == 1
     assert result == replay_per_sample({"r": rule}, series, start_ms=int(times[30]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 700_000), min_size=0, max_size=300))
+def test_the_vectorised_downsampling_picks_the_samples_the_pure_one_does(steps):
+    times = (START_MS + np.cumsum(np.array(steps, dtype=np.int64))).astype(np.int64)
+    assert coarse_indices(times).tolist() == first_per_bucket(times.tolist())

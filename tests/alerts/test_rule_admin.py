@@ -111,7 +111,7 @@ def api_refusal(writer_client, changes: dict) -> tuple[str, str]:
 @pytest.mark.parametrize(
     ("cap", "changes", "field", "reason"),
     [
-        ({}, {"window_sec": 20_000}, "window_sec", "the ring buffers keep"),
+        ({}, {"window_sec": 10_790}, "window_sec", "the ring buffers keep"),
         ({"OI_ALERT_RULES_MAX_ENABLED": 4}, {}, "enabled", "OI_ALERT_RULES_MAX_ENABLED"),
         ({"OI_ALERT_MAX_DISTINCT_WINDOWS": 4}, {}, "window_sec", "OI_ALERT_MAX_DISTINCT_WINDOWS"),
         ({}, {"rearm_ratio": "1"}, "rearm_ratio", "below 1"),

@@ -198,7 +198,8 @@ def test_a_symbol_override_raises_a_rules_threshold_for_that_symbol_only(
 @pytest.mark.parametrize(
     ("body", "field", "reason"),
     [
-        ({"window_sec": 20_000}, "window_sec", "ring buffers keep"),
+        ({"window_sec": 9_000_000}, "window_sec", "coarse ring keeps 25 h"),
+        ({"window_sec": 10_790}, "window_sec", "ring buffers keep"),
         ({"kind": "median_baseline"}, "baseline_from_sec", "needs 0 < baseline_from_sec"),
         ({"baseline_from_sec": 60}, "baseline_from_sec", "only median_baseline"),
         ({"threshold_pct": "0"}, "threshold_pct", "above 0"),

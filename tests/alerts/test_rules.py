@@ -349,8 +349,11 @@ def test_the_default_set_is_the_design_rule_and_the_volspike_windows():
         (RuleKind.WINDOW_CHANGE, 900, 0.07, (Direction.UP, Direction.DOWN)),
         (RuleKind.WINDOW_CHANGE, 3600, 0.12, (Direction.UP, Direction.DOWN)),
         (RuleKind.WINDOW_CHANGE, 300, 0.03, (Direction.UP,)),  # the short-build preset, off
+        (RuleKind.RELATIVE, 14400, 6.0, (Direction.UP, Direction.DOWN)),  # relative preset, off
     ]
-    assert [r.regimes for r in rules] == [frozenset()] * 4 + [frozenset({Regime.SHORT_BUILD})]
+    assert [r.regimes for r in rules] == [frozenset()] * 4 + [frozenset({Regime.SHORT_BUILD})] + [
+        frozenset()
+    ]
     assert rules[0].baseline_from_sec == 1800
     assert rules[0].min_delta_contracts == 5000
 
@@ -397,7 +400,7 @@ def test_a_rule_with_regimes_blocks_other_regimes_and_keeps_its_state():
 
 
 def test_regimes_come_from_the_stored_fields():
-    fields = {**default_rule_specs()[-1]}
+    fields = {**default_rule_specs()[-2]}
     assert fields["name"] == "oi-5m-3pct-short-build" and fields["enabled"] is False
     rule = rule_from_fields(9, fields)
     assert rule.regimes == frozenset({Regime.SHORT_BUILD})

@@ -197,7 +197,10 @@ def test_the_debug_page_shows_the_universe_a_chart_and_live_alerts(
             ".filter(td => td.dataset.regime !== 'unknown').length > 0",
             timeout=20_000,
         )
-        assert set(column(page, 8)) <= {  # the Regime 5m column
+        # the Δ 4h and Δ 24h columns are there (a dash until the coarse ring reaches back)
+        headers = page.locator("#screener thead th").all_inner_texts()
+        assert headers[8:10] == ["Δ 4h", "Δ 24h"]
+        assert set(column(page, 10)) <= {  # the Regime 5m column
             "long build", "short build", "short cover", "long flush", "OI ↑ · price flat",
             "OI ↓ · price flat", "OI flat", "–",
         }  # fmt: skip

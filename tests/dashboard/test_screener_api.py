@@ -56,7 +56,7 @@ def test_the_screener_gives_every_member_its_latest_oi_and_changes(
     assert response.status_code == 200
     body = response.json()
     assert body["count"] == 2
-    assert body["lookbacksSec"] == {"5m": 300, "15m": 900, "1h": 3600}
+    assert body["lookbacksSec"] == {"5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "24h": 86400}
     btc, eth = body["symbols"]  # by 24h volume, highest first
     assert btc["symbol"] == "BTCUSDT"
     assert btc["quoteVolume24h"] == "9000000000"
@@ -79,12 +79,18 @@ def test_the_screener_gives_every_member_its_latest_oi_and_changes(
         "pctChange5m": None,
         "pctChange15m": None,
         "pctChange1h": None,
+        "pctChange4h": None,
+        "pctChange24h": None,
         "priceChange5m": None,
         "priceChange15m": None,
         "priceChange1h": None,
+        "priceChange4h": None,
+        "priceChange24h": None,
         "regime5m": "unknown",
         "regime15m": "unknown",
         "regime1h": "unknown",
+        "regime4h": "unknown",
+        "regime24h": "unknown",
         "ringSamples": 0,
     }
 
@@ -102,6 +108,45 @@ def test_a_change_is_null_when_the_ring_does_not_reach_back_that_far(
     assert row["pctChange5m"] == pytest.approx(-0.1)
     assert row["pctChange15m"] is None and row["pctChange1h"] is None
     assert row["openInterestUsd"] is None  # no mark price yet
+
+
+@pytest.mark.django_db
+def test_the_4h_and_24h_changes_come_from_the_coarse_ring_and_need_it_to_reach_back(
+    api_client, redis_client, frozen_now
+):
+    # given 25 h of 10-second samples written as the sink writes them (both rings), OI rising
+    # 1 contract a minute from 1000 and the price from 100 by 0.01 a minute
+    member("BTCUSDT", "9000000000")
+    member("ETHUSDT", "5000000000")
+    start = NOW_MS - 25 * 3600 * 1000
+    for hour in range(25):
+        batch = [
+            RingSample(t, Decimal(1000 + (t - start) // MINUTE_MS),
+                       mark_price=Decimal(100) + Decimal((t - start) // MINUTE_MS) / 100)
+            for t in range(start + hour * 3600_000, start + (hour + 1) * 3600_000, 10_000)
+        ]  # fmt: skip
+        ring_append(redis_client, {"BTCUSDT": batch}, window_ms=3 * 3600 * 1000,
+                    now_ms=batch[-1].time_ms, coarse_window_ms=25 * 3600 * 1000)  # fmt: skip
+    # and ETH with only the last 5 h, and a hole of 2 h around 4 h ago
+    eth = [RingSample(NOW_MS - 5 * 3600_000 - 2 * MINUTE_MS, Decimal(500))] + [
+        RingSample(t, Decimal(500)) for t in range(NOW_MS - 3 * 3600_000, NOW_MS, 60_000)
+    ]
+    ring_append(redis_client, {"ETHUSDT": eth}, window_ms=3 * 3600 * 1000, now_ms=NOW_MS,
+                coarse_window_ms=25 * 3600 * 1000)  # fmt: skip
+
+    btc_row, eth_row = api_client.get("/api/market/open-interest/screener").json()["symbols"]
+
+    latest = 1000 + 25 * 60 - 1  # the sample 10 s before now
+    # against the coarse sample at exactly now - 4 h (the first of its 5-minute bucket)
+    assert btc_row["pctChange4h"] == pytest.approx(latest / (1000 + 21 * 60) - 1)
+    assert btc_row["pctChange24h"] == pytest.approx(latest / (1000 + 60) - 1)
+    assert btc_row["priceChange24h"] == pytest.approx(114.99 / 100.6 - 1)
+    assert btc_row["regime24h"] == "long_build"
+    assert btc_row["pctChange1h"] == pytest.approx(latest / (1000 + 24 * 60) - 1)
+    # the coarse ring holds one sample per 5 minutes: 25 h = 300 members, not 9,000
+    assert redis_client.zcard("oi:ring5m:BTCUSDT") == 300
+    # ETH: no sample within an hour before now - 4 h (a hole), none 24 h back
+    assert eth_row["pctChange4h"] is None and eth_row["pctChange24h"] is None
 
 
 @pytest.mark.django_db

@@ -28,7 +28,8 @@ OTHER_SYMBOL = "FROTHERUSDT"
 # The fields of an open_interest_alert's data (alerts.services.alert_payload), in order.
 ALERT_FIELDS = [
     "id", "symbol", "direction", "baseline", "current", "pctChange", "absChange", "timestamp",
-    "source", "rule", "windowSec", "reference", "thresholdPct", "priceChangePct", "markPrice",
+    "source", "rule", "windowSec", "reference", "thresholdPct", "thresholdZ", "priceChangePct",
+    "markPrice",
     "fundingRate", "oiUsdBefore", "oiUsdAfter", "quoteVolume24h", "alerts24h", "regime", "links",
 ]  # fmt: skip
 # The fields of a volume_alert's data (upstream's VolumeAlert row), in order.

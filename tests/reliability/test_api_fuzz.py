@@ -70,6 +70,7 @@ SCHEMA_OPERATIONS = [
     ("GET", "/api/alert-rules/{id}/outcomes"),
     ("POST", "/api/alert-rules/backtest"),
     ("GET", "/api/alert-rules/backtest/{job}"),
+    ("GET", "/api/open-interest/{symbol}/change-stats"),
     *[
         (method, path)
         for collection in ("/api/alert-rules", "/api/alert-overrides", "/api/alert-channels")

@@ -189,7 +189,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # one schema component for the OI/price regimes, however many fields carry them
-    "ENUM_NAME_OVERRIDES": {"Regime": "oi.regimes.REGIME_VALUES"},
+    "ENUM_NAME_OVERRIDES": {
+        "Regime": "oi.regimes.REGIME_VALUES",
+        "AlertDirection": "alerts.models.AlertDirection",
+        "RuleDirection": "alerts.models.RuleDirection",
+        "RuleKind": "alerts.models.RuleKind",
+        "ChannelKind": "alerts.models.ChannelKind",
+    },
 }
 
 # --- Open interest ----------------------------------------------------------------------------
@@ -248,6 +254,9 @@ OI_POLL_MAX_RETRIES = env.int("OI_POLL_MAX_RETRIES", default=1)
 OI_POLL_READ_TIMEOUT_SEC = env.float("OI_POLL_READ_TIMEOUT_SEC", default=3.0)
 # Ring buffers keep this much history per symbol (and expire this long after the last sample).
 OI_RING_WINDOW_SEC = env.int("OI_RING_WINDOW_SEC", default=3 * 3600)
+# The coarse ring (one sample per 5 min per symbol, oi.coarse) keeps this much for 4 h and 24 h
+# windows: at least 24 h plus the rules' 10-minute coverage margin.
+OI_COARSE_RING_WINDOW_SEC = max(env.int("OI_COARSE_RING_WINDOW_SEC", default=25 * 3600), 87_000)
 # A symbol failing this many polls in a row is reported by the poller API.
 OI_FAILING_AFTER = env.int("OI_FAILING_AFTER", default=3)
 # Split deployment: POST batches to a remote backend's ingest instead of this database.
@@ -335,6 +344,25 @@ ALERT_CHANNEL_HTTP_TIMEOUT_SEC = env.float("ALERT_CHANNEL_HTTP_TIMEOUT_SEC", def
 CELERY_TASK_ROUTES["alerts.*"] = {"queue": "default"}
 # Every minute: the mark price and OI 5 min, 15 min and 1 h after each alert (alerts.outcome_*),
 # from the stored samples; a run expires rather than queue behind the next.
+# Liquidity tiers: rules with liquidity_tiers multiply their thresholds by the band of the
+# symbol's 24 h quote volume ("<lowest volume>:<multiplier>", comma-separated); an override wins.
+OI_LIQUIDITY_TIERS = env("OI_LIQUIDITY_TIERS", default="1000000000:0.5,100000000:1,0:1.5")
+# Relative rules: each symbol's distribution of a window's change over this many days of stored
+# samples, refreshed by a beat job every OI_CHANGE_STATS_REFRESH_SEC (on the oi_backfill queue).
+OI_CHANGE_STATS_DAYS = env.int("OI_CHANGE_STATS_DAYS", default=7)
+OI_CHANGE_STATS_REFRESH_SEC = env.int("OI_CHANGE_STATS_REFRESH_SEC", default=3600)
+# A symbol without statistics is bootstrapped from this many pages of openInterestHist 5m (500
+# entries, ~41.7 h each); at most this many such requests a run (its own limit: 1000 / 5 min).
+OI_CHANGE_STATS_BOOTSTRAP_PAGES = env.int("OI_CHANGE_STATS_BOOTSTRAP_PAGES", default=2)
+OI_CHANGE_STATS_BOOTSTRAP_MAX_REQUESTS = env.int(
+    "OI_CHANGE_STATS_BOOTSTRAP_MAX_REQUESTS", default=300
+)
+CELERY_TASK_ROUTES["alerts.change_stats_refresh"] = {"queue": "oi_backfill"}
+CELERY_BEAT_SCHEDULE["alerts-change-stats-refresh"] = {
+    "task": "alerts.change_stats_refresh",
+    "schedule": float(OI_CHANGE_STATS_REFRESH_SEC),
+    "options": {"expires": OI_CHANGE_STATS_REFRESH_SEC * 0.9, "queue": "oi_backfill"},
+}
 CELERY_BEAT_SCHEDULE["alerts-outcomes-fill"] = {
     "task": "alerts.outcomes_fill",
     "schedule": 60.0,

@@ -313,7 +313,8 @@
 
   const COLUMNS = [
     "symbol", "quoteVolume24h", "enteredAt", "openInterest", "openInterestUsd",
-    "pctChange5m", "pctChange15m", "pctChange1h", "regime5m", "openInterestTime",
+    "pctChange5m", "pctChange15m", "pctChange1h", "pctChange4h", "pctChange24h", "regime5m",
+    "openInterestTime",
   ];
   // oi.regimes: the label shown, its meaning (the cell's title) and its colour class.
   const REGIMES = {
@@ -356,7 +357,7 @@
     c.enteredAt.title = "entered " + isoUtc(entered);
     setText(c.openInterest, fmtOi(num(d.openInterest)));
     setText(c.openInterestUsd, fmtUsd(num(d.openInterestUsd)));
-    for (const key of ["pctChange5m", "pctChange15m", "pctChange1h"]) {
+    for (const key of ["pctChange5m", "pctChange15m", "pctChange1h", "pctChange4h", "pctChange24h"]) {
       const value = num(d[key]);
       setText(c[key], fmtPct(value));
       c[key].className = "num " + pctClass(value);
