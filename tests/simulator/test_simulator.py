@@ -701,3 +701,17 @@ def test_fault_shares_are_roughly_respected(sim: SimulatorHandle) -> None:
     assert 30 <= statuses.count(500) <= 90
     assert statuses.count(500) + statuses.count(200) == 200
     assert sim.stats()["faults"]["hits"]["error"] == statuses.count(500)
+
+
+def test_weight_is_counted_per_source_address_over_any_sliding_minute(sim: SimulatorHandle) -> None:
+    # given two hosts (two source addresses), like two poller IPs
+    other = client_from("127.0.0.3")
+    for _ in range(3):
+        sim.get("/fapi/v1/openInterest", params={"symbol": "BTCUSDT"})  # weight 1 each
+    other.get(f"{sim.base_url}/fapi/v1/premiumIndex", timeout=5)  # weight 10
+    ips = sim.stats()["ips"]
+    # then each address has its own count, this minute and over the last 60 s
+    assert ips["127.0.0.3"]["weight_last_60s"] == 10
+    assert ips["127.0.0.3"]["weight_max_60s"] == 10
+    assert ips["127.0.0.1"]["weight_last_60s"] == 3
+    assert ips["127.0.0.1"]["weight_max_60s"] == 3
