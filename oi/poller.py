@@ -316,6 +316,10 @@ class _Poll:
     """Past its shard's deadline: never stored."""
 
 
+# How often the flusher lets Django close a broken or expired database connection.
+CONNECTION_CHECK_EVERY_SEC = 1.0
+
+
 class _PollFlusher:
     """One per process: stores the completed polls of every shard the process runs (a thread-pool
     worker runs several at once) as one batch, at most one per OI_BATCH_FLUSH_MS.
@@ -385,6 +389,7 @@ class _PollFlusher:
         return given_up
 
     def _serve(self) -> None:
+        connection_check_at = 0.0
         while True:
             with self._cv:
                 while not self._completed:
@@ -402,8 +407,12 @@ class _PollFlusher:
                 logger.exception(
                     "poll batch not stored", extra={"cause": repr(exc), "polls": len(batch)}
                 )
-            finally:
+            if error is not None or time.monotonic() >= connection_check_at:
+                # What Celery does around each task: drop a broken or old connection (the
+                # next use checks the new one first). Not after every batch: that check is
+                # a query of its own.
                 close_old_connections()
+                connection_check_at = time.monotonic() + CONNECTION_CHECK_EVERY_SEC
             with self._cv:
                 for poll in batch:
                     if error is not None:
