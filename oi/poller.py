@@ -3,8 +3,9 @@
 Beat fires `poll_dispatch` every OI_WINDOW_SEC. Dispatch claims each upcoming window once in
 Redis (so a second beat started by mistake adds nothing), lists the polls due in it (each symbol
 at its own phase, see oi.schedule) and splits them into shards. A shard runs its polls at their
-due times on a small thread pool and hands what came back, every OI_BATCH_FLUSH_MS, as a
-checked batch to the sample pipeline (oi.pipeline: Postgres, the ring, the feed, the alerts).
+due times on a small thread pool. One flusher per process gathers what came back to every
+shard it runs and hands it, within OI_BATCH_FLUSH_MS, as one checked batch to the sample
+pipeline (oi.pipeline: Postgres, the ring, the feed, the alerts).
 """
 
 import logging
