@@ -32,10 +32,12 @@ re-arms only the first valid one after each fire is (later ones find the gate al
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import numpy as np
 
 from alerts.enums import Direction
+from alerts.outcome_measures import Measurement, measure
 from alerts.relative import ChangeStats
 from alerts.rules import FireState, GateAction, Observation, Rule, RuleKind, SymbolTracker, gate
 from oi.coarse import COARSE_BUCKET_MS
@@ -70,6 +72,53 @@ class Series:
 
     def __len__(self) -> int:
         return len(self.t_ms)
+
+    def until(self, end_ms: int) -> "Series":
+        """The samples at or before ``end_ms`` (the replayed part of a read that goes on past
+        the period for the outcomes)."""
+        stop = int(np.searchsorted(self.t_ms, end_ms, side="right"))
+        if stop == len(self.t_ms):
+            return self
+        return Series(self.symbol, self.t_ms[:stop], self.oi[:stop], self.price[:stop])
+
+
+def forward_outcome(
+    series: Series,
+    *,
+    t_ms: int,
+    oi_at_alert: float,
+    price_at_alert: float | None,
+    horizon_sec: int,
+    tolerance_ms: int,
+) -> Measurement:
+    """What followed an alert at ``t_ms``, as the live outcomes job measures it
+    (alerts.outcome_measures): the sample nearest to t + horizon within the tolerance, else no
+    data; a missing price at the alert is taken from its own sample."""
+    times = series.t_ms
+    target = t_ms + horizon_sec * 1000
+    right = int(np.searchsorted(times, target))
+    near = [
+        (abs(int(times[index]) - target), index)
+        for index in (right - 1, right)
+        if 0 <= index < len(times) and abs(int(times[index]) - target) <= tolerance_ms
+    ]
+    best = min(near)[1] if near else None
+    if price_at_alert is None:
+        at = int(np.searchsorted(times, t_ms))
+        if at < len(times) and int(times[at]) == t_ms:
+            price_at_alert = _price_or_none(float(series.price[at]))
+    sample_price = _price_or_none(float(series.price[best])) if best is not None else None
+    return measure(
+        oi_at_alert=_decimal(oi_at_alert),
+        price_at_alert=_decimal(price_at_alert),
+        sample_oi=_decimal(float(series.oi[best])) if best is not None else None,
+        sample_price=_decimal(sample_price),
+        sample_found=best is not None,
+    )
+
+
+def _decimal(value: float | None) -> Decimal | None:
+    return Decimal(repr(value)) if value is not None else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 
-from alerts.backtest import BacktestResult, replay
+from alerts.backtest import BacktestAlert, BacktestResult, Series, forward_outcome, replay
 from alerts.backtest_selectors import (
     BACKTEST_JOB_KEY,
     realtime_symbols_in,
@@ -55,6 +55,14 @@ from alerts.backtest_selectors import (
 )
 from alerts.evaluation import COVERAGE_MARGIN_MS, _RuleSet, _tier_multipliers
 from alerts.models import AlertRule
+from alerts.outcome_measures import (
+    Horizon,
+    MoveSide,
+    OutcomeStatus,
+    flat_bands,
+    move_side,
+    sample_tolerance_sec,
+)
 from alerts.relative_selectors import change_stats_for
 from alerts.relative_services import change_stats_from_snapshots
 from alerts.rules import Rule, RuleKind, rule_from_fields
@@ -247,8 +255,16 @@ def backtest_run(
     days: dict[str, float] = {}
     read_sec = 0.0
     done = 0
+    # read on past the period for what followed its last alerts (outcomes), never replayed
+    tolerance_ms = int(sample_tolerance_sec(settings.OI_MAX_INTERVAL_SEC) * 1000)
+    until_ms = ms_from_datetime(request.until)
+    read_until = min(
+        request.until + timedelta(seconds=max(Horizon)) + timedelta(milliseconds=tolerance_ms),
+        max(timezone.now(), request.until),
+    )
+    outcomes: dict[tuple, dict] = {}
     batches = snapshot_batches(
-        request.symbols, since=read_since, until=request.until, batch=SYMBOLS_PER_READ
+        request.symbols, since=read_since, until=read_until, batch=SYMBOLS_PER_READ
     )
     while True:
         read_started = time.monotonic()
@@ -261,8 +277,12 @@ def backtest_run(
             if symbol not in series:
                 continue
             rules = {rule.name: rule for rule in rule_set.rules_for(symbol)}
-            symbol_series = series[symbol]
-            result.merge(replay(rules, symbol_series, start_ms=start_ms, stats=stats.get(symbol)))
+            read = series[symbol]
+            symbol_series = read.until(until_ms)
+            replayed = replay(rules, symbol_series, start_ms=start_ms, stats=stats.get(symbol))
+            result.merge(replayed)
+            for alert in replayed.alerts:
+                outcomes[_alert_key(alert)] = _outcomes_of(alert, read, tolerance_ms)
             times = symbol_series.t_ms
             in_period = times[times >= start_ms]
             if len(in_period):
@@ -273,7 +293,7 @@ def backtest_run(
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"stopped after {done} of {len(request.symbols)} symbols")
     result.sort()
-    answer = _answer(request, result, days, time.monotonic() - started, read_sec)
+    answer = _answer(request, result, days, time.monotonic() - started, read_sec, outcomes)
     if stats_sources is not None:
         answer["relativeStats"] = stats_sources
     return answer
@@ -302,9 +322,64 @@ def _relative_stats(request: BacktestRequest) -> tuple[dict[str, dict], dict | N
     return stats, dict(sources)
 
 
+def _alert_key(alert: BacktestAlert) -> tuple:
+    return (alert.symbol, alert.t_ms, alert.rule_id, alert.direction)
+
+
+def _outcomes_of(alert: BacktestAlert, series: Series, tolerance_ms: int) -> dict:
+    """The alert's forward moves by horizon label, as the live outcomes job measures them."""
+    measured = {}
+    for horizon in Horizon:
+        outcome = forward_outcome(
+            series, t_ms=alert.t_ms, oi_at_alert=alert.current,
+            price_at_alert=alert.mark_price, horizon_sec=int(horizon), tolerance_ms=tolerance_ms,
+        )  # fmt: skip
+        measured[horizon.label] = {
+            "status": outcome.status.value,
+            "priceChange": outcome.price_change,
+            "oiChange": outcome.oi_change,
+        }
+    return measured
+
+
+def _outcome_summary(outcomes: list[dict]) -> dict:
+    """Per horizon: how many were measured, the forward price move's median and quartiles, and
+    the share up / flat / down (flat: inside the regimes' band for the horizon's length)."""
+    summary = {}
+    for horizon in Horizon:
+        moves = sorted(
+            o[horizon.label]["priceChange"]
+            for o in outcomes
+            if o[horizon.label]["priceChange"] is not None
+        )
+        band, _ = flat_bands(horizon)
+        sides = Counter(move_side(move, band) for move in moves)
+        summary[horizon.label] = {
+            "measured": len(moves),
+            "noData": sum(o[horizon.label]["status"] == OutcomeStatus.NO_DATA for o in outcomes),
+            "priceChangeMedian": _quantile(moves, 0.5),
+            "priceChangeQ1": _quantile(moves, 0.25),
+            "priceChangeQ3": _quantile(moves, 0.75),
+            "shareUp": round(sides[MoveSide.UP] / len(moves), 4) if moves else None,
+            "shareFlat": round(sides[MoveSide.FLAT] / len(moves), 4) if moves else None,
+            "shareDown": round(sides[MoveSide.DOWN] / len(moves), 4) if moves else None,
+        }
+    return summary
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    """Linear interpolation between the closest ranks (Postgres' percentile_cont)."""
+    if not values:
+        return None
+    position = q * (len(values) - 1)
+    low = int(position)
+    high = min(low + 1, len(values) - 1)
+    return values[low] + (values[high] - values[low]) * (position - low)
+
+
 def _answer(
     request: BacktestRequest, result: BacktestResult, days: dict[str, float], elapsed: float,
-    read_sec: float,
+    read_sec: float, outcomes: dict[tuple, dict],
 ) -> dict:  # fmt: skip
     per_symbol = Counter(alert.symbol for alert in result.alerts)
     symbol_days = sum(days.values())
@@ -328,6 +403,7 @@ def _answer(
             for symbol, span in sorted(days.items())
         ],
         "regimes": dict(regimes.most_common()),
+        "outcomes": _outcome_summary([outcomes[_alert_key(a)] for a in result.alerts]),
         "actions": dict(result.actions),
         "blockedReasons": dict(result.blocked_reasons),
         "alerts": [
@@ -343,6 +419,7 @@ def _answer(
                 "priceChangePct": alert.price_change_pct,
                 "markPrice": alert.mark_price,
                 "regime": alert.regime,
+                "outcomes": outcomes[_alert_key(alert)],
             }
             for alert in result.alerts[:ALERTS_LISTED_MAX]
         ],

@@ -62,17 +62,18 @@ REASON_NAMES = {
 #       8 remainder floor (fraction of the IP rate), 9 futures-data interval (µs per request),
 #       10 futures-data burst, 11 longest wait the caller accepts (µs),
 #       12 stage: "consumer" books the consumer's own rate, "ip" the IP's, "both" both at once;
-#          "auto" the consumer's and, when that slot is now, the IP's too, each at its own
-#          slot: exactly what a "consumer" call followed at once by an "ip" call books, in one
-#          round trip (a request that must wait for its consumer's slot books the IP's after)
-#       13.. pairs of outcome and count: answers this process has counted since its last call,
+#          "auto" the consumer's and, when that slot is at most ARGV[13] µs away, the IP's too
+#          in the same call (both at the later of their slots, as "both"); a request that must
+#          wait longer for its consumer's slot books only that one, and the IP's after its wait
+#          (a consumer waiting on its own share never holds an IP slot it cannot use yet)
+#       13 the consumer wait up to which "auto" books the IP's slot at once (µs)
+#       14.. pairs of outcome and count: answers this process has counted since its last call,
 #          added to KEYS[6] (so counting an answer costs no round trip of its own)
 # Returns {granted, wait_us, reason, ip_limit, now_us, ip_booked}. Granted: the request is
 # booked and may leave in wait_us. Refused: the earliest possible slot is wait_us away, and
-# nothing was booked (but for "auto": the consumer's slot stays booked when only the IP's
-# slot is too far, as with two separate calls). ip_booked: 1 when the IP level was booked.
+# nothing was booked. ip_booked: 1 when the IP level was booked.
 ACQUIRE_LUA = """
-for i = 13, #ARGV, 2 do redis.call('HINCRBY', KEYS[6], ARGV[i], ARGV[i + 1]) end
+for i = 14, #ARGV, 2 do redis.call('HINCRBY', KEYS[6], ARGV[i], ARGV[i + 1]) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 -- A learned limit only ever lowers the configured one (set_ip_limit keeps it in the sane band).
@@ -116,12 +117,13 @@ else
     add_level(KEYS[4], 60000000 / consumer_rate, burst, weight, 2)
     local consumer_at = math.ceil(levels[1][5])
     if consumer_at - now > max_wait then return {0, consumer_at - now, 2, limit, now, 0} end
-    book(levels[1], consumer_at)
-    if consumer_at > now then return {1, consumer_at - now, 2, limit, now, 0} end
-    levels = {}
-    stage = 'ip'
+    if consumer_at - now > tonumber(ARGV[13]) then
+      book(levels[1], consumer_at)
+      return {1, consumer_at - now, 2, limit, now, 0}
+    end
+  elseif stage ~= 'ip' then
+    add_level(KEYS[4], 60000000 / consumer_rate, burst, weight, 2)
   end
-  if stage ~= 'ip' then add_level(KEYS[4], 60000000 / consumer_rate, burst, weight, 2) end
   if stage ~= 'consumer' then
     add_level(KEYS[3], 60000000 / ip_rate, burst, weight, 3)
     ip_booked = 1
@@ -196,6 +198,9 @@ class BudgetConfig:
     futures_data_window_s: int = FUTURES_DATA_LIMIT_WINDOW_SEC
     futures_data_burst: int = 5
     pause_margin_s: float = 0.25
+    # A request whose consumer's slot is at most this far books the IP's slot in the same call
+    # (one round trip, not two): an IP slot held this briefly before use holds no one back.
+    ip_join_max_wait_s: float = 0.1
     default_max_wait_s: float = 30.0
     # A REQUEST_WEIGHT limit reported by exchangeInfo is taken only when it lies within
     # [ip_limit_floor_ratio × ip_weight_limit, ip_weight_limit]: it may lower our limit, never
@@ -288,6 +293,7 @@ class RequestBudget:
         }
         self._consumer_tat_prefix = f"{base}:tat:consumer:"
         self._static_args_cache: dict[str, tuple[bytes, ...]] = {}
+        self._ip_join_arg = str(round(self.config.ip_join_max_wait_s * 1e6)).encode()
         self._outcomes_lock = threading.Lock()
         self._outcomes_pending: dict[str, int] = {}
         self._outcomes_since = 0.0
@@ -334,6 +340,7 @@ class RequestBudget:
                     *self._static_args(consumer),
                     max_wait_us,
                     stage,
+                    self._ip_join_arg,
                     *outcome_args,
                 ],
             )
@@ -358,8 +365,9 @@ class RequestBudget:
 
         A request first books its consumer's own slot and sleeps until it; only then does it
         book the IP's slot. So a consumer waiting on its own (small) share never holds back the
-        others at the IP level. (When the consumer's slot is free now, both are booked in one
-        Redis call: the common case costs one round trip.) Within each level, slots are booked
+        others at the IP level. (When the consumer's slot is at most ``ip_join_max_wait_s``
+        away, both are booked in one Redis call: the common case costs one round trip, and one
+        more to check for a back-off begun while it slept.) Within each level, slots are booked
         in arrival order across all processes, so a heavy request is not starved by light ones.
         ``futures_data`` requests (``/futures/data/*``) are charged one request against their
         own 5-minute limit instead of weight. Raises ``BudgetExhausted`` at once, without
@@ -413,6 +421,9 @@ class RequestBudget:
             if wait_us:
                 self._sleep(wait_s)
                 waited += wait_s
+            if granted and stage == "auto" and not ip_booked:
+                # The IP's slot is booked next, and that call sees a back-off begun meanwhile.
+                return waited, ip_booked
             if granted and (not wait_us or not self._backoff_active()):
                 return waited, ip_booked
             if granted and ip_booked and stage == "auto":

@@ -3,8 +3,9 @@
 Beat fires `poll_dispatch` every OI_WINDOW_SEC. Dispatch claims each upcoming window once in
 Redis (so a second beat started by mistake adds nothing), lists the polls due in it (each symbol
 at its own phase, see oi.schedule) and splits them into shards. A shard runs its polls at their
-due times on a small thread pool and hands what came back, every OI_BATCH_FLUSH_MS, as a
-checked batch to the sample pipeline (oi.pipeline: Postgres, the ring, the feed, the alerts).
+due times on a small thread pool. One flusher per process gathers what came back to every
+shard it runs and hands it, within OI_BATCH_FLUSH_MS, as one checked batch to the sample
+pipeline (oi.pipeline: Postgres, the ring, the feed, the alerts).
 """
 
 import json
@@ -12,12 +13,13 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from common.errors import InvalidInput
@@ -380,7 +382,9 @@ def _polls_of_members(polls: list[tuple[int, str]]) -> list[tuple[int, str]]:
 
 
 def poller_run_shard(plan: ShardPlan) -> ShardOutcome:
-    """Send each poll at its due time; store what came back. Late shards are dropped whole."""
+    """Send each poll at its due time; what comes back is stored by the process's flusher
+    (``_PollFlusher``). Returns once every poll is stored, or given up at the shard's deadline.
+    Late shards are dropped whole."""
     outcome = ShardOutcome()
     lateness_ms = now_ms() - plan.window_start_ms
     if lateness_ms > settings.OI_WINDOW_SEC * 1000 / 2:
@@ -394,28 +398,26 @@ def poller_run_shard(plan: ShardPlan) -> ShardOutcome:
 
     polls = _polls_of_members(plan.polls)
     executor = _executor()
-    in_flight: list[tuple[str, Future]] = []
-    flush_every_ms = settings.OI_BATCH_FLUSH_MS
-    last_flush_ms = now_ms()
-    for due_ms, symbol in polls:
-        while (delay_ms := due_ms - now_ms()) > 0:
-            # Store what has come back every OI_BATCH_FLUSH_MS, not once per window: an alert
-            # waits at most that long for its batch.
-            time.sleep(min(delay_ms, flush_every_ms) / 1000)
-            if now_ms() - last_flush_ms >= flush_every_ms:
-                in_flight = _store_completed(in_flight, outcome)
-                last_flush_ms = now_ms()
-        in_flight.append((symbol, executor.submit(_poll_one, symbol)))
-    deadline = time.monotonic() + settings.OI_POLL_READ_TIMEOUT_SEC * 2 + 1
-    while in_flight and time.monotonic() < deadline:
-        wait([future for _, future in in_flight], timeout=flush_every_ms / 1000)
-        in_flight = _store_completed(in_flight, outcome)
-    for symbol, _ in in_flight:
+    flusher = _flusher()
+    run = flusher.run_open(outcome, n_polls=len(polls))
+    try:
+        for due_ms, symbol in polls:
+            # Asleep until the poll is due: the flusher stores what comes back meanwhile.
+            if (delay_ms := due_ms - now_ms()) > 0:
+                time.sleep(delay_ms / 1000)
+            run.raise_store_error()
+            flusher.submit(run, symbol, executor)
+        deadline = time.monotonic() + settings.OI_POLL_READ_TIMEOUT_SEC * 2 + 1
+        given_up = flusher.run_wait(run, deadline=deadline)
+        run.raise_store_error()
+    finally:
+        flusher.run_close(run)
+    for symbol in given_up:
         outcome.failures[symbol] = "TimeoutError: no answer within the shard's deadline"
-    if in_flight:
+    if given_up:
         _failures_record(
-            get_redis(), ok_symbols=[], failures={s: outcome.failures[s] for s, _ in in_flight},
-            weight=sum(_poll_weight(s) for s, _ in in_flight), at_ms=now_ms(),
+            get_redis(), ok_symbols=[], failures={s: outcome.failures[s] for s in given_up},
+            weight=sum(_poll_weight(s) for s in given_up), at_ms=now_ms(),
         )  # fmt: skip
     return outcome
 
@@ -424,26 +426,169 @@ def _poll_weight(symbol: str) -> int:
     return 10 if symbol == MARK_PRICE_JOB else 1
 
 
-def _store_completed(
-    in_flight: list[tuple[str, Future]], outcome: ShardOutcome
-) -> list[tuple[str, Future]]:
-    """Store the polls that have completed (one small batch); return those still in flight."""
-    done = [(symbol, future) for symbol, future in in_flight if future.done()]
-    if not done:
-        return in_flight
+@dataclass(eq=False)
+class _ShardRun:
+    """A running shard as the flusher sees it: its outcome and its polls not stored yet."""
+
+    outcome: ShardOutcome
+    unsubmitted: int
+    """Polls not sent yet (each will be stored or given up)."""
+    pending: set["_Poll"] = field(default_factory=set)
+    """Polls sent and neither stored nor given up."""
+    store_error: BaseException | None = None
+    """Why a batch holding one of its polls could not be stored (raised in the shard)."""
+
+    def raise_store_error(self) -> None:
+        if self.store_error is not None:
+            raise self.store_error
+
+
+@dataclass(eq=False)
+class _Poll:
+    symbol: str
+    run: _ShardRun
+    future: Future | None = None
+    taken: bool = False
+    """In a batch the flusher is storing."""
+    given_up: bool = False
+    """Past its shard's deadline: never stored."""
+
+
+# How often the flusher lets Django close a broken or expired database connection.
+CONNECTION_CHECK_EVERY_SEC = 1.0
+
+
+class _PollFlusher:
+    """One per process: stores the completed polls of every shard the process runs (a thread-pool
+    worker runs several at once) as one batch, at most one per OI_BATCH_FLUSH_MS.
+
+    The first poll completed after a batch opens the next; the batch takes every poll completed
+    within OI_BATCH_FLUSH_MS of that one. A sample so waits at most OI_BATCH_FLUSH_MS for its
+    batch (as when each shard stored its own every OI_BATCH_FLUSH_MS), while the process stores
+    one batch per span instead of one per running shard, and none while nothing comes back."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._completed: list[_Poll] = []
+        self._runs: set[_ShardRun] = set()
+        self._thread = threading.Thread(target=self._serve, name="oi-flush", daemon=True)
+        self._thread.start()
+
+    def run_open(self, outcome: ShardOutcome, *, n_polls: int) -> _ShardRun:
+        run = _ShardRun(outcome, unsubmitted=n_polls)
+        with self._cv:
+            self._runs.add(run)
+        return run
+
+    def submit(self, run: _ShardRun, symbol: str, executor: ThreadPoolExecutor) -> None:
+        poll = _Poll(symbol, run)
+        with self._cv:
+            run.unsubmitted -= 1
+            run.pending.add(poll)
+        poll.future = executor.submit(_poll_one, symbol)
+        poll.future.add_done_callback(lambda _future: self._completed_add(poll))
+
+    def _completed_add(self, poll: _Poll) -> None:
+        with self._cv:
+            if poll.given_up:
+                return
+            self._completed.append(poll)
+            if len(self._completed) == 1:
+                self._cv.notify_all()
+
+    def run_wait(self, run: _ShardRun, *, deadline: float) -> list[str]:
+        """Until every poll of ``run`` is stored, or ``deadline`` (time.monotonic()); then the
+        polls not being stored are given up. Returns their symbols."""
+        with self._cv:
+            while run.pending and (left := deadline - time.monotonic()) > 0:
+                self._cv.wait(left)
+            return [poll.symbol for poll in self._give_up(run)]
+
+    def run_close(self, run: _ShardRun) -> None:
+        """The shard is over: what it has not had stored is given up (it stopped on an error),
+        and once any batch holding its polls is stored, the flusher forgets it."""
+        with self._cv:
+            self._give_up(run)
+            run.unsubmitted = 0
+            while run.pending:
+                self._cv.wait()
+            self._runs.discard(run)
+            self._cv.notify_all()
+
+    def _give_up(self, run: _ShardRun) -> list[_Poll]:
+        """(Under the lock.) Give up ``run``'s polls that no batch holds yet."""
+        given_up = [poll for poll in run.pending if not poll.taken]
+        if not given_up:
+            return []
+        for poll in given_up:
+            poll.given_up = True
+            run.pending.discard(poll)
+        self._completed = [poll for poll in self._completed if not poll.given_up]
+        return given_up
+
+    def _serve(self) -> None:
+        connection_check_at = 0.0
+        while True:
+            with self._cv:
+                while not self._completed:
+                    self._cv.wait()
+            time.sleep(settings.OI_BATCH_FLUSH_MS / 1000)
+            with self._cv:
+                batch, self._completed = self._completed, []
+                for poll in batch:
+                    poll.taken = True
+            error = None
+            try:
+                _polls_store(batch)
+            except Exception as exc:  # raised in its shards; the flusher goes on
+                error = exc
+                logger.exception(
+                    "poll batch not stored", extra={"cause": repr(exc), "polls": len(batch)}
+                )
+            if error is not None or time.monotonic() >= connection_check_at:
+                # What Celery does around each task: drop a broken or old connection (the
+                # next use checks the new one first). Not after every batch: that check is
+                # a query of its own.
+                close_old_connections()
+                connection_check_at = time.monotonic() + CONNECTION_CHECK_EVERY_SEC
+            with self._cv:
+                for poll in batch:
+                    if error is not None:
+                        poll.run.store_error = error
+                    poll.run.pending.discard(poll)
+                if not any(run.pending or run.unsubmitted for run in self._runs):
+                    # Nothing more to store now: hand the database connection back before the
+                    # shards return (a test's database can then be dropped; the next batch
+                    # connects again).
+                    connections.close_all()
+                self._cv.notify_all()
+
+
+_flushers: dict[int, _PollFlusher] = {}
+
+
+def _flusher() -> _PollFlusher:
+    """This process's flusher (made once, under the executors' lock)."""
+    with _executor_lock:
+        if (flusher := _flushers.get(os.getpid())) is None:
+            flusher = _flushers[os.getpid()] = _PollFlusher()
+        return flusher
+
+
+def _polls_store(batch: list[_Poll]) -> None:
+    """Store the completed polls of every running shard as one batch, and note each in its
+    shard's outcome."""
     samples: list[OpenInterest] = []
     failures: dict[str, str] = {}
-    for symbol, future in done:
-        error = future.exception()
+    for poll in batch:
+        error = poll.future.exception()
         if error is not None:
-            failures[symbol] = f"{type(error).__name__}: {error}"
-        elif isinstance(result := future.result(), OpenInterest):
+            failures[poll.symbol] = f"{type(error).__name__}: {error}"
+            poll.run.outcome.failures[poll.symbol] = failures[poll.symbol]
+        elif isinstance(result := poll.future.result(), OpenInterest):
             samples.append(result)
-    poll_results_store(samples, failures, weight=sum(_poll_weight(s) for s, _ in done))
-    outcome.samples.extend(samples)
-    outcome.failures.update(failures)
-    stored = {id(future) for _, future in done}
-    return [(symbol, future) for symbol, future in in_flight if id(future) not in stored]
+            poll.run.outcome.samples.append(result)
+    poll_results_store(samples, failures, weight=sum(_poll_weight(poll.symbol) for poll in batch))
 
 
 def _poll_one(symbol: str) -> OpenInterest | None:

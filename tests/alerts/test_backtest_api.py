@@ -80,6 +80,21 @@ def test_a_draft_rule_replays_over_the_stored_samples_and_its_job_keeps_the_resu
     assert first["reference"] == 1000.0 and first["referenceKind"] == "window_low"
     assert first["priceChangePct"] == pytest.approx(-0.01)
     assert first["regime"] == "short_build"
+    # and what followed it, measured as the live outcomes job does: the price back at 2 from
+    # 1.98 and OI back at 1000 from 1050, 5 min, 15 min and 1 h later
+    for horizon in ("5m", "15m", "1h"):
+        assert first["outcomes"][horizon]["status"] == "measured"
+        assert first["outcomes"][horizon]["priceChange"] == pytest.approx(2 / 1.98 - 1)
+        assert first["outcomes"][horizon]["oiChange"] == pytest.approx(1000 / 1050 - 1)
+    # the second alert (80 min into 2 h of samples): nothing stored an hour after it yet
+    second = result["alerts"][1]
+    assert second["outcomes"]["5m"]["priceChange"] == pytest.approx(0.0)
+    assert second["outcomes"]["1h"] == {"status": "no_data", "priceChange": None, "oiChange": None}
+    assert result["outcomes"]["5m"]["measured"] == 2
+    assert (
+        result["outcomes"]["5m"]["shareUp"] == 0.5 and result["outcomes"]["5m"]["shareFlat"] == 0.5
+    )
+    assert result["outcomes"]["1h"]["measured"] == 1 and result["outcomes"]["1h"]["noData"] == 1
     # held back: the samples still up inside the minute's cooldown (4, then 5), then without
     # having re-armed (4); each jump's fall re-arms it
     assert result["actions"] == {"fire": 2, "hold_cooldown": 9, "hold_not_rearmed": 4, "rearm": 2}

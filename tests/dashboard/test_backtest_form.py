@@ -59,6 +59,11 @@ def test_the_backtest_form_replays_a_changed_rule_and_keeps_its_result_across_a_
         assert len(alerts) == 1
         assert " BTCUSDT UP 5.00% price 0.00% build_price_flat" in alerts[0]
         assert page.text_content("#bt-per-symbol tr[data-symbol='BTCUSDT'] td:nth-child(2)") == "1"
+        # and what followed it (the price held at 2: flat at every horizon)
+        flat = "+0.00% [+0.00%, +0.00%] ↑0% →100% ↓0% (n=1)"
+        assert page.text_content("#bt-outcomes") == (
+            f"price after: 5m {flat} · 15m {flat} · 1h {flat}"
+        )
 
         # and a reload shows the same result again (the job's result is kept)
         page.reload()

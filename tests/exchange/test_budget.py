@@ -67,6 +67,22 @@ def test_burst_is_small_and_then_requests_are_spaced_evenly(redis_client):
     assert 5 * interval - 0.1 <= elapsed <= 5 * interval + 0.15
 
 
+def test_a_request_paced_by_its_consumers_share_is_booked_in_one_call(redis_client):
+    # the poller at its own rate: each request waits a little for its consumer's slot
+    budget = make_budget(redis_client, ip_weight_limit=2400, consumer_budgets={"poller": 1200})
+    drain_burst(budget, consumer="poller")
+    calls_before = budget.stats.redis_calls
+
+    started = time.monotonic()
+    for _ in range(5):
+        budget.acquire(1, consumer="poller", max_wait=1)
+    elapsed = time.monotonic() - started
+
+    assert 5 * 0.05 - 0.05 <= elapsed <= 5 * 0.05 + 0.15  # paced at 1200/min all the same
+    # one booking of both levels, and one check for a back-off begun during the wait
+    assert budget.stats.redis_calls - calls_before == 5 * 2
+
+
 def test_heavy_request_costs_its_weight(redis_client):
     budget = make_budget(redis_client)
     budget.acquire(40, max_wait=0)  # heavier than the burst: admitted alone when idle

@@ -1,6 +1,8 @@
 """The poller's pieces against the simulator, real Redis and Postgres (in this process)."""
 
 import itertools
+import os
+import threading
 import time
 
 import pytest
@@ -128,6 +130,51 @@ def test_exchange_faults_skip_samples_but_never_stop_the_shard(on_simulator):
     assert outcome.samples  # the healthy answers were kept
     assert outcome.failures
     assert OpenInterestSnapshot.objects.count() == len(outcome.samples)
+
+
+def test_shards_running_at_once_each_get_their_own_samples_all_stored(on_simulator):
+    # a thread-pool worker runs several shards at once; one flusher stores for all of them
+    symbols = liquid_symbols(on_simulator, 12)
+    plans = [shard_starting_now(symbols[:6], spacing_ms=30), shard_starting_now(symbols[6:])]
+    outcomes: list = [None, None]
+    threads = [
+        threading.Thread(target=lambda i=i: outcomes.__setitem__(i, poller_run_shard(plans[i])))
+        for i in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+
+    assert sorted(s.symbol for s in outcomes[0].samples) == sorted(symbols[:6])
+    assert sorted(s.symbol for s in outcomes[1].samples) == sorted(symbols[6:])
+    assert outcomes[0].failures == outcomes[1].failures == {}
+    # every sample is in Postgres once the shard returns
+    assert set(OpenInterestSnapshot.objects.values_list("symbol", flat=True)) == set(symbols)
+
+
+def test_a_poll_unanswered_by_the_shards_deadline_is_a_failure_and_never_stored_later(
+    on_simulator, redis_client, settings, monkeypatch
+):
+    # one poll thread of its own, whose client (3 s read timeout) outlives a lowered setting:
+    # its answer can then come after the shard's deadline (2 x 0.2 s + 1 s after its last poll)
+    settings.OI_SHARD_THREADS = 1
+    monkeypatch.setattr(poller, "_executors", {})
+    quick, slow = liquid_symbols(on_simulator, 2)
+    poller_run_shard(shard_starting_now([quick]))
+    settings.OI_POLL_READ_TIMEOUT_SEC = 0.2
+    on_simulator.set_faults(latency_ms=2_500, paths=["/fapi/v1/openInterest"], remaining=1)
+    OpenInterestSnapshot.objects.all().delete()
+
+    outcome = poller_run_shard(ShardPlan(now_ms(), now_ms() + 2_000, [(now_ms(), slow)]))
+
+    assert outcome.samples == []
+    assert outcome.failures[slow].startswith("TimeoutError")
+    assert redis_client.hget(CONSECUTIVE_FAILURES_KEY, slow) == "1"
+    time.sleep(1.5)  # the late answer has come back by now: it is not stored
+    assert not OpenInterestSnapshot.objects.filter(symbol=slow).exists()
+    assert redis_client.hget(CONSECUTIVE_FAILURES_KEY, slow) == "1"
+    poller._executors[os.getpid()].shutdown(wait=False)
 
 
 def test_a_shard_that_would_run_late_is_dropped_whole(on_simulator, redis_client):

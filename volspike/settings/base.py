@@ -245,7 +245,8 @@ OI_EGRESS_HEARTBEAT_TTL_SEC = env.float(
 OI_SHARD_MAX_POLLS = env.int("OI_SHARD_MAX_POLLS", default=60)
 # Threads of a poller process sending polls at their due times, shared by the shards it runs.
 OI_SHARD_THREADS = env.int("OI_SHARD_THREADS", default=16)
-# A shard stores and evaluates the polls that came back every this many ms (small batches).
+# A poll's answer waits at most this many ms to be stored and evaluated: a poller process
+# stores what all its shards got back in one batch per this span (from the first answer).
 OI_BATCH_FLUSH_MS = env.int("OI_BATCH_FLUSH_MS", default=100)
 # A poll waits at most this long for the shared budget, and is retried at most this often.
 OI_POLL_MAX_BUDGET_WAIT_SEC = env.float("OI_POLL_MAX_BUDGET_WAIT_SEC", default=2.0)

@@ -111,6 +111,13 @@
     status("done in " + result.elapsedSec + " s: " + result.samples + " samples");
     $("bt-summary").textContent = result.rule.name + ": " + result.alertsTotal + " alerts, " + perDay
       + " per symbol-day over " + result.symbols + " symbols" + (held ? "; held back / re-armed: " + held : "");
+    // what followed: the forward price move per horizon (a measurement, not a verdict)
+    const pct = (v) => (v >= 0 ? "+" : "") + (v * 100).toFixed(2) + "%";
+    const share = (v) => Math.round(v * 100) + "%";
+    $("bt-outcomes").textContent = "price after: " + Object.entries(result.outcomes || {}).map(([label, o]) =>
+      o.measured ? label + " " + pct(o.priceChangeMedian) + " [" + pct(o.priceChangeQ1) + ", " + pct(o.priceChangeQ3)
+        + "] ↑" + share(o.shareUp) + " →" + share(o.shareFlat) + " ↓" + share(o.shareDown) + " (n=" + o.measured + ")"
+        : label + " –").join(" · ");
     const perSymbol = $("bt-per-symbol");
     perSymbol.replaceChildren();
     for (const row of result.perSymbol.filter((r) => r.alerts > 0)) {
