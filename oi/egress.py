@@ -67,11 +67,25 @@ def own_budget() -> EgressBudget:
     configured = settings.OI_MAX_REQ_PER_MIN
     if "poller" in config.consumer_budgets:
         configured = min(configured, config.consumer_budgets["poller"])
-    learned = budget.learned_ip_limit()
+    # REQUEST_WEIGHT is the same for every IP: a host that never asked exchangeInfo itself (the
+    # liquidity job runs on one host) takes the limit another group learned
+    learned = budget.learned_ip_limit() or _limit_learned_by_others()
     ip_limit = min(learned, config.ip_weight_limit) if learned else config.ip_weight_limit
     others = sum(rate for name, rate in config.consumer_budgets.items() if name != "poller")
     left = config.ip_rate_per_min(ip_limit) - others
     return EgressBudget(configured, max(min(configured, left), 1), ip_limit, learned is not None)
+
+
+def _limit_learned_by_others() -> int | None:
+    learned = []
+    for raw in get_redis().hvals(GROUPS_KEY):
+        try:
+            record = json.loads(raw)
+            if record.get("learned"):
+                learned.append(int(record["ipLimit"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return min(learned, default=None)
 
 
 @dataclass(frozen=True)

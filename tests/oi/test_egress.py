@@ -59,6 +59,16 @@ def test_the_usable_budget_is_the_smaller_of_the_share_and_what_the_learned_limi
     assert budget.usable_per_min == 1500 * 95 // 100 - 20 - 100  # 1305
 
 
+def test_a_host_that_learned_no_limit_takes_the_one_another_group_learned(redis_client, settings):
+    settings.OI_MAX_REQ_PER_MIN = 2000
+    settings.BINANCE_CONSUMER_BUDGETS = {"poller": 2000}
+    record = {"configuredPerMin": 2000, "usablePerMin": 1405, "ipLimit": 1500, "learned": True,
+              "host": "main", "seenAtMs": now_ms()}  # fmt: skip
+    get_redis().hset(GROUPS_KEY, "main", json.dumps(record))
+    budget = own_budget()  # this host ("default") never asked exchangeInfo
+    assert budget.ip_limit == 1500 and budget.usable_per_min == 1405
+
+
 def test_each_group_gets_its_share_of_the_symbols_on_its_own_queue(on_simulator, redis_client):
     symbols = liquid_symbols(on_simulator, 60)
     redis_client.sadd(REDIS_UNIVERSE_KEY, *symbols)
