@@ -12,6 +12,11 @@ bash scripts/services.sh
 if ! command -v chromium >/dev/null 2>&1; then
   apt_install chromium || { echo "[test] the browser tests need Debian's chromium" >&2; exit 1; }
 fi
+# The scale-out test builds poller hosts in network namespaces (root only), reaching Redis and
+# Postgres through socat relays.
+if [ "$(id -u)" = 0 ] && ! command -v socat >/dev/null 2>&1; then
+  apt_install socat iproute2 || { echo "[test] the scale-out test needs socat and iproute2" >&2; exit 1; }
+fi
 mkdir -p test-artifacts
 export DJANGO_SETTINGS_MODULE=volspike.settings.test
 
