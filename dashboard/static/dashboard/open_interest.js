@@ -293,7 +293,7 @@
   const COLUMNS = [
     "symbol", "quoteVolume24h", "enteredAt", "openInterest", "openInterestUsd",
     "pctChange5m", "pctChange15m", "pctChange1h", "pctChange4h", "pctChange24h", "regime5m",
-    "openInterestTime",
+    "liq5m", "openInterestTime",
   ];
   // oi.regimes: the label shown, its meaning (the cell's title) and its colour class.
   const REGIMES = {
@@ -317,6 +317,7 @@
     switch (key) {
       case "symbol": return data.symbol;
       case "regime5m": return data.regime5m || "";
+      case "liq5m": return data.liqLongUsd5m == null ? null : num(data.liqLongUsd5m) + num(data.liqShortUsd5m);
       case "enteredAt":
       case "openInterestTime": return data[key] ? Date.parse(data[key]) : null;
       default: return num(data[key]);
@@ -347,6 +348,14 @@
     c.regime5m.className = "regime " + regimeClass;
     c.regime5m.title = regimeMeaning;
     c.regime5m.dataset.regime = d.regime5m || "unknown";
+    if (d.liqLongUsd5m == null) {
+      setText(c.liq5m, "–");
+      c.liq5m.title = "the liquidation stream has not run";
+    } else {
+      const long = num(d.liqLongUsd5m), short = num(d.liqShortUsd5m);
+      setText(c.liq5m, long + short === 0 ? "0" : fmtUsd(long) + " / " + fmtUsd(short));
+      c.liq5m.title = "≥ " + fmtUsd(long) + " longs, ≥ " + fmtUsd(short) + " shorts liquidated in 5 min (lower bounds)";
+    }
     if (d.openInterestTime) setAge(c.openInterestTime, Date.parse(d.openInterestTime), sampleStaleAfter());
     else setAge(c.openInterestTime, null);
   }
@@ -755,6 +764,8 @@
     else if (alert.windowSec) context.push("within " + (alert.windowSec % 3600 ? alert.windowSec / 60 + " min" : alert.windowSec / 3600 + " h"));
     if (alert.priceChangePct != null) context.push("price " + fmtPct(alert.priceChangePct));
     if (alert.fundingRate != null) context.push("funding " + (alert.fundingRate * 100).toFixed(4) + "%");
+    // lower bounds: Binance sends at most one liquidation per symbol per second
+    if (alert.liquidationsLongUsd != null) context.push("liq ≥ " + fmtUsd(alert.liquidationsLongUsd) + " long, ≥ " + fmtUsd(alert.liquidationsShortUsd) + " short");
     if (alert.alerts24h != null) context.push(alert.alerts24h + " in 24 h");
     context.push(alert.source + " · #" + alert.id);
     detail.textContent = context.join(" · ");
