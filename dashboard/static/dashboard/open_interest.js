@@ -173,6 +173,7 @@
     setAge($("poller-mark-age"),
       status.markPricesAgeSec === null ? null : Date.now() - status.markPricesAgeSec * 1000,
       sampleStaleAfter());
+    renderMarketStreams(status.marketStreams);
     listInto($("poller-stale"), status.staleSymbols, "none");
     listInto($("poller-failing"), Object.keys(status.failing || {}), "none");
     const counters = $("poller-counters");
@@ -286,6 +287,39 @@
     moversInto($("market-gainers"), market.gainers["5m"]);
     moversInto($("market-losers"), market.losers["5m"]);
     fetched("market-fetched");
+  }
+
+  // --- market streams (the poller panel) ------------------------------------------------------
+
+  const STREAM_LABELS = {
+    "!markPrice@arr@1s": "mark price",
+    "!miniTicker@arr": "mini tickers",
+    "!forceOrder@arr": "liquidations",
+  };
+
+  function renderMarketStreams(market) {
+    const source = $("poller-mark-source");
+    const list = $("poller-streams");
+    if (!market) {
+      setText(source, "–");
+      list.textContent = "";
+      return;
+    }
+    const rest = market.markPriceSource === "rest";
+    setText(source, market.markPriceSource === "stream" ? "stream" : rest ? "REST (premiumIndex)" : "–");
+    source.dataset.source = market.markPriceSource || "";
+    source.className = rest ? "stale" : "";
+    list.textContent = "";
+    for (const [name, stream] of Object.entries(market.streams || {})) {
+      const li = document.createElement("li");
+      li.dataset.stream = name;
+      li.dataset.state = stream.state;
+      const age = stream.lastFrameAgeSec === null ? "no frame yet" : fmtAgeShort(stream.lastFrameAgeSec) + " ago";
+      li.textContent = (STREAM_LABELS[name] || name) + ": " + stream.state + " · " + age;
+      li.title = name + ": stale after " + stream.staleAfterSec + " s without a frame; " + (stream.frames || 0).toLocaleString("en-US") + " frames";
+      if (stream.state === "stale" || stream.state === "never") li.className = "stale";
+      list.append(li);
+    }
   }
 
   // --- screener ------------------------------------------------------------------------------
