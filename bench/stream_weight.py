@@ -122,7 +122,10 @@ def run(args: argparse.Namespace, stack: ExitStack) -> bool:
         f"({gained / rest.open_interest_per_min:+.1%}); premiumIndex weight saved {saved:.1f}/min"
     )
     print()
-    print(f"rerun: .venv/bin/python bench/stream_weight.py --seconds {args.seconds:g}")
+    isolation = ""
+    if (args.database_name, args.redis_url) != (BENCH_DATABASE_NAME, BENCH_REDIS_URL):
+        isolation = f" --database-name {args.database_name} --redis-url {args.redis_url}"
+    print(f"rerun: .venv/bin/python bench/stream_weight.py --seconds {args.seconds:g}{isolation}")
     return all(row.count_429 == 0 and row.count_418 == 0 for row in rows)
 
 
