@@ -302,7 +302,8 @@ class OpenInterestAlertAdmin(admin.ModelAdmin):
     list_display = (
         "ts", "symbol", "direction", "rule_name", "pct_change", "abs_change", "baseline",
         "current", "price_change_pct", "regime", "price_after_5m", "price_after_15m",
-        "price_after_1h", "funding_rate", "alerts_24h", "source",
+        "price_after_1h", "funding_rate", "liquidations_long_usd", "liquidations_short_usd",
+        "alerts_24h", "source",
     )  # fmt: skip
     list_filter = (
         "direction", "regime", "source", "rule_name", ("ts", admin.DateFieldListFilter)

@@ -56,6 +56,11 @@ from liquidity.selectors import liquid_symbol_list, universe_quote_volumes
 from oi.coarse import merged_history
 from oi.keys import BACKFILL_DONE_KEY, FUNDING_RATE_KEY
 from oi.ring import RING_MAX_AHEAD_MS, coarse_ring_key, decode_members, ring_key
+from streams.selectors import (
+    LiquidationWindow,
+    liquidation_sums_over_windows,
+    liquidations_recorded,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -335,9 +340,10 @@ def _gate_and_raise(observations: list[tuple[str, Observation]], source: str) ->
     if not fired:
         return []
     context = _market_context(redis, sorted({symbol for symbol, *_ in fired}))
+    liquidations = _liquidation_context([(symbol, obs) for symbol, obs, *_ in fired])
     raised = []
-    for symbol, obs, old, new in fired:
-        candidate = _candidate(symbol, obs, source, context.get(symbol, {}))
+    for (symbol, obs, old, new), liquidated in zip(fired, liquidations, strict=True):
+        candidate = _candidate(symbol, obs, source, {**context.get(symbol, {}), **liquidated})
         field = _state_field(symbol, obs)
         alert = store_claimed(
             lambda candidate=candidate: alert_store(candidate),
@@ -462,6 +468,27 @@ def _market_context(redis, symbols: list[str]) -> dict[str, dict]:
     }
 
 
+def _liquidation_context(fired: list[tuple[str, Observation]]) -> list[dict]:
+    """Each fired observation's long and short liquidation USD over its own window (lower
+    bounds, from the liquidation stream), in one query for the batch; empty where the stream
+    never ran (disabled, or no frame ever seen), so those alerts carry null, not a false 0."""
+    if not fired or not liquidations_recorded():
+        return [{} for _ in fired]
+    sums = liquidation_sums_over_windows(
+        [
+            LiquidationWindow(
+                symbol,
+                since=datetime_from_ms(obs.t_ms - obs.rule.window_sec * 1000),
+                until=datetime_from_ms(obs.t_ms),
+            )
+            for symbol, obs in fired
+        ]
+    )
+    return [
+        {"liquidations_long_usd": s.long_usd, "liquidations_short_usd": s.short_usd} for s in sums
+    ]
+
+
 def _decimal(raw: str | None) -> Decimal | None:
     return Decimal(raw) if raw is not None else None
 
@@ -491,5 +518,7 @@ def _candidate(symbol: str, obs: Observation, source: str, context: dict) -> Ale
         oi_usd_before=_dec(obs.oi_usd_before),
         oi_usd_after=_dec(obs.oi_usd_after),
         quote_volume_24h=context.get("quote_volume_24h"),
+        liquidations_long_usd=context.get("liquidations_long_usd"),
+        liquidations_short_usd=context.get("liquidations_short_usd"),
         regime=obs.regime.value,
     )

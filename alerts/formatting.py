@@ -10,6 +10,9 @@ from common.formatting import iso_z
 from oi.regimes import REGIME_MEANINGS, Regime
 
 Number = Decimal | float | int
+LIQUIDATIONS_LOWER_BOUND = "lower"
+"""The payload's liquidationsBound: Binance sends at most one liquidation per symbol per second,
+so the sums are at least what was liquidated, maybe less than all of it."""
 
 
 class AlertLike(Protocol):
@@ -34,6 +37,8 @@ class AlertLike(Protocol):
     oi_usd_before: Decimal | None
     oi_usd_after: Decimal | None
     quote_volume_24h: Decimal | None
+    liquidations_long_usd: Decimal | None  # lower bounds over the window; None: not known
+    liquidations_short_usd: Decimal | None
     alerts_24h: int | None
     regime: str  # oi.regimes.Regime, or "" for alerts stored before regimes existed
 
@@ -64,6 +69,13 @@ def alert_payload(alert: AlertLike) -> dict:
         "oiUsdBefore": _float_or_none(alert.oi_usd_before),
         "oiUsdAfter": _float_or_none(alert.oi_usd_after),
         "quoteVolume24h": _float_or_none(alert.quote_volume_24h),
+        # over the window, from the liquidation stream: at most one per symbol per second is
+        # sent, so these are lower bounds (liquidationsBound says so); null when not recorded
+        "liquidationsLongUsd": _float_or_none(alert.liquidations_long_usd),
+        "liquidationsShortUsd": _float_or_none(alert.liquidations_short_usd),
+        "liquidationsBound": (
+            LIQUIDATIONS_LOWER_BOUND if alert.liquidations_long_usd is not None else None
+        ),
         "alerts24h": alert.alerts_24h,
         "regime": alert.regime or None,
         "links": symbol_links(alert.symbol),
@@ -119,6 +131,17 @@ def usd(value: Number) -> str:
         if abs(amount) >= limit:
             return f"${amount / limit:,.1f}{suffix}"
     return f"${amount:,.0f}"
+
+
+def liquidations_line(alert: AlertLike) -> str | None:
+    """ "Liquidations ≥ $1.2M long, ≥ $0 short (5 min)", or None when not recorded."""
+    if alert.liquidations_long_usd is None or alert.liquidations_short_usd is None:
+        return None
+    window = f" ({duration(alert.window_sec)})" if alert.window_sec else ""
+    return (
+        f"Liquidations ≥ {usd(alert.liquidations_long_usd)} long, "
+        f"≥ {usd(alert.liquidations_short_usd)} short{window}"
+    )
 
 
 def price(value: Number) -> str:

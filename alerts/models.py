@@ -345,6 +345,17 @@ class OpenInterestAlert(models.Model):
         help_text="What kind of move: OI and price over the window (oi.regimes); empty for "
         "alerts stored before regimes existed",
     )  # fmt: skip
+    # Liquidations over the alert's window from the market stream (issue 18): lower bounds, as
+    # Binance sends at most one liquidation per symbol per second. Null where not known (the
+    # ingest API's alerts, or alerts stored before the streams existed).
+    liquidations_long_usd = models.DecimalField(
+        max_digits=DECIMAL_DIGITS, decimal_places=DECIMAL_PLACES, null=True, blank=True,
+        help_text="Long liquidations (SELL orders) over the window, USD: a lower bound",
+    )  # fmt: skip
+    liquidations_short_usd = models.DecimalField(
+        max_digits=DECIMAL_DIGITS, decimal_places=DECIMAL_PLACES, null=True, blank=True,
+        help_text="Short liquidations (BUY orders) over the window, USD: a lower bound",
+    )  # fmt: skip
 
     class Meta:
         db_table = "open_interest_alerts"

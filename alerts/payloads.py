@@ -47,6 +47,9 @@ class AlertCandidate:
     oi_usd_before: Decimal | None = None
     oi_usd_after: Decimal | None = None
     quote_volume_24h: Decimal | None = None
+    liquidations_long_usd: Decimal | None = None
+    """Long liquidations over the window from the market stream (a lower bound); None: unknown."""
+    liquidations_short_usd: Decimal | None = None
     regime: str = ""
     """oi.regimes.Regime; the rules engine sets the one it gated on, others get it computed
     from their changes (``candidate_regime``)."""

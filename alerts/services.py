@@ -26,11 +26,13 @@ _INSERT_ALERT_SQL = """
 INSERT INTO open_interest_alerts
     (symbol, direction, baseline, current, pct_change, abs_change, source, ts, created_at,
      rule_id, rule_name, window_sec, reference, threshold_pct, price_change_pct, mark_price,
-     funding_rate, oi_usd_before, oi_usd_after, quote_volume_24h, regime, alerts_24h)
+     funding_rate, oi_usd_before, oi_usd_after, quote_volume_24h, regime,
+     liquidations_long_usd, liquidations_short_usd, alerts_24h)
 VALUES (%(symbol)s, %(direction)s, %(baseline)s, %(current)s, %(pct_change)s, %(abs_change)s,
         %(source)s, %(ts)s, now(), %(rule_id)s, %(rule_name)s, %(window_sec)s, %(reference)s,
         %(threshold_pct)s, %(price_change_pct)s, %(mark_price)s, %(funding_rate)s,
         %(oi_usd_before)s, %(oi_usd_after)s, %(quote_volume_24h)s, %(regime)s,
+        %(liquidations_long_usd)s, %(liquidations_short_usd)s,
         1 + (SELECT count(*) FROM open_interest_alerts
              WHERE symbol = %(symbol)s AND ts > %(ts)s - interval '24 hours' AND ts <= %(ts)s))
 ON CONFLICT (symbol, direction, ts, source, rule_name, window_sec) DO NOTHING

@@ -39,6 +39,7 @@ from oi.market import SymbolChange, breadth, market_total, movers, total_change
 from oi.regimes import REGIME_VALUES
 from oi.schedule import OverloadBehaviour
 from oi.screener import (
+    LIQUIDATIONS_LOWER_BOUND,
     SCREENER_LOOKBACKS,
     open_interest_market_samples,
     open_interest_screener,
@@ -499,6 +500,23 @@ class OpenInterestScreenerApi(APIView):
         regime4h = serializers.ChoiceField(choices=REGIME_VALUES)
         regime24h = serializers.ChoiceField(choices=REGIME_VALUES)
         ringSamples = serializers.IntegerField(help_text="Samples in the symbol's ring buffer")
+        liqLongUsd5m = PlainDecimalField(
+            allow_null=True,
+            help_text="Long liquidations (SELL orders) over the last 5 min in USD, from the "
+            "liquidation stream: a lower bound (Binance sends at most one liquidation per symbol "
+            "per second); null when the stream never ran",
+        )
+        liqShortUsd5m = PlainDecimalField(
+            allow_null=True, help_text="Short liquidations (BUY orders), as liqLongUsd5m"
+        )
+        liqLongUsd15m = PlainDecimalField(allow_null=True)
+        liqShortUsd15m = PlainDecimalField(allow_null=True)
+        liqLongUsd1h = PlainDecimalField(allow_null=True)
+        liqShortUsd1h = PlainDecimalField(allow_null=True)
+        liqLongUsd4h = PlainDecimalField(allow_null=True)
+        liqShortUsd4h = PlainDecimalField(allow_null=True)
+        liqLongUsd24h = PlainDecimalField(allow_null=True)
+        liqShortUsd24h = PlainDecimalField(allow_null=True)
 
     @extend_schema(
         responses=inline_serializer(
@@ -507,6 +525,10 @@ class OpenInterestScreenerApi(APIView):
                 "asOf": serializers.DateTimeField(),
                 "count": serializers.IntegerField(),
                 "lookbacksSec": serializers.DictField(child=serializers.IntegerField()),
+                "liquidationsBound": serializers.CharField(
+                    help_text='"lower": the liq* sums are lower bounds (Binance sends at most one '
+                    "liquidation per symbol per second)"
+                ),
                 "symbols": ScreenerRowSerializer(many=True),
             },
         )
@@ -530,14 +552,17 @@ class OpenInterestScreenerApi(APIView):
                 **{f"priceChange{label}": pct for label, pct in row.price_change.items()},
                 **{f"regime{label}": regime.value for label, regime in row.regime.items()},
                 "ringSamples": row.ring_samples,
+                **{f"liqLongUsd{k}": usd for k, usd in row.liquidations_long_usd.items()},
+                **{f"liqShortUsd{k}": usd for k, usd in row.liquidations_short_usd.items()},
             }
-            for row in open_interest_screener(now_ms=now_ms)
+            for row in open_interest_screener(now_ms=now_ms, with_liquidations=True)
         ]
         return Response(
             {
                 "asOf": datetime_from_ms(now_ms),
                 "count": len(rows),
                 "lookbacksSec": dict(SCREENER_LOOKBACKS),
+                "liquidationsBound": LIQUIDATIONS_LOWER_BOUND,
                 "symbols": self.ScreenerRowSerializer(rows, many=True).data,
             }
         )

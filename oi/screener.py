@@ -11,17 +11,24 @@ from decimal import Decimal
 
 from common import timeutil
 from common.redis import get_redis
+from common.timeutil import datetime_from_ms
 from liquidity.selectors import liquid_symbol_list
 from oi.coarse import is_long_window
 from oi.keys import MARK_PRICE_KEY
 from oi.market import PricedSamples
 from oi.regimes import Regime, fractional_change, regime_of
 from oi.ring import RingSample, coarse_ring_key, decode_member, ring_key
+from streams.selectors import LiquidationSums, liquidation_sums_by_lookback, liquidations_recorded
 
 # (label, seconds): the change is measured against the newest sample at or before now - seconds.
 SCREENER_LOOKBACKS: tuple[tuple[str, int], ...] = (
     ("5m", 300), ("15m", 900), ("1h", 3600), ("4h", 4 * 3600), ("24h", 24 * 3600),
 )  # fmt: skip
+
+
+LIQUIDATIONS_LOWER_BOUND = "lower"
+"""The screener's liquidationsBound (as the alert payload's, alerts.formatting): the liq* sums
+are lower bounds, Binance sending at most one liquidation per symbol per second."""
 
 
 def long_lookback_max_lag_ms(seconds: int) -> int:
@@ -46,6 +53,11 @@ class ScreenerRow:
     regime: dict[str, Regime]
     """The OI/price regime of each lookback (oi.regimes)."""
     ring_samples: int
+    liquidations_long_usd: dict[str, Decimal | None] | None = None
+    """Long liquidation USD over each lookback (a lower bound: Binance sends at most one
+    liquidation per symbol per second); None when not asked for, a None value when the
+    liquidation stream never ran."""
+    liquidations_short_usd: dict[str, Decimal | None] | None = None
 
 
 def _first_sample(reply: list) -> RingSample | None:
@@ -82,8 +94,12 @@ def _decimal_or_none(raw: str | None) -> Decimal | None:
         return None
 
 
-def open_interest_screener(*, now_ms: int | None = None) -> list[ScreenerRow]:
-    """One row per liquid symbol (highest 24h volume first), from one Redis pipeline."""
+def open_interest_screener(
+    *, now_ms: int | None = None, with_liquidations: bool = False
+) -> list[ScreenerRow]:
+    """One row per liquid symbol (highest 24h volume first), from one Redis pipeline; with
+    ``with_liquidations``, each lookback's liquidation sums too, from one Postgres query for the
+    whole universe."""
     now_ms = timeutil.now_ms() if now_ms is None else now_ms
     members = list(liquid_symbol_list().only("symbol", "quote_volume_24h", "entered_at"))
     if not members:
@@ -106,6 +122,7 @@ def open_interest_screener(*, now_ms: int | None = None) -> list[ScreenerRow]:
             pipe.zcard(key)
         replies = pipe.execute()
     mark_prices = replies[0]
+    liquidations = _liquidations(now_ms) if with_liquidations else None
     per_symbol = 2 + len(SCREENER_LOOKBACKS)
     rows = []
     for index, member in enumerate(members):
@@ -140,9 +157,43 @@ def open_interest_screener(*, now_ms: int | None = None) -> list[ScreenerRow]:
                     for label, seconds in SCREENER_LOOKBACKS
                 },
                 ring_samples=int(reply[-1]),
+                **(
+                    _liquidation_fields(liquidations, member.symbol)
+                    if liquidations is not None
+                    else {}
+                ),
             )
         )
     return rows
+
+
+_NOT_RECORDED = {label: None for label, _seconds in SCREENER_LOOKBACKS}
+_NO_LIQUIDATIONS = [LiquidationSums(Decimal(0), Decimal(0), 0)] * len(SCREENER_LOOKBACKS)
+
+
+def _liquidations(now_ms: int) -> dict[str, list[LiquidationSums]] | bool:
+    """Every symbol's sums per lookback, or False when the liquidation stream never ran (the
+    sums would read 0 where nothing was listening)."""
+    if not liquidations_recorded():
+        return False
+    return liquidation_sums_by_lookback(
+        [seconds for _label, seconds in SCREENER_LOOKBACKS], until=datetime_from_ms(now_ms)
+    )
+
+
+def _liquidation_fields(
+    liquidations: dict[str, list[LiquidationSums]] | bool, symbol: str
+) -> dict[str, dict[str, Decimal | None]]:
+    if liquidations is False:
+        return {"liquidations_long_usd": _NOT_RECORDED, "liquidations_short_usd": _NOT_RECORDED}
+    sums = liquidations.get(symbol, _NO_LIQUIDATIONS)
+    labels = [label for label, _seconds in SCREENER_LOOKBACKS]
+    return {
+        "liquidations_long_usd": {label: s.long_usd for label, s in zip(labels, sums, strict=True)},
+        "liquidations_short_usd": {
+            label: s.short_usd for label, s in zip(labels, sums, strict=True)
+        },
+    }
 
 
 # A symbol counts in the market's total at time t with its newest sample at most this old then.

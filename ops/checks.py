@@ -19,6 +19,8 @@ from common.timeutil import datetime_from_ms
 from exchange.factory import build_budget
 from oi.selectors import dead_letter_last_id, dead_letters_after
 from ops.conditions import Observation, OpsCondition
+from streams.selectors import streams_health
+from streams.watchdog import EXPECTED_CADENCE_SEC, StreamState
 from volspike.readiness import system_readiness
 
 BAN_STATUSES = ("418", "429")
@@ -112,6 +114,44 @@ def exchange_observe(ctx: CheckContext) -> list[Observation]:
     ]
 
 
+def market_streams_observe(ctx: CheckContext) -> list[Observation]:
+    """The market streams with a cadence (streams.watchdog) stale or never heard while enabled;
+    liquidations have none and follow their connection. Never heard counts only after the
+    start-up grace (the streams process may still be connecting)."""
+    if not ctx.redis_ok:
+        return _unknown(OpsCondition.MARKET_STREAM_SILENT)
+    try:
+        health = streams_health(now_ms=ctx.now_ms)
+    except RedisError:
+        return _unknown(OpsCondition.MARKET_STREAM_SILENT)
+    if all(h.state is StreamState.DISABLED for h in health.values()):
+        return [Observation(OpsCondition.MARKET_STREAM_SILENT, False, "streams disabled")]
+    silent = [
+        h
+        for stream, h in health.items()
+        if EXPECTED_CADENCE_SEC[stream] is not None
+        and h.state in (StreamState.STALE, StreamState.NEVER)
+    ]
+    if not silent:
+        return [Observation(OpsCondition.MARKET_STREAM_SILENT, False, "market streams fresh")]
+    if ctx.in_startup_grace and all(h.state is StreamState.NEVER for h in silent):
+        return _unknown(OpsCondition.MARKET_STREAM_SILENT)
+    causes = [
+        f"{h.stream}: no frame ever received (a wrong STREAMS_PATH connects and stays silent)"
+        if h.last_frame_age_sec is None
+        else f"{h.stream}: last frame {h.last_frame_age_sec:.0f} s ago (stale after "
+        f"{h.stale_after_sec:g} s)"
+        for h in silent
+    ]
+    return [
+        Observation(
+            OpsCondition.MARKET_STREAM_SILENT,
+            True,
+            "; ".join(causes) + "; mark prices come from REST premiumIndex meanwhile",
+        )
+    ]
+
+
 def dead_letters_observe(ctx: CheckContext) -> list[Observation]:
     """Snapshot batches dead-lettered since the last check (the first check looks back one
     period)."""
@@ -144,6 +184,7 @@ OPS_CHECKS: tuple[Check, ...] = (
     universe_observe,
     exchange_observe,
     dead_letters_observe,
+    market_streams_observe,
 )
 
 

@@ -37,6 +37,9 @@ class OpsCondition(StrEnum):
     """Snapshot batches refused for good (oi SnapshotDeadLetter rows) appeared."""
     POSTGRES_UNREACHABLE = "postgres_unreachable"
     REDIS_UNREACHABLE = "redis_unreachable"
+    MARKET_STREAM_SILENT = "market_stream_silent"
+    """A market stream (mark price, mini tickers) silent past its threshold, or never heard (a
+    wrong path connects and stays silent): the poller pays premiumIndex weight meanwhile."""
 
     @property
     def label(self) -> str:
@@ -51,6 +54,7 @@ _LABELS = {
     OpsCondition.DEAD_LETTERS: "dead-lettered snapshot batches",
     OpsCondition.POSTGRES_UNREACHABLE: "Postgres unreachable",
     OpsCondition.REDIS_UNREACHABLE: "Redis unreachable",
+    OpsCondition.MARKET_STREAM_SILENT: "market stream silent",
 }
 
 

@@ -2,10 +2,11 @@
 and liquidation sums."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, Q, Sum
 
 from common import timeutil
@@ -20,7 +21,7 @@ from streams.keys import (
     STATUS_KEY,
 )
 from streams.models import Liquidation
-from streams.watchdog import StreamHealth, stream_health
+from streams.watchdog import StreamHealth, StreamState, stream_health
 
 
 def streams_health(*, now_ms: int | None = None) -> dict[MarketStream, StreamHealth]:
@@ -126,3 +127,87 @@ def liquidation_sums_by_symbol(
             n=Count("id"),
         )
     }
+
+
+@dataclass(frozen=True)
+class LiquidationWindow:
+    """One symbol's window (since, until], e.g. an alert's: ``until`` is its sample time."""
+
+    symbol: str
+    since: datetime
+    until: datetime
+
+
+_WINDOW_SUMS_SQL = """
+SELECT w.idx,
+       COALESCE(SUM(l.usd) FILTER (WHERE l.side = %s), 0),
+       COALESCE(SUM(l.usd) FILTER (WHERE l.side = %s), 0),
+       COUNT(l.id)
+FROM unnest(%s::int[], %s::text[], %s::timestamptz[], %s::timestamptz[])
+     AS w(idx, symbol, since, until)
+LEFT JOIN stream_liquidations l
+       ON l.symbol = w.symbol AND l.time > w.since AND l.time <= w.until
+GROUP BY w.idx
+"""
+
+
+def liquidation_sums_over_windows(windows: list[LiquidationWindow]) -> list[LiquidationSums]:
+    """Long and short liquidation USD of each window (each its own symbol and span), in one
+    query whatever the number of windows: an alert batch's liquidation context."""
+    if not windows:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _WINDOW_SUMS_SQL,
+            [
+                LiquidationSide.SELL.value,
+                LiquidationSide.BUY.value,
+                list(range(len(windows))),
+                [w.symbol for w in windows],
+                [w.since for w in windows],
+                [w.until for w in windows],
+            ],
+        )
+        by_index = {idx: LiquidationSums(long, short, n) for idx, long, short, n in cursor}
+    return [by_index[index] for index in range(len(windows))]
+
+
+def liquidations_recorded() -> bool:
+    """True when the liquidation stream is or was running (so a zero sum means no liquidation
+    was received, not that nothing was listening): not disabled, and a frame on its connection
+    was seen at some time."""
+    state = streams_health()[MarketStream.LIQUIDATIONS].state
+    return state in (StreamState.FRESH, StreamState.STALE)
+
+
+def liquidation_sums_by_lookback(
+    lookbacks_sec: list[int], *, until: datetime
+) -> dict[str, list[LiquidationSums]]:
+    """Every symbol's long and short liquidation USD over each lookback (until - seconds, until],
+    in one query over the longest lookback (one index range scan on time, FILTERed sums per
+    lookback); symbols without any liquidation in it are absent (zero everywhere)."""
+    if not lookbacks_sec:
+        return {}
+    sums = []
+    params: list = []
+    for seconds in lookbacks_sec:
+        since = until - timedelta(seconds=seconds)
+        for side in (LiquidationSide.SELL, LiquidationSide.BUY):
+            sums.append("COALESCE(SUM(usd) FILTER (WHERE side = %s AND time > %s), 0)")
+            params += [side.value, since]
+        sums.append("COUNT(*) FILTER (WHERE time > %s)")
+        params.append(since)
+    sql = (
+        f"SELECT symbol, {', '.join(sums)} FROM stream_liquidations "  # noqa: S608 (no input)
+        "WHERE time > %s AND time <= %s GROUP BY symbol"
+    )
+    params += [until - timedelta(seconds=max(lookbacks_sec)), until]
+    result: dict[str, list[LiquidationSums]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for symbol, *values in cursor:
+            result[symbol] = [
+                LiquidationSums(values[i], values[i + 1], values[i + 2])
+                for i in range(0, len(values), 3)
+            ]
+    return result

@@ -7,6 +7,7 @@ from typing import TypeVar
 from alerts.formatting import (
     AlertLike,
     duration,
+    liquidations_line,
     price,
     regime_text,
     signed_pct,
@@ -93,6 +94,8 @@ def _detail_lines(alert: AlertLike, *, rules: Sequence[AlertLike]) -> list[str]:
         lines.append(f"Funding {signed_pct(alert.funding_rate, 4)}")
     if alert.quote_volume_24h is not None:
         lines.append(f"24h volume {usd(alert.quote_volume_24h)}")
+    if liquidations := liquidations_line(alert):
+        lines.append(liquidations)
     if alert.alerts_24h is not None:
         lines.append(f"{alert.alerts_24h} alert{'s' if alert.alerts_24h != 1 else ''} in 24 h")
     lines.append(f"{alert.ts:%Y-%m-%d %H:%M:%S} UTC")

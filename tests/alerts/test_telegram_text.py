@@ -28,13 +28,17 @@ def alert(i: int, *, context: bool = True, **changes) -> SimpleNamespace:
         ["rule_name", "reference", "regime"], ""
     ) | dict.fromkeys(
         ["window_sec", "threshold_pct", "price_change_pct", "mark_price", "funding_rate",
-         "oi_usd_before", "oi_usd_after", "quote_volume_24h", "alerts_24h"]
+         "oi_usd_before", "oi_usd_after", "quote_volume_24h", "alerts_24h",
+         "liquidations_long_usd", "liquidations_short_usd"]
     )  # fmt: skip
     return SimpleNamespace(**{"id": i, **empty, **alert_fields(i, context=context), **changes})
 
 
 def test_the_alert_text_with_full_context():
-    assert alert_text(alert(2)).split("\n") == [
+    liquidated = alert(
+        2, liquidations_long_usd=Decimal("1234567.8"), liquidations_short_usd=Decimal("0")
+    )
+    assert alert_text(liquidated).split("\n") == [
         "📈 T002USDT open interest spike +12.00%",
         "Rule oi-5m-3pct, 5 min window",
         "OI 1,000,000 → 1,120,000 contracts (+120,000)",
@@ -43,6 +47,7 @@ def test_the_alert_text_with_full_context():
         "Regime: long build (OI up, price up: new longs)",
         "Funding +0.0100%",
         "24h volume $845.2M",
+        "Liquidations ≥ $1.2M long, ≥ $0 short (5 min)",
         "3 alerts in 24 h",
         "2025-12-01 12:00:02 UTC",
         "Binance: https://www.binance.com/en/futures/T002USDT",

@@ -92,6 +92,12 @@ def test_the_screener_gives_every_member_its_latest_oi_and_changes(
         "regime4h": "unknown",
         "regime24h": "unknown",
         "ringSamples": 0,
+        # the liquidation stream never ran in this test: unknown, not zero
+        **{
+            f"liq{side}Usd{label}": None
+            for side in ("Long", "Short")
+            for label in ("5m", "15m", "1h", "4h", "24h")
+        },
     }
 
 

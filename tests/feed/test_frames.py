@@ -30,7 +30,8 @@ ALERT_FIELDS = [
     "id", "symbol", "direction", "baseline", "current", "pctChange", "absChange", "timestamp",
     "source", "rule", "windowSec", "reference", "thresholdPct", "thresholdZ", "priceChangePct",
     "markPrice",
-    "fundingRate", "oiUsdBefore", "oiUsdAfter", "quoteVolume24h", "alerts24h", "regime", "links",
+    "fundingRate", "oiUsdBefore", "oiUsdAfter", "quoteVolume24h", "liquidationsLongUsd",
+    "liquidationsShortUsd", "liquidationsBound", "alerts24h", "regime", "links",
 ]  # fmt: skip
 # The fields of a volume_alert's data (upstream's VolumeAlert row), in order.
 VOLUME_ALERT_FIELDS = [

@@ -7,10 +7,13 @@ import pytest
 from django.test import override_settings
 
 from common.redis import get_redis
+from common.timeutil import now_ms
 from exchange.factory import build_budget
+from exchange.streams import MarketStream
 from ops.conditions import OpsCondition
 from ops.models import OpsIncident
 from ops.services import ops_check_run, ops_memory_forget
+from streams.keys import LAST_FRAME_KEY
 from tests.ops import support
 
 SINKS = ["tests.ops.support.message_collect"]
@@ -79,7 +82,7 @@ def test_polling_and_the_universe_count_only_after_the_start_up_grace(db):
     assert "never refreshed successfully" in stale.detail
 
 
-@override_settings(OPS_EVENT_SINKS=SINKS, OPS_STARTUP_GRACE_SEC=0)
+@override_settings(OPS_EVENT_SINKS=SINKS, OPS_STARTUP_GRACE_SEC=0, STREAMS_ENABLED=False)
 def test_an_incident_still_open_is_told_again_at_the_reminder_interval(db, caplog):
     ops_check_run()
     ops_check_run()
@@ -101,3 +104,44 @@ def test_an_incident_still_open_is_told_again_at_the_reminder_interval(db, caplo
     }
     assert [row.reminders for row in incidents(OpsCondition.POLLING_STALLED)] == [1]
     assert any("polling_stalled reminder" in r.getMessage() for r in caplog.records)
+
+
+@override_settings(OPS_EVENT_SINKS=SINKS, STREAMS_STALE_FACTOR=2.0)
+def test_a_silent_market_stream_opens_once_and_recovers_when_frames_return(db, redis_client):
+    def frames(age_sec: float) -> None:
+        at = now_ms() - int(age_sec * 1000)
+        redis_client.hset(LAST_FRAME_KEY, mapping={s: at for s in MarketStream})
+
+    # never heard: unknown during the start-up grace, then an incident
+    ops_check_run()
+    ops_check_run()
+    assert incidents(OpsCondition.MARKET_STREAM_SILENT) == []
+    with override_settings(OPS_STARTUP_GRACE_SEC=0):
+        ops_check_run()
+        ops_check_run()
+        (never,) = incidents(OpsCondition.MARKET_STREAM_SILENT)
+        assert "!markPrice@arr@1s: no frame ever received" in never.detail
+        frames(0)
+        ops_check_run()
+        ops_check_run()
+        (never,) = incidents(OpsCondition.MARKET_STREAM_SILENT)
+        assert never.recovered_at is not None
+
+    # fresh frames, then silent past cadence × factor (2 s): a new incident, with the age
+    ops_check_run()
+    frames(10)
+    ops_check_run()
+    ops_check_run()
+    _, silent = incidents(OpsCondition.MARKET_STREAM_SILENT)
+    assert silent.active
+    assert "!markPrice@arr@1s: last frame 10 s ago (stale after 2 s)" in silent.detail
+    assert "!miniTicker@arr" in silent.detail and "forceOrder" not in silent.detail
+    titles = [m["title"] for m in support.MESSAGES if "market stream" in m["title"]]
+    assert titles == ["Ops: market stream silent"] * 3  # opened, recovered, opened
+
+
+@override_settings(OPS_EVENT_SINKS=SINKS, OPS_STARTUP_GRACE_SEC=0, STREAMS_ENABLED=False)
+def test_disabled_streams_are_not_silent(db):
+    ops_check_run()
+    ops_check_run()
+    assert incidents(OpsCondition.MARKET_STREAM_SILENT) == []

@@ -30,6 +30,8 @@ def test_a_stopped_poller_an_ip_ban_and_a_stopped_beat_open_one_event_each_and_r
         "OPS_CHECK_EVERY_SEC": str(CHECK_EVERY_SEC),
         "OPS_STARTUP_GRACE_SEC": "0",
         "READY_DISPATCH_MAX_SILENCE_SEC": "6",
+        # no streams process here: with the streams on, market_stream_silent would stay open
+        "STREAMS_ENABLED": "false",
     }
     worker = celery_processes.start_worker("default,oi_backfill", concurrency=2, **env)
     poller = celery_processes.start_worker("oi_poll", concurrency=2, **env)

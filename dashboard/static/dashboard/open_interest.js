@@ -178,6 +178,7 @@
     setAge($("poller-mark-age"),
       status.markPricesAgeSec === null ? null : Date.now() - status.markPricesAgeSec * 1000,
       sampleStaleAfter());
+    renderMarketStreams(status.marketStreams);
     listInto($("poller-stale"), status.staleSymbols, "none");
     listInto($("poller-failing"), Object.keys(status.failing || {}), "none");
     const counters = $("poller-counters");
@@ -309,12 +310,45 @@
     fetched("market-fetched");
   }
 
+  // --- market streams (the poller panel) ------------------------------------------------------
+
+  const STREAM_LABELS = {
+    "!markPrice@arr@1s": "mark price",
+    "!miniTicker@arr": "mini tickers",
+    "!forceOrder@arr": "liquidations",
+  };
+
+  function renderMarketStreams(market) {
+    const source = $("poller-mark-source");
+    const list = $("poller-streams");
+    if (!market) {
+      setText(source, "–");
+      list.textContent = "";
+      return;
+    }
+    const rest = market.markPriceSource === "rest";
+    setText(source, market.markPriceSource === "stream" ? "stream" : rest ? "REST (premiumIndex)" : "–");
+    source.dataset.source = market.markPriceSource || "";
+    source.className = rest ? "stale" : "";
+    list.textContent = "";
+    for (const [name, stream] of Object.entries(market.streams || {})) {
+      const li = document.createElement("li");
+      li.dataset.stream = name;
+      li.dataset.state = stream.state;
+      const age = stream.lastFrameAgeSec === null ? "no frame yet" : fmtAgeShort(stream.lastFrameAgeSec) + " ago";
+      li.textContent = (STREAM_LABELS[name] || name) + ": " + stream.state + " · " + age;
+      li.title = name + ": stale after " + stream.staleAfterSec + " s without a frame; " + (stream.frames || 0).toLocaleString("en-US") + " frames";
+      if (stream.state === "stale" || stream.state === "never") li.className = "stale";
+      list.append(li);
+    }
+  }
+
   // --- screener ------------------------------------------------------------------------------
 
   const COLUMNS = [
     "symbol", "quoteVolume24h", "enteredAt", "openInterest", "openInterestUsd",
     "pctChange5m", "pctChange15m", "pctChange1h", "pctChange4h", "pctChange24h", "regime5m",
-    "openInterestTime",
+    "liq5m", "openInterestTime",
   ];
   // oi.regimes: the label shown, its meaning (the cell's title) and its colour class.
   const REGIMES = {
@@ -338,6 +372,7 @@
     switch (key) {
       case "symbol": return data.symbol;
       case "regime5m": return data.regime5m || "";
+      case "liq5m": return data.liqLongUsd5m == null ? null : num(data.liqLongUsd5m) + num(data.liqShortUsd5m);
       case "enteredAt":
       case "openInterestTime": return data[key] ? Date.parse(data[key]) : null;
       default: return num(data[key]);
@@ -368,6 +403,14 @@
     c.regime5m.className = "regime " + regimeClass;
     c.regime5m.title = regimeMeaning;
     c.regime5m.dataset.regime = d.regime5m || "unknown";
+    if (d.liqLongUsd5m == null) {
+      setText(c.liq5m, "–");
+      c.liq5m.title = "the liquidation stream has not run";
+    } else {
+      const long = num(d.liqLongUsd5m), short = num(d.liqShortUsd5m);
+      setText(c.liq5m, long + short === 0 ? "0" : fmtUsd(long) + " / " + fmtUsd(short));
+      c.liq5m.title = "≥ " + fmtUsd(long) + " longs, ≥ " + fmtUsd(short) + " shorts liquidated in 5 min (lower bounds)";
+    }
     if (d.openInterestTime) setAge(c.openInterestTime, Date.parse(d.openInterestTime), sampleStaleAfter());
     else setAge(c.openInterestTime, null);
   }
@@ -776,6 +819,8 @@
     else if (alert.windowSec) context.push("within " + (alert.windowSec % 3600 ? alert.windowSec / 60 + " min" : alert.windowSec / 3600 + " h"));
     if (alert.priceChangePct != null) context.push("price " + fmtPct(alert.priceChangePct));
     if (alert.fundingRate != null) context.push("funding " + (alert.fundingRate * 100).toFixed(4) + "%");
+    // lower bounds: Binance sends at most one liquidation per symbol per second
+    if (alert.liquidationsLongUsd != null) context.push("liq ≥ " + fmtUsd(alert.liquidationsLongUsd) + " long, ≥ " + fmtUsd(alert.liquidationsShortUsd) + " short");
     if (alert.alerts24h != null) context.push(alert.alerts24h + " in 24 h");
     context.push(alert.source + " · #" + alert.id);
     detail.textContent = context.join(" · ");
