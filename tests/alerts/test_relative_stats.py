@@ -179,5 +179,5 @@ def test_a_process_started_late_rebuilds_a_4h_window_from_the_coarse_ring(redis_
 
     # the window's low (950, 3.5 h ago) came from the coarse ring: +8.4%
     assert raised.alert.rule_id == rule.pk
-    assert raised.alert.pct_change == pytest.approx(Decimal(1030) / 950 - 1, rel=1e-9)
+    assert raised.alert.pct_change == pytest.approx(Decimal(1030) / 950 - 1, rel=Decimal("1e-9"))
     assert ms_from_datetime(raised.alert.ts) == end
