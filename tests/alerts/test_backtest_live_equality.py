@@ -17,16 +17,16 @@ from tests.fixtures.processes import wait_until
 
 pytestmark = pytest.mark.integration
 
-WINDOW_SEC = 30
+WINDOW_SEC = 20
 
 
 def test_the_backtest_of_stored_samples_raises_exactly_the_live_alerts(
     sim, celery_processes, redis_client, writer_client
 ):
-    # given one rule (30 s, 5%, both ways, a 20 s cooldown, no step) and no other
+    # given one rule (20 s, 5%, both ways, a 20 s cooldown, no step) and no other
     AlertRule.objects.update(enabled=False)
     rule = AlertRule.objects.create(
-        name="equality-30s-5pct", window_sec=WINDOW_SEC, threshold_pct="0.05", cooldown_sec=20,
+        name="equality-20s-5pct", window_sec=WINDOW_SEC, threshold_pct="0.05", cooldown_sec=20,
     )  # fmt: skip
     env = {"BINANCE_BASE_URL": sim.base_url}
     celery_processes.start_procfile_worker("worker", **env)
