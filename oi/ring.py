@@ -15,6 +15,7 @@ It is written in the same round trip as the full-resolution ring, by a Lua scrip
 bucket's earliest member whatever order samples arrive in.
 """
 
+import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -73,6 +74,7 @@ redis.call('ZREMRANGEBYSCORE', key, '(' .. ARGV[3], '+inf')
 redis.call('PEXPIRE', key, ARGV[4])
 return 1
 """
+_COARSE_APPEND_SHA = hashlib.sha1(_COARSE_APPEND_LUA.encode(), usedforsecurity=False).hexdigest()
 
 
 def encode_member(sample: RingSample) -> str:
@@ -112,9 +114,32 @@ def ring_append(
     round trip; with ``coarse_window_ms``, the symbol's coarse ring too (kept that long)."""
     if not samples_by_symbol:
         return
+    try:
+        _ring_append_once(
+            client, samples_by_symbol, window_ms=window_ms, now_ms=now_ms,
+            record_last_sample=record_last_sample, coarse_window_ms=coarse_window_ms,
+        )  # fmt: skip
+    except redis.exceptions.NoScriptError:
+        # Redis lost its script cache (a restart): load the coarse script and append again
+        # (every command of the append is idempotent).
+        client.script_load(_COARSE_APPEND_LUA)
+        _ring_append_once(
+            client, samples_by_symbol, window_ms=window_ms, now_ms=now_ms,
+            record_last_sample=record_last_sample, coarse_window_ms=coarse_window_ms,
+        )  # fmt: skip
+
+
+def _ring_append_once(
+    client: redis.Redis,
+    samples_by_symbol: dict[str, Sequence[RingSample]],
+    *,
+    window_ms: int,
+    now_ms: int,
+    record_last_sample: bool,
+    coarse_window_ms: int | None,
+) -> None:
     cutoff_ms = now_ms - window_ms
     future_ms = now_ms + RING_MAX_AHEAD_MS
-    coarse_append = client.register_script(_COARSE_APPEND_LUA) if coarse_window_ms else None
     with client.pipeline(transaction=False) as pipe:
         latest: dict[str, int] = {}
         for symbol, given in samples_by_symbol.items():
@@ -131,14 +156,13 @@ def ring_append(
             pipe.zremrangebyscore(key, "-inf", f"({cutoff_ms}")
             pipe.zremrangebyscore(key, f"({future_ms}", "+inf")
             pipe.pexpire(key, window_ms)
-            if coarse_append is not None:
-                coarse_append(
-                    keys=[coarse_ring_key(symbol)],
-                    args=[
-                        COARSE_BUCKET_MS, now_ms - coarse_window_ms, future_ms, coarse_window_ms,
-                        *_time_member_pairs(samples),
-                    ],
-                    client=pipe,
+            if coarse_window_ms:
+                # EVALSHA queued as is: a Script object in a pipeline would cost one more round
+                # trip per append (redis-py asks SCRIPT EXISTS before every such pipeline).
+                pipe.evalsha(
+                    _COARSE_APPEND_SHA, 1, coarse_ring_key(symbol),
+                    COARSE_BUCKET_MS, now_ms - coarse_window_ms, future_ms, coarse_window_ms,
+                    *_time_member_pairs(samples),
                 )  # fmt: skip
             latest[symbol] = max(sample.time_ms for sample in samples)
         if record_last_sample and latest:

@@ -101,3 +101,16 @@ def test_the_backfill_fills_the_coarse_ring_with_25_hours_in_one_request(
     assert ip["endpoints"] == {"/futures/data/openInterestHist": 1}
     assert ip["futures_data_used"] == 1 and ip["weight_used"] == 0
     get_redis.cache_clear()
+
+
+def test_after_redis_forgets_its_scripts_the_append_still_reaches_the_coarse_ring(redis_client):
+    # a restarted Redis has an empty script cache: the append loads the script and writes again
+    append(redis_client, [RingSample(T0 + 10_000, Decimal(1))], T0 + 10_000)
+    redis_client.script_flush()
+    append(redis_client, [RingSample(T0 + 300_000, Decimal(2))], T0 + 300_000)
+    coarse = coarse_ring_read(redis_client, "BTCUSDT", since_ms=0)
+    assert [(s.time_ms, s.open_interest) for s in coarse] == [
+        (T0 + 10_000, Decimal(1)),
+        (T0 + 300_000, Decimal(2)),
+    ]
+    assert redis_client.zcard(ring_key("BTCUSDT")) == 2
