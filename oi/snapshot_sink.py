@@ -49,18 +49,18 @@ def snapshot_rows_deliver(rows: list[SnapshotRow]) -> bool:
     good (logged). True when delivered now."""
     if not rows:
         return True
-    payload = snapshot_rows_payload(rows)
     try:
         if settings.OI_REMOTE_INGEST_URL:
-            _post_remote(payload)
+            _post_remote(snapshot_rows_payload(rows))
         else:
-            _store_local(rows)
+            _store_local(rows)  # the JSON payload only if it must be parked (every batch, 10/s)
     except DeliveryRefused as exc:
+        payload = snapshot_rows_payload(rows)
         if not _dead_letter(payload, str(exc)):
             _park(payload, f"refused, and the dead letter could not be written: {exc}")
         return False
     except DeliveryFailed as exc:
-        _park(payload, str(exc))
+        _park(snapshot_rows_payload(rows), str(exc))
         return False
     return True
 
