@@ -188,6 +188,10 @@ class HttpProtocol(asyncio.Protocol):
         while self.queue and self.queue[0][0] <= now + 1e-4:
             _, payload, keep_alive = self.queue.popleft()
             self._write(payload, keep_alive)
+        if self.queue and self.queue[0][0] > now + 1e-4:
+            # The timer fired early (the loop's timers round to the millisecond): not written
+            # yet, so look again at its time, or the answer would never leave.
+            self.loop.call_at(self.queue[0][0], self._flush)
 
     def _close(self) -> None:
         if self.transport is not None and not self.closed:
