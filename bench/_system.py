@@ -323,10 +323,17 @@ def start_worker(
 
 
 def start_workers(
-    specs: tuple[WorkerSpec, ...], prefix: str, env: dict[str, str], log_dir: Path
+    specs: tuple[WorkerSpec, ...],
+    prefix: str,
+    env: dict[str, str],
+    log_dir: Path,
+    cwd: Path | None = None,
 ) -> list[Process]:
-    """Start the workers of a pool configuration together; wait until each is ready."""
-    workers = [Process(f"{prefix}-{spec.name}", spec.args(prefix), env, log_dir) for spec in specs]
+    """Start the workers of a pool configuration together (`cwd`: another checkout's code);
+    wait until each is ready."""
+    workers = [
+        Process(f"{prefix}-{spec.name}", spec.args(prefix), env, log_dir, cwd) for spec in specs
+    ]
     try:
         for worker in workers:
             worker.wait_for_log("ready.", timeout=60)
@@ -337,8 +344,10 @@ def start_workers(
     return workers
 
 
-def start_beat(name: str, env: dict[str, str], log_dir: Path, schedule_dir: str) -> Process:
-    beat = Process(name, celery_beat_args(schedule_dir), env, log_dir)
+def start_beat(
+    name: str, env: dict[str, str], log_dir: Path, schedule_dir: str, cwd: Path | None = None
+) -> Process:
+    beat = Process(name, celery_beat_args(schedule_dir), env, log_dir, cwd)
     try:
         beat.wait_for_log("beat: Starting", timeout=60)
     except Exception:
@@ -347,10 +356,12 @@ def start_beat(name: str, env: dict[str, str], log_dir: Path, schedule_dir: str)
     return beat
 
 
-def start_web(name: str, env: dict[str, str], log_dir: Path) -> tuple[Process, str]:
+def start_web(
+    name: str, env: dict[str, str], log_dir: Path, cwd: Path | None = None
+) -> tuple[Process, str]:
     """The ASGI server (uvicorn, as in the Procfile) on a free port; returns it and its URL."""
     port = free_port()
-    web = Process(name, uvicorn_args(port), env, log_dir)
+    web = Process(name, uvicorn_args(port), env, log_dir, cwd)
     base_url = f"http://127.0.0.1:{port}"
     try:
         web.wait_for_http(f"{base_url}/health")

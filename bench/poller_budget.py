@@ -96,6 +96,14 @@ def parse_args() -> argparse.Namespace:
         help="worker pool configurations, run one after the other (bench/_system.py "
         f"POOL_CONFIGS: {', '.join(_system.POOL_CONFIGS)}; default prefork,procfile)",
     )
+    parser.add_argument(
+        "--exchange-latency-ms",
+        type=float,
+        default=0,
+        help="the simulator answers openInterest and premiumIndex this many ms late, plus up to "
+        "--exchange-jitter-ms at random (a real exchange is 50-200 ms away; default 0)",
+    )
+    parser.add_argument("--exchange-jitter-ms", type=float, default=0)
     _system.isolation_args_add(parser, database_name=BENCH_DATABASE_NAME, redis_url=BENCH_REDIS_URL)
     return parser.parse_args()
 
@@ -474,7 +482,7 @@ def load_average() -> str:
 def run(args: argparse.Namespace, stack: ExitStack) -> bool:
     configs = [name.strip() for name in args.configs.split(",") if name.strip()]
     for name in configs:
-        _system.pool_config(name)  # unknown names fail before anything starts
+        _system.pool_config(config_code(name)[0])  # unknown names fail before anything starts
     database_url = _system.database_url_for(args.database_name)
     _system.database_create_if_missing(args.database_name)
     redis_client = _system.redis_flush(args.redis_url)
@@ -484,6 +492,16 @@ def run(args: argparse.Namespace, stack: ExitStack) -> bool:
     stack.callback(sim.session.close)
     symbols = _system.make_exactly_liquid(sim, args.symbols)
     print(f"simulator {sim.base_url}: {len(symbols)} liquid symbols; configs {', '.join(configs)}")
+    if args.exchange_latency_ms or args.exchange_jitter_ms:
+        sim.set_faults(
+            latency_ms=args.exchange_latency_ms,
+            latency_jitter_ms=args.exchange_jitter_ms,
+            paths=[OI_PATH, PREMIUM_INDEX_PATH],
+        )
+        print(
+            f"exchange latency {args.exchange_latency_ms:g} ms + up to "
+            f"{args.exchange_jitter_ms:g} ms (openInterest, premiumIndex)"
+        )
 
     env = _system.process_env(
         simulator_url=sim.base_url,
@@ -516,6 +534,11 @@ def run(args: argparse.Namespace, stack: ExitStack) -> bool:
     rerun_extra = ""
     if (args.database_name, args.redis_url) != (BENCH_DATABASE_NAME, BENCH_REDIS_URL):
         rerun_extra = f" --database-name {args.database_name} --redis-url {args.redis_url}"
+    if args.exchange_latency_ms or args.exchange_jitter_ms:
+        rerun_extra += (
+            f" --exchange-latency-ms {args.exchange_latency_ms:g}"
+            f" --exchange-jitter-ms {args.exchange_jitter_ms:g}"
+        )
     print()
     print(
         f"rerun: python bench/poller_budget.py --seconds {args.seconds:g} "
@@ -527,6 +550,15 @@ def run(args: argparse.Namespace, stack: ExitStack) -> bool:
         and row.count_429 == 0
         for row in rows
     )
+
+
+def config_code(config: str) -> tuple[str, Path | None]:
+    """`procfile` runs this checkout's code; `procfile@/path` another checkout's (e.g. the code
+    before a change, exported with `git archive`), so that both run on one simulator, database
+    and backfilled ring, back to back: `--configs procfile@/tmp/old,procfile,procfile@/tmp/old,procfile`.
+    """
+    pool, _, path = config.partition("@")
+    return pool, (Path(path) if path else None)
 
 
 def run_config(
@@ -541,15 +573,16 @@ def run_config(
     interval_sec: float,
 ) -> Figures:
     """Start the system with `config`'s workers, warm up, measure, stop it."""
-    prefix = f"{LOG_PREFIX}-{config}"
+    pool, cwd = config_code(config)
+    prefix = f"{LOG_PREFIX}-{pool}"
     schedule_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="poller-budget-"))
     print(f"--- [{config}] starting web, workers and beat", flush=True)
-    web, _ = _system.start_web(f"{prefix}-web", env, LOG_DIR)
+    web, _ = _system.start_web(f"{prefix}-web", env, LOG_DIR, cwd)
     stack.callback(web.stop)
-    workers = _system.start_workers(_system.pool_config(config), prefix, env, LOG_DIR)
+    workers = _system.start_workers(_system.pool_config(pool), prefix, env, LOG_DIR, cwd)
     for worker in workers:
         stack.callback(worker.stop)
-    beat = _system.start_beat(f"{prefix}-beat", env, LOG_DIR, schedule_dir)
+    beat = _system.start_beat(f"{prefix}-beat", env, LOG_DIR, schedule_dir, cwd)
     stack.callback(beat.stop)
     system = {"web": web, **{w.name.removeprefix(f"{prefix}-"): w for w in workers}, "beat": beat}
     processes = [*system.values(), sim_process]
