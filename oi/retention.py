@@ -7,16 +7,15 @@ reusable for new rows (the files do not shrink).
 """
 
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
 from django.utils import timezone
 
 from common.locks import redis_lease
 from common.redis import get_redis
+from common.retention import rows_delete_in_batches
 
 logger = logging.getLogger(__name__)
 
@@ -44,19 +43,10 @@ def snapshots_prune(
     with redis_lease(get_redis(), PRUNE_LEASE_KEY, ttl_sec=time_budget_sec + 60) as held:
         if not held:
             return None
-        deadline = time.monotonic() + time_budget_sec
-        deleted = 0
-        while True:
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(_DELETE_BATCH_SQL, [cutoff, batch_size])
-                batch_deleted = cursor.rowcount
-            deleted += batch_deleted
-            if batch_deleted < batch_size:
-                result = PruneResult(cutoff, deleted, finished=True)
-                break
-            if time.monotonic() > deadline:
-                result = PruneResult(cutoff, deleted, finished=False)
-                break
+        deleted, finished = rows_delete_in_batches(
+            _DELETE_BATCH_SQL, cutoff, batch_size=batch_size, time_budget_sec=time_budget_sec
+        )
+        result = PruneResult(cutoff, deleted, finished=finished)
     logger.info(
         "snapshot retention",
         extra={"deleted": deleted, "cutoff": cutoff.isoformat(), "finished": result.finished},

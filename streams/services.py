@@ -10,11 +10,11 @@ from decimal import Decimal
 from enum import StrEnum
 
 from django.conf import settings
-from django.db import connection, transaction
 from django.utils import timezone
 
 from common.locks import redis_lease
 from common.redis import get_redis
+from common.retention import rows_delete_in_batches
 from common.timeutil import datetime_from_ms
 from exchange.streams import Liquidation as LiquidationValue
 from exchange.streams import MarkPriceUpdate, MiniTicker, Outage, StreamCounters
@@ -181,14 +181,8 @@ def liquidations_prune(*, batch_size: int = 10_000, time_budget_sec: float = 120
     with redis_lease(get_redis(), PRUNE_LEASE_KEY, ttl_sec=time_budget_sec + 60) as held:
         if not held:
             return None
-        deadline = time.monotonic() + time_budget_sec
-        deleted = 0
-        while True:
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(_DELETE_BATCH_SQL, [cutoff, batch_size])
-                batch_deleted = cursor.rowcount
-            deleted += batch_deleted
-            if batch_deleted < batch_size or time.monotonic() > deadline:
-                break
+        deleted, _finished = rows_delete_in_batches(
+            _DELETE_BATCH_SQL, cutoff, batch_size=batch_size, time_budget_sec=time_budget_sec
+        )
     logger.info("liquidation retention", extra={"deleted": deleted, "cutoff": cutoff.isoformat()})
     return deleted
