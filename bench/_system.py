@@ -475,3 +475,19 @@ def pss_bytes(pid: int) -> int:
 def tree_pss_bytes(root_pid: int) -> int:
     """Sum of the PSS of every process in the tree."""
     return sum(pss_bytes(pid) for pid in process_tree_pids(root_pid))
+
+
+# Realtime snapshot rows for the benches that read stored history (export, backtest): one row per
+# symbol (B000USDT...) and time, time-ordered as the poller writes them, values of realistic size.
+# Parameters: start (timestamptz), step (interval text), times, symbols.
+SNAPSHOTS_GENERATE_SQL = """
+INSERT INTO open_interest_snapshots (symbol, ts, open_interest, open_interest_usd, mark_price,
+                                     source)
+SELECT 'B' || lpad(s::text, 3, '0') || 'USDT', %(start)s + t * %(step)s::interval, oi,
+       round(oi * mark, 12), mark, 'realtime'
+FROM generate_series(0, %(times)s - 1) AS t
+CROSS JOIN generate_series(0, %(symbols)s - 1) AS s
+CROSS JOIN LATERAL (SELECT round((1000000 + s * 1000 + t * 0.37)::numeric, 3) AS oi,
+                           round((1 + s * 0.25 + (t %% 100) * 0.0001)::numeric, 6) AS mark) AS v
+ORDER BY t, s
+"""

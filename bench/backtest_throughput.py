@@ -49,18 +49,6 @@ DATABASE_NAME = "volspike_bench_backtest"
 REDIS_URL = "redis://127.0.0.1:6379/12"
 READ_START = datetime(2025, 12, 1, tzinfo=UTC)
 
-GENERATE_SQL = """
-INSERT INTO open_interest_snapshots (symbol, ts, open_interest, open_interest_usd, mark_price,
-                                     source)
-SELECT 'B' || lpad(s::text, 3, '0') || 'USDT', %(start)s + t * %(step)s::interval, oi,
-       round(oi * mark, 12), mark, 'realtime'
-FROM generate_series(0, %(times)s - 1) AS t
-CROSS JOIN generate_series(0, %(symbols)s - 1) AS s
-CROSS JOIN LATERAL (SELECT round((1000000 + s * 1000 + t * 0.37)::numeric, 3) AS oi,
-                           round((1 + s * 0.25 + (t %% 100) * 0.0001)::numeric, 6) AS mark) AS v
-ORDER BY t, s
-"""
-
 
 def realtime_like(rng: np.random.Generator, symbol: str, samples: int) -> Series:
     steps = rng.normal(0, 0.0003, samples)
@@ -142,8 +130,11 @@ def postgres_read(args) -> tuple[int, float, int] | None:
         if count != expected:
             began = time.monotonic()
             connection.execute("TRUNCATE open_interest_snapshots")
-            connection.execute(GENERATE_SQL, {"start": READ_START, "step": "10 seconds",
-                                              "times": times, "symbols": args.read_symbols})  # fmt: skip
+            connection.execute(
+                _system.SNAPSHOTS_GENERATE_SQL,
+                {"start": READ_START, "step": "10 seconds", "times": times,
+                 "symbols": args.read_symbols},
+            )  # fmt: skip
             connection.execute("VACUUM ANALYZE open_interest_snapshots")
             print(f"postgres: {expected:,} rows generated in {time.monotonic() - began:.1f} s")
         connection.execute("SELECT count(*) FROM open_interest_snapshots")  # warm the cache

@@ -48,19 +48,6 @@ EXPORT_PATH = "/api/market/open-interest/export"
 START = datetime(2025, 12, 1, tzinfo=UTC)
 READ_BYTES = 1024 * 1024
 
-# One row per symbol and time, time-ordered as the poller writes them; values of realistic size.
-GENERATE_SQL = """
-INSERT INTO open_interest_snapshots (symbol, ts, open_interest, open_interest_usd, mark_price,
-                                     source)
-SELECT 'B' || lpad(s::text, 3, '0') || 'USDT', %(start)s + t * %(step)s::interval, oi,
-       round(oi * mark, 12), mark, 'realtime'
-FROM generate_series(0, %(times)s - 1) AS t
-CROSS JOIN generate_series(0, %(symbols)s - 1) AS s
-CROSS JOIN LATERAL (SELECT round((1000000 + s * 1000 + t * 0.37)::numeric, 3) AS oi,
-                           round((1 + s * 0.25 + (t %% 100) * 0.0001)::numeric, 6) AS mark) AS v
-ORDER BY t, s
-"""
-
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -85,7 +72,7 @@ def data_prepare(database_url: str, *, symbols: int, times: int, interval: int) 
         began = time.monotonic()
         connection.execute("TRUNCATE open_interest_snapshots")
         connection.execute(
-            GENERATE_SQL,
+            _system.SNAPSHOTS_GENERATE_SQL,
             {"start": START, "step": f"{interval} seconds", "times": times, "symbols": symbols},
         )
         connection.execute("VACUUM ANALYZE open_interest_snapshots")
