@@ -113,18 +113,13 @@ def discord_answer(status: int, headers: Mapping[str, str], body: str) -> Answer
 
 def slack_answer(status: int, headers: Mapping[str, str], body: str) -> Answer:
     """Slack incoming webhooks: 200 ``ok``; 429 with ``Retry-After`` (seconds); the error bodies
-    of ``SLACK_PERMANENT`` (and 401/403/404/410) permanent."""
-    if status < 300:
-        return Answer(Outcome.ACCEPTED, f"HTTP {status}")
-    detail = _detail(status, body)
-    if status == 429:
-        retry = _seconds(headers.get("retry-after"))
-        return Answer(Outcome.RATE_LIMITED, detail, retry_after=retry if retry is not None else 1.0)
-    if status in PERMANENT_STATUSES or body.strip() in SLACK_PERMANENT:
-        return Answer(Outcome.PERMANENT, detail)
-    if body.strip() in SLACK_REFUSED:
-        return Answer(Outcome.REFUSED, detail)
-    return Answer(Outcome.FAILED, detail)
+    of ``SLACK_PERMANENT`` (and 401/403/404/410) permanent; otherwise as a generic receiver."""
+    if status >= 300 and status != 429 and status not in PERMANENT_STATUSES:
+        if body.strip() in SLACK_PERMANENT:
+            return Answer(Outcome.PERMANENT, _detail(status, body))
+        if body.strip() in SLACK_REFUSED:
+            return Answer(Outcome.REFUSED, _detail(status, body))
+    return webhook_answer(status, headers, body)
 
 
 def webhook_answer(status: int, headers: Mapping[str, str], body: str) -> Answer:
