@@ -15,6 +15,7 @@ from common.redis import get_redis
 from oi.models import SnapshotDeadLetter
 from ops.services import ops_check_run, ops_memory_forget
 from tests.alerts.test_channel_delivery import drain_until_empty, outbox_size
+from tests.ops import support
 
 
 @pytest.fixture(autouse=True)
@@ -23,12 +24,6 @@ def fresh(redis_client):
     yield
     ops_memory_forget()
     get_redis.cache_clear()
-
-
-def dead_letter(cause: str) -> SnapshotDeadLetter:
-    return SnapshotDeadLetter.objects.create(
-        rows=3, symbols="BTCUSDT", cause=cause, payload={"data": []}
-    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -40,14 +35,14 @@ def test_an_incident_its_reminder_and_its_recovery_reach_the_ops_channel_once_ea
     ops = channel_create(name="ops room", kind=ChannelKind.DISCORD, url=discord.url,
                          receives_ops=True, receives_alerts=False)  # fmt: skip
     alerts_only = channel_create(name="traders", kind=ChannelKind.SLACK, url=slack.url)
-    dead_letter("long ago")
+    support.dead_letter("long ago")
     SnapshotDeadLetter.objects.update(failed_at=timezone.now() - timedelta(hours=1))
     ops_check_run()  # the first check only looks back one period
 
-    dead_letter("numeric field overflow")
+    support.dead_letter("numeric field overflow")
     ops_check_run()
     ops_check_run()  # still open: nothing new
-    dead_letter("numeric field overflow, again")
+    support.dead_letter("numeric field overflow, again")
     with override_settings(OPS_REMINDER_SEC=0.05):
         time.sleep(0.1)
         ops_check_run()  # still happening, and the reminder is due

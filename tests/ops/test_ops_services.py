@@ -34,12 +34,6 @@ def fresh(redis_client):
     get_redis.cache_clear()
 
 
-def dead_letter(cause: str) -> SnapshotDeadLetter:
-    return SnapshotDeadLetter.objects.create(
-        rows=3, symbols="BTCUSDT", cause=cause, payload={"data": []}
-    )
-
-
 def rows(condition: OpsCondition) -> list[OpsIncident]:
     return list(OpsIncident.objects.filter(condition=condition).order_by("opened_at"))
 
@@ -47,13 +41,15 @@ def rows(condition: OpsCondition) -> list[OpsIncident]:
 @override_settings(OPS_EVENT_SINKS=SINKS)
 def test_dead_letters_appearing_open_one_incident_and_it_recovers_after_a_quiet_spell(db, caplog):
     caplog.set_level(logging.INFO, logger="ops.services")
-    dead_letter("before the first check, long ago")  # the first check looks back one period only
+    support.dead_letter(
+        "before the first check, long ago"
+    )  # the first check looks back one period only
     SnapshotDeadLetter.objects.update(failed_at=timezone.now() - timedelta(hours=1))
     assert ops_check_run() is CheckOutcome.RAN
     assert rows(OpsCondition.DEAD_LETTERS) == [] and support.MESSAGES == []
 
-    dead_letter("numeric field overflow")
-    dead_letter("numeric field overflow again")
+    support.dead_letter("numeric field overflow")
+    support.dead_letter("numeric field overflow again")
     ops_check_run()
     (incident,) = rows(OpsCondition.DEAD_LETTERS)
     assert incident.active and "2 snapshot batch(es), 6 rows" in incident.detail
@@ -63,7 +59,7 @@ def test_dead_letters_appearing_open_one_incident_and_it_recovers_after_a_quiet_
     opened_lines = [r for r in caplog.records if "dead_letters opened" in r.getMessage()]
     assert len(opened_lines) == 1 and opened_lines[0].levelno == logging.WARNING
 
-    dead_letter("one more")  # the same incident: no second message
+    support.dead_letter("one more")  # the same incident: no second message
     ops_check_run()
     ops_check_run()
     assert len(support.MESSAGES) == 1 and len(rows(OpsCondition.DEAD_LETTERS)) == 1
