@@ -180,7 +180,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    all_rules = [rule_from_fields(i, spec) for i, spec in enumerate(default_rule_specs())]
+    # the rules a fresh install runs: the presets shipped disabled are not among them
+    all_rules = [
+        rule_from_fields(i, spec)
+        for i, spec in enumerate(default_rule_specs())
+        if spec.get("enabled", True)
+    ]
     design = [rule for rule in all_rules if rule.kind is RuleKind.MEDIAN_BASELINE]
     rng = random.Random(args.seed)
     histories, stream = build_stream(args.symbols, args.samples, rng)
