@@ -108,8 +108,12 @@ class StreamsProcess:
             while not stop.is_set():
                 self._drain_once(timeout=STATUS_EVERY_SEC)
         finally:
-            self._flush_liquidations(force=True)
+            # Stop the client first, then store everything it had received: a frame read from
+            # the socket is never dropped on a graceful stop.
             thread.join(timeout=5)
+            while not self.frames.empty():
+                self._drain_once(timeout=0)
+            self._flush_liquidations(force=True)
             connections.close_all()
 
     def _drain_once(self, timeout: float) -> None:
