@@ -18,6 +18,7 @@ from alerts.models import (
     AlertForwardOutcome,
     AlertRule,
     AlertThresholdOverride,
+    LiquidationAlert,
     OpenInterestAlert,
     OpsMessage,
     channel_target_fields,
@@ -78,6 +79,9 @@ class AlertRuleAdmin(ServiceWritesMixin, admin.ModelAdmin):
         ("Window and threshold", {
             "fields": ("window_sec", "baseline_from_sec", "threshold_pct", "dump_threshold_pct",
                        "min_samples"),
+        }),
+        ("Liquidation burst (kind liquidation_burst only)", {
+            "fields": ("liquidated_side", "threshold_usd", "threshold_volume_share"),
         }),
         ("Filters", {"fields": ("min_delta_contracts", "min_delta_usd", "scope", "symbols",
                                 "regimes", "liquidity_tiers")}),
@@ -341,6 +345,22 @@ class OpenInterestAlertAdmin(admin.ModelAdmin):
     @admin.display(description="price +1h")
     def price_after_1h(self, alert: OpenInterestAlert) -> str:
         return self._price_after(alert, Horizon.HOUR_1)
+
+
+@admin.register(LiquidationAlert)
+class LiquidationAlertAdmin(admin.ModelAdmin):
+    list_display = (
+        "ts", "symbol", "side", "rule_name", "usd", "count", "other_side_usd", "threshold_usd",
+        "quote_volume_24h", "mark_price", "window_sec",
+    )  # fmt: skip
+    list_filter = ("side", "rule_name", ("ts", admin.DateFieldListFilter))
+    search_fields = ("symbol",)
+    date_hierarchy = "ts"
+    ordering = ("-ts",)
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False  # alerts come from the rules
 
 
 @admin.register(AlertThresholdOverride)

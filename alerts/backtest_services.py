@@ -54,6 +54,7 @@ from alerts.backtest_selectors import (
     stored_symbols,
 )
 from alerts.evaluation import COVERAGE_MARGIN_MS, _RuleSet, _tier_multipliers
+from alerts.liquidation_rules import BURST_RULE_KIND
 from alerts.models import AlertRule
 from alerts.outcome_measures import (
     Horizon,
@@ -140,12 +141,20 @@ def _json_fields(rule: AlertRule) -> dict:
     return fields
 
 
+LIQUIDATION_BACKTEST_REFUSED = (
+    "a liquidation_burst rule cannot be backtested: the backtest replays open-interest "
+    "samples, and the symbols' past 24 h volumes its thresholds may need are not stored"
+)
+
+
 def backtest_rule_saved(rule_id: object) -> tuple[Rule, dict]:
     if isinstance(rule_id, bool) or not isinstance(rule_id, int):
         raise InvalidInput(field="rule_id", reason="must be the id of a saved rule")
     rule = AlertRule.objects.filter(pk=rule_id).first()
     if rule is None:
         raise InvalidInput(field="rule_id", reason=f"no rule {rule_id}")
+    if rule.kind == BURST_RULE_KIND:
+        raise InvalidInput(field="rule_id", reason=LIQUIDATION_BACKTEST_REFUSED)
     fields = _json_fields(rule)
     return rule_from_fields(rule.pk, fields), fields
 
@@ -154,6 +163,8 @@ def backtest_rule_draft(validated_fields: Mapping) -> tuple[Rule, dict]:
     """An unsaved AlertRule from the POST /api/alert-rules fields, validated by the model's
     ``full_clean`` (the one validation of a rule; a draft's name need not be unique)."""
     fields = dict(validated_fields)
+    if fields.get("kind") == BURST_RULE_KIND:
+        raise InvalidInput(field="rule.kind", reason=LIQUIDATION_BACKTEST_REFUSED)
     fields.setdefault("name", DRAFT_RULE_NAME)
     rule = AlertRule(**fields)
     try:

@@ -12,6 +12,13 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
+from alerts.liquidation_rules import (
+    BURST_RULE_KIND,
+    LIQUIDATION_WINDOW_MAX_SEC,
+    LIQUIDATION_WINDOW_MIN_SEC,
+    LiquidatedSide,
+    burst_rule_from_fields,
+)
 from alerts.outcome_measures import Horizon, OutcomeStatus
 from alerts.rules import rule_from_fields
 from common.numbers import DECIMAL_DIGITS, DECIMAL_PLACES
@@ -38,6 +45,15 @@ class RuleKind(models.TextChoices):
     WINDOW_CHANGE = "window_change", "Change within the window, against its extreme"
     MEDIAN_BASELINE = "median_baseline", "Change against the median of an older window (design)"
     RELATIVE = "relative", "Change over the window as a robust z against the symbol's own history"
+    LIQUIDATION_BURST = BURST_RULE_KIND, "Liquidation USD of one side over the window"
+
+
+class LiquidatedSideChoice(models.TextChoices):
+    """Whose liquidations a liquidation-burst rule sums (alerts.liquidation_rules)."""
+
+    LONG = LiquidatedSide.LONG.value, "Longs liquidated (SELL orders)"
+    SHORT = LiquidatedSide.SHORT.value, "Shorts liquidated (BUY orders)"
+    BOTH = "both", "Either side (each side summed on its own)"
 
 
 class RuleDirection(models.TextChoices):
@@ -60,11 +76,14 @@ class AlertRule(models.Model):
     aged ``baseline_from_sec`` to ``window_sec`` (the design's rule). ``relative``: the change
     over the window against the symbol's own distribution of it (alerts.relative); its
     thresholds are robust z values. Windows over 3 h (up to 24 h) read the coarse ring.
+    ``liquidation_burst``: one side's liquidation USD over the window at or above
+    ``threshold_usd`` and/or ``threshold_volume_share`` of the symbol's 24 h quote volume
+    (alerts.liquidation_rules); evaluated by the streams process as liquidations arrive.
     """
 
     name = models.CharField(max_length=RULE_NAME_MAX_LENGTH, unique=True)
     enabled = models.BooleanField(default=True)
-    kind = models.CharField(max_length=16, choices=RuleKind.choices, default=RuleKind.WINDOW_CHANGE)
+    kind = models.CharField(max_length=24, choices=RuleKind.choices, default=RuleKind.WINDOW_CHANGE)
     window_sec = models.PositiveIntegerField(help_text="W in seconds, e.g. 300 for 5 m")
     baseline_from_sec = models.PositiveIntegerField(
         null=True, blank=True,
@@ -74,8 +93,9 @@ class AlertRule(models.Model):
         max_length=4, choices=RuleDirection.choices, default=RuleDirection.BOTH
     )
     threshold_pct = models.DecimalField(
-        max_digits=8, decimal_places=6,
-        help_text="0.03 = 3%; a dump can be at most 100%. Relative rules: a robust z (e.g. 6)",
+        max_digits=8, decimal_places=6, null=True, blank=True,
+        help_text="0.03 = 3%; a dump can be at most 100%. Relative rules: a robust z (e.g. 6). "
+        "Required, except for liquidation_burst rules (which have none)",
     )  # fmt: skip
     dump_threshold_pct = models.DecimalField(
         max_digits=8, decimal_places=6, null=True, blank=True,
@@ -117,6 +137,20 @@ class AlertRule(models.Model):
         help_text="Fire only on moves of these OI/price regimes (e.g. short_build: OI up, price "
         "down); empty: any",
     )  # fmt: skip
+    threshold_usd = models.DecimalField(
+        max_digits=DECIMAL_DIGITS, decimal_places=DECIMAL_PLACES, null=True, blank=True,
+        help_text="liquidation_burst only: the liquidation USD of one side over the window that "
+        "fires the rule",
+    )  # fmt: skip
+    threshold_volume_share = models.DecimalField(
+        max_digits=8, decimal_places=6, null=True, blank=True,
+        help_text="liquidation_burst only: the liquidation USD as a share of the symbol's 24 h "
+        "quote volume (0.001 = 0.1%); with threshold_usd too, the larger of the two",
+    )  # fmt: skip
+    liquidated_side = models.CharField(
+        max_length=5, choices=LiquidatedSideChoice.choices, default=LiquidatedSideChoice.BOTH,
+        help_text="liquidation_burst only: whose liquidations are summed",
+    )  # fmt: skip
     liquidity_tiers = models.BooleanField(
         default=False,
         help_text="Multiply the thresholds by the symbol's liquidity tier (OI_LIQUIDITY_TIERS, by "
@@ -155,8 +189,23 @@ class AlertRule(models.Model):
                 name="alert_rule_step_positive",
             ),
             models.CheckConstraint(
+                condition=Q(kind=RuleKind.LIQUIDATION_BURST, threshold_pct__isnull=True)
+                & (Q(threshold_usd__gt=0) | Q(threshold_volume_share__gt=0))
+                | (
+                    ~Q(kind=RuleKind.LIQUIDATION_BURST)
+                    & Q(threshold_pct__isnull=False)
+                    & Q(threshold_usd__isnull=True)
+                    & Q(threshold_volume_share__isnull=True)
+                ),
+                name="alert_rule_thresholds_of_kind",
+            ),
+            models.CheckConstraint(
                 condition=Q(
-                    kind__in=(RuleKind.WINDOW_CHANGE, RuleKind.RELATIVE),
+                    kind__in=(
+                        RuleKind.WINDOW_CHANGE,
+                        RuleKind.RELATIVE,
+                        RuleKind.LIQUIDATION_BURST,
+                    ),
                     baseline_from_sec__isnull=True,
                 )
                 | Q(
@@ -197,9 +246,18 @@ class AlertRule(models.Model):
             problem = symbol_problem(symbol)
             if problem:
                 return "symbols", f"{symbol!r} {problem}"
+        if self.kind == RuleKind.LIQUIDATION_BURST:
+            return self._burst_problem()
+        for name in ("threshold_usd", "threshold_volume_share"):
+            if getattr(self, name) is not None:
+                return name, "only liquidation_burst rules have one"
+        if self.liquidated_side != LiquidatedSideChoice.BOTH:
+            return "liquidated_side", "only liquidation_burst rules have one"
         window_sec, threshold = self.window_sec, self.threshold_pct
-        if window_sec is None or threshold is None:
+        if window_sec is None:
             return None
+        if threshold is None:
+            return "threshold_pct", "this field is required (except for liquidation_burst rules)"
         if window_sec <= 0:
             return "window_sec", "must be above 0"
         if window_sec > longest_rule_window_sec() and not is_long_window(window_sec):
@@ -255,6 +313,55 @@ class AlertRule(models.Model):
             return "__all__", str(exc)
         return None
 
+    def _burst_problem(self) -> tuple[str, str] | None:
+        window_sec = self.window_sec
+        if window_sec is None:
+            return None
+        if not LIQUIDATION_WINDOW_MIN_SEC <= window_sec <= LIQUIDATION_WINDOW_MAX_SEC:
+            return "window_sec", (
+                f"a liquidation_burst rule's window must be {LIQUIDATION_WINDOW_MIN_SEC} to "
+                f"{LIQUIDATION_WINDOW_MAX_SEC} s"
+            )
+        for name in ("threshold_pct", "dump_threshold_pct", "baseline_from_sec",
+                     "min_delta_contracts", "min_delta_usd", "step_pct"):  # fmt: skip
+            if getattr(self, name) is not None:
+                return name, (
+                    "a liquidation_burst rule has none (its thresholds are threshold_usd and "
+                    "threshold_volume_share)"
+                )
+        if self.regimes:
+            return "regimes", "a liquidation_burst rule has none (regimes are OI moves')"
+        if self.liquidity_tiers:
+            return "liquidity_tiers", (
+                "a liquidation_burst rule has none (use threshold_volume_share to scale it by "
+                "the symbol's volume)"
+            )
+        if self.direction != RuleDirection.BOTH:
+            return "direction", (
+                "a liquidation_burst rule has no open-interest direction; liquidated_side "
+                "chooses whose liquidations count"
+            )
+        usd, share = self.threshold_usd, self.threshold_volume_share
+        if usd is None and share is None:
+            return "threshold_usd", (
+                "a liquidation_burst rule needs threshold_usd, threshold_volume_share or both"
+            )
+        if usd is not None and usd <= 0:
+            return "threshold_usd", "must be above 0"
+        if share is not None and not 0 < share <= 1:
+            return "threshold_volume_share", "must be above 0 and at most 1"
+        if self.rearm_ratio is not None and not 0 <= self.rearm_ratio < 1:
+            return "rearm_ratio", "must be at least 0 and below 1"
+        if self.scope != RuleScope.ALL and not self.symbols:
+            return "symbols", f"scope {self.scope!r} needs at least one symbol"
+        try:  # what the engine itself accepts (``alerts.liquidation_rules.BurstRule``)
+            burst_rule_from_fields(
+                self.pk or 0, {f.name: getattr(self, f.name) for f in self._meta.concrete_fields}
+            )
+        except (KeyError, ValueError) as exc:
+            return "__all__", str(exc)
+        return None
+
     def _cap_problem(self) -> tuple[str, str] | None:
         """Enabling this rule must not pass the caps on enabled rules or on their distinct
         windows: every poller process keeps one window tracker per symbol and distinct window,
@@ -270,8 +377,13 @@ class AlertRule(models.Model):
                 f"at most {max_rules} rules may be enabled (OI_ALERT_RULES_MAX_ENABLED); "
                 "disable or delete one first"
             )
+        if self.kind == RuleKind.LIQUIDATION_BURST:
+            return None  # its windows are the streams process's, not ring trackers
         windows = set(
-            others.values_list("kind", "window_sec", "baseline_from_sec").distinct().order_by()
+            others.exclude(kind=RuleKind.LIQUIDATION_BURST)
+            .values_list("kind", "window_sec", "baseline_from_sec")
+            .distinct()
+            .order_by()
         )
         max_windows = settings.OI_ALERT_MAX_DISTINCT_WINDOWS
         key = (self.kind, self.window_sec, self.baseline_from_sec)
@@ -384,6 +496,69 @@ class OpenInterestAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol} {self.direction} {self.pct_change:+.2%} @ {self.ts:%Y-%m-%d %H:%M}"
+
+
+class LiquidationAlert(models.Model):
+    """A liquidation burst: one side's liquidation USD over a liquidation_burst rule's window
+    reached its threshold (alerts.liquidation_rules). Its own table: the open-interest alerts'
+    rows and feed events keep the shape their clients read."""
+
+    rule = models.ForeignKey(
+        "AlertRule", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="liquidation_alerts",
+    )  # fmt: skip
+    rule_name = models.CharField(
+        max_length=RULE_NAME_MAX_LENGTH,
+        help_text="The rule's name when it fired (kept if the rule is renamed or deleted)",
+    )
+    symbol = models.CharField(max_length=SYMBOL_MAX_LENGTH)
+    side = models.CharField(
+        max_length=5,
+        choices=[(LiquidatedSide.LONG.value, "Longs liquidated"),
+                 (LiquidatedSide.SHORT.value, "Shorts liquidated")],
+    )  # fmt: skip
+    window_sec = models.PositiveIntegerField()
+    usd = models.DecimalField(
+        max_digits=DECIMAL_DIGITS, decimal_places=DECIMAL_PLACES,
+        help_text="The side's liquidation USD over the window: a lower bound (Binance sends at "
+        "most one liquidation per symbol per second)",
+    )  # fmt: skip
+    count = models.PositiveIntegerField(help_text="The side's liquidations in the window")
+    other_side_usd = models.DecimalField(
+        max_digits=DECIMAL_DIGITS, decimal_places=DECIMAL_PLACES,
+        help_text="The other side's liquidation USD over the same window",
+    )  # fmt: skip
+    threshold_usd = models.DecimalField(
+        max_digits=DECIMAL_DIGITS, decimal_places=DECIMAL_PLACES,
+        help_text="The threshold in USD at the time (a volume share turned into USD)",
+    )  # fmt: skip
+    quote_volume_24h = models.DecimalField(
+        max_digits=DECIMAL_DIGITS, decimal_places=DECIMAL_PLACES, null=True, blank=True
+    )
+    mark_price = models.DecimalField(
+        max_digits=DECIMAL_DIGITS, decimal_places=DECIMAL_PLACES, null=True, blank=True
+    )
+    ts = models.DateTimeField(help_text="The trade time of the liquidation that fired it")
+    created_at = models.DateTimeField(auto_now_add=True, db_default=models.functions.Now())
+
+    class Meta:
+        db_table = "liquidation_burst_alerts"
+        constraints = [
+            # a rebuilt tracker (restart, rule change) that finds the same burst stores nothing
+            models.UniqueConstraint(
+                fields=["rule_name", "symbol", "side", "ts"], name="liquidation_alert_uniq"
+            ),
+            models.CheckConstraint(
+                condition=Q(side__in=LiquidatedSide), name="liquidation_alert_side_known"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["ts"], name="liq_alert_ts_idx"),
+            models.Index(fields=["symbol", "ts"], name="liq_alert_symbol_ts_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.side} liquidations {self.usd:.0f} USD @ {self.ts:%Y-%m-%d %H:%M:%S}"
 
 
 class AlertThresholdOverride(models.Model):

@@ -20,7 +20,8 @@ RULE_FIELDS = (
     "id", "name", "enabled", "kind", "window_sec", "baseline_from_sec", "direction",
     "threshold_pct", "dump_threshold_pct", "min_delta_contracts", "min_delta_usd",
     "cooldown_sec", "rearm_ratio", "step_pct", "min_samples", "scope", "symbols",
-    "regimes", "liquidity_tiers", "created_at", "updated_at",
+    "regimes", "liquidity_tiers", "threshold_usd", "threshold_volume_share", "liquidated_side",
+    "created_at", "updated_at",
 )  # fmt: skip
 
 

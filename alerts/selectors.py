@@ -4,7 +4,7 @@ from datetime import datetime
 from django.db.models import QuerySet
 from psycopg import sql
 
-from alerts.models import AlertRule, AlertThresholdOverride, OpenInterestAlert
+from alerts.models import AlertRule, AlertThresholdOverride, OpenInterestAlert, RuleKind
 from alerts.rules import Rule, rule_from_fields
 from oi.exports import CsvExport, iso_utc, plain_numeric, select_list, time_range_where
 
@@ -50,7 +50,10 @@ def rule_from_model(rule: AlertRule) -> Rule:
 
 
 def alert_rules_enabled() -> list[Rule]:
-    return [rule_from_model(rule) for rule in AlertRule.objects.filter(enabled=True)]
+    """The enabled open-interest rules (liquidation-burst rules run in the streams process:
+    alerts.liquidation_selectors)."""
+    rules = AlertRule.objects.filter(enabled=True).exclude(kind=RuleKind.LIQUIDATION_BURST)
+    return [rule_from_model(rule) for rule in rules]
 
 
 def alert_overrides() -> dict[str, dict[int | None, dict]]:

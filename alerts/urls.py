@@ -3,6 +3,7 @@ from django.urls import path
 from alerts.apis import AlertExportApi, AlertIngestApi, AlertListApi
 from alerts.backtest_apis import AlertRuleBacktestApi, AlertRuleBacktestJobApi
 from alerts.channels.apis import AlertChannelDetailApi, AlertChannelListApi, AlertChannelTestApi
+from alerts.liquidation_apis import LiquidationAlertListApi
 from alerts.outcome_apis import AlertOutcomeListApi, AlertRuleOutcomeApi
 from alerts.relative_apis import ChangeStatsApi
 from alerts.rule_apis import (
@@ -16,6 +17,7 @@ urlpatterns = [
     path("open-interest-alerts", AlertListApi.as_view(), name="oi-alert-list"),
     path("open-interest-alerts/export", AlertExportApi.as_view(), name="oi-alert-export"),
     path("open-interest-alerts/ingest", AlertIngestApi.as_view(), name="oi-alert-ingest"),
+    path("liquidation-alerts", LiquidationAlertListApi.as_view(), name="liquidation-alert-list"),
     path("alert-rules", AlertRuleListApi.as_view(), name="alert-rule-list"),
     path("alert-rules/backtest", AlertRuleBacktestApi.as_view(), name="alert-rule-backtest"),
     path(

@@ -7,6 +7,12 @@ trading symbol per second: --ws-liquidation-rate 1, far above any real market).
 
 Starts its own simulator and `manage.py streams_run` (as the Procfile does) against a Postgres
 database and Redis database of its own; prints the process's CPU share, RSS and what it stored.
+
+`--burst-rules 0,3` runs the process once per count given, one after the other on the same
+simulator: with that many liquidation-burst rules enabled (1, 5 and 15 min windows, both sides,
+USD thresholds, the third also a volume share) over a liquid universe of every trading USDT
+symbol, and
+prints the runs side by side with each one's ratio to the first.
 """
 
 from __future__ import annotations
@@ -57,12 +63,78 @@ def run(args: argparse.Namespace, stack: ExitStack) -> bool:
     django_setup(env, migrate=True)
     from django.db import connection
 
-    with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE stream_liquidations")
-    streams = Process(
-        "streams", [sys.executable, "manage.py", "streams_run"], env, log_dir, cwd=PROJECT_ROOT
+    runs = []
+    for rules in args.burst_rules:
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE stream_liquidations")
+        burst_rules_install(rules, sim)
+        streams = Process(
+            f"streams-{rules}-rules",
+            [sys.executable, "manage.py", "streams_run"],
+            env,
+            log_dir,
+            cwd=PROJECT_ROOT,
+        )
+        try:
+            runs.append((rules, measure(args, streams, sim_process, redis_client, connection)))
+        finally:
+            streams.stop()
+    print()
+    print(f"{'burst rules':>11}  {'CPU % core':>10}  {'ratio':>5}  {'RSS MiB':>8}  {'ratio':>5}  "
+          f"{'liq rows/s':>10}  {'bursts':>6}")  # fmt: skip
+    base = runs[0][1]
+    for rules, run_ in runs:
+        print(
+            f"{rules:>11}  {run_['cpu_pct']:>10.1f}  {run_['cpu_pct'] / base['cpu_pct']:>5.2f}  "
+            f"{run_['rss_mib']:>8.1f}  {run_['rss_mib'] / base['rss_mib']:>5.2f}  "
+            f"{run_['rows_per_sec']:>10.1f}  {run_['bursts']:>6}"
+        )
+    print(
+        f"rerun: {COMMAND} --symbols {args.symbols} --seconds {args.seconds:g} "
+        f"--burst-rules {','.join(map(str, args.burst_rules))}"
     )
-    stack.callback(streams.stop)
+    return True
+
+
+def burst_rules_install(count: int, sim) -> None:
+    """`count` enabled liquidation-burst rules (and no other rule), over a published universe
+    of every trading USDT symbol of the simulator."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from alerts.models import AlertRule, LiquidationAlert, RuleKind
+    from alerts.services import alert_rule_create
+    from liquidity.models import LiquidSymbol
+    from liquidity.services import universe_publish_to_redis
+
+    AlertRule.objects.all().delete()
+    LiquidationAlert.objects.all().delete()
+    LiquidSymbol.objects.all().delete()
+    now = datetime.now(UTC)
+    tickers = sim.get("/fapi/v1/ticker/24hr").json()
+    LiquidSymbol.objects.bulk_create(
+        LiquidSymbol(
+            symbol=t["symbol"], quote_volume_24h=Decimal(t["quoteVolume"]) or Decimal(1),
+            entered_at=now, last_seen_at=now,
+        )
+        for t in tickers
+        if t["symbol"].endswith("USDT")
+    )  # fmt: skip
+    universe_publish_to_redis()
+    # thresholds about the sums a side reaches at this rate (~1,350 USD a second on average),
+    # so some symbols fire; the third rule also takes a share of the 24 h volume
+    for n in range(count):
+        window, usd = ((60, 100_000), (300, 450_000), (900, 1_300_000))[n % 3]
+        alert_rule_create(
+            name=f"bench-liq-{n}", kind=RuleKind.LIQUIDATION_BURST, window_sec=window,
+            threshold_usd=Decimal(usd),
+            threshold_volume_share=Decimal("0.0001") if n % 3 == 2 else None,
+        )  # fmt: skip
+
+
+def measure(args, streams, sim_process, redis_client, connection) -> dict:
+    from alerts.models import LiquidationAlert
+
     time.sleep(args.warmup)
     streams.check_alive()
 
@@ -89,18 +161,24 @@ def run(args: argparse.Namespace, stack: ExitStack) -> bool:
     sim_cpu = tree_cpu_seconds(sim_process.pid) - sim_cpu0
     frames1, rows1 = frames(), liquidation_rows()
     symbols = redis_client.hlen("oi:mark_price")
+    bursts = LiquidationAlert.objects.count()
 
-    print(f"streams process, {args.symbols} simulator symbols ({symbols} mark prices stored), "
-          f"{elapsed:.0f} s after {args.warmup:.0f} s of warm-up:")  # fmt: skip
+    print(f"streams process, {streams.name}: {args.symbols} simulator symbols ({symbols} mark "
+          f"prices stored), {elapsed:.0f} s after {args.warmup:.0f} s of warm-up:")  # fmt: skip
     for stream in sorted(frames1):
         rate = (frames1[stream] - frames0.get(stream, 0)) / elapsed
         print(f"  {stream:<20} {rate:7.1f} frames/s")
     print(f"  liquidations stored  {(rows1 - rows0) / elapsed:7.1f} rows/s (Postgres)")
+    print(f"  burst alerts stored  {bursts:7d} (since the process started)")
     print(f"  CPU                  {100 * cpu / elapsed:7.1f} % of one core")
     print(f"  RSS                  {rss_peak / 2**20:7.1f} MiB (peak over the run)")
     print(f"  (the simulator itself: {100 * sim_cpu / elapsed:.1f} % of one core)")
-    print(f"rerun: {COMMAND} --symbols {args.symbols} --seconds {args.seconds:g}")
-    return True
+    return {
+        "cpu_pct": 100 * cpu / elapsed,
+        "rss_mib": rss_peak / 2**20,
+        "rows_per_sec": (rows1 - rows0) / elapsed,
+        "bursts": bursts,
+    }
 
 
 def main() -> int:
@@ -108,6 +186,12 @@ def main() -> int:
     parser.add_argument("--symbols", type=int, default=650)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument(
+        "--burst-rules",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[0],
+        help="comma-separated counts of liquidation-burst rules, one run each (e.g. 0,3)",
+    )
     isolation_args_add(
         parser, database_name="bench_streams_cost", redis_url="redis://127.0.0.1:6379/8"
     )

@@ -24,6 +24,7 @@ class GroupMessageType(StrEnum):
 
     OI_UPDATE = "oi.update"  # OI_UPDATES_GROUP, {"data": [sample rows]}
     OI_ALERT = "oi.alert"  # OI_ALERTS_GROUP, {"alert": alert payload}
+    LIQUIDATION_ALERT = "liquidation.alert"  # OI_ALERTS_GROUP, {"alert": liquidation payload}
     VOLUME_ALERT = "volume.alert"  # VOLUME_ALERTS_GROUP, {"alert": volume alert payload}
 
     @property

@@ -9,7 +9,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from alerts.enums import Direction
-from alerts.formatting import duration, threshold_pct
+from alerts.formatting import duration, threshold_pct, usd
+from alerts.liquidation_rules import ALL_SIDES, BurstRule, LiquidatedSide
+from alerts.liquidation_selectors import liquidation_rules_enabled
 from alerts.rules import Rule, RuleKind, Scope
 from alerts.selectors import alert_rules_enabled
 from common.authentication import request_has_api_token
@@ -31,6 +33,7 @@ def page_config() -> dict:
             "alerts": reverse("oi-alert-list"),
             "rules": reverse("alert-rule-list"),
             "outcomes": reverse("alert-outcome-list"),
+            "liquidationAlerts": reverse("liquidation-alert-list"),
             "feed": "/ws/open-interest/",
         },
         "alertRule": {
@@ -81,6 +84,27 @@ def rule_summary(rule: Rule) -> str:
     return text
 
 
+def burst_rule_summary(rule: BurstRule) -> str:
+    """e.g. "longs liquidated ≥ $1.0M (or ≥ 0.1% of the 24 h volume if more) within 5 min"."""
+    whose = (
+        "longs or shorts"
+        if rule.sides == ALL_SIDES
+        else "longs"
+        if LiquidatedSide.LONG in rule.sides
+        else "shorts"
+    )
+    parts = []
+    if rule.threshold_usd is not None:
+        parts.append(f"≥ {usd(rule.threshold_usd)}")
+    if rule.threshold_volume_share is not None:
+        share = f"≥ {float(rule.threshold_volume_share) * 100:g}% of the 24 h volume"
+        parts.append(f"(or {share} if more)" if parts else share)
+    text = f"{whose} liquidated {' '.join(parts)} within {duration(rule.window_sec)}"
+    if rule.scope != Scope.ALL:
+        text += f"; {rule.scope} {', '.join(sorted(rule.symbols))}"
+    return text
+
+
 @require_GET
 def open_interest_debug_view(request: HttpRequest) -> HttpResponse:
     """The page. With API_READS_REQUIRE_AUTH it shows the rules only to a staff member signed in
@@ -93,5 +117,12 @@ def open_interest_debug_view(request: HttpRequest) -> HttpResponse:
     rules = [
         {"name": rule.name, "summary": rule_summary(rule), "cooldown_min": rule.cooldown_sec / 60}
         for rule in alert_rules_enabled()
+    ] + [
+        {
+            "name": rule.name,
+            "summary": burst_rule_summary(rule),
+            "cooldown_min": rule.cooldown_sec / 60,
+        }
+        for rule in liquidation_rules_enabled()
     ]
     return render(request, "dashboard/open_interest.html", {"config": config, "rules": rules})

@@ -214,6 +214,11 @@ class OpenInterestFeedConsumer(AsyncWebsocketConsumer):
         if self._wants(alert["symbol"]):
             await self._send_json(frames.open_interest_alert(alert), wait=False)
 
+    async def liquidation_alert(self, event: dict) -> None:
+        alert = event["alert"]
+        if self._wants(alert["symbol"]):
+            await self._send_json(frames.liquidation_alert(alert), wait=False)
+
     async def oi_update(self, event: dict) -> None:
         rows = [row for row in event["data"] if self._wants(row["symbol"])]
         if rows:

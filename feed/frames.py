@@ -19,6 +19,7 @@ class FrameType(StrEnum):
     OPEN_INTEREST_UPDATE = "open_interest_update"  # a batch of samples, rows of `as_json`
     OPEN_INTEREST_ALERT = "open_interest_alert"  # the §5.3 alert payload with its id
     VOLUME_ALERT = "volume_alert"  # an hourly volume alert, upstream's `VolumeAlert` row
+    LIQUIDATION_ALERT = "liquidation_alert"  # a liquidation burst (alerts.liquidation_texts)
     PONG = "pong"  # the answer to a ping, after every frame queued before it
     ERROR = "error"  # a message refused: `error` (an ErrorCode) and a `message` for people
 
@@ -59,6 +60,10 @@ def open_interest_alert(alert: dict) -> dict:
 
 def volume_alert(alert: dict) -> dict:
     return {"type": FrameType.VOLUME_ALERT, "data": alert}
+
+
+def liquidation_alert(alert: dict) -> dict:
+    return {"type": FrameType.LIQUIDATION_ALERT, "data": alert}
 
 
 def pong() -> dict:

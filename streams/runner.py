@@ -2,17 +2,22 @@
 this one. Frames cross over a bounded queue; each drain of the queue is one Redis pipeline
 (latest value per symbol), liquidations go to Postgres every STREAMS_LIQUIDATION_FLUSH_SEC on
 one connection kept open (replaced after an error), whatever CONN_MAX_AGE says: this is not a
-request-serving process."""
+request-serving process. Each stored batch of liquidations then goes to the sinks named in
+STREAMS_LIQUIDATION_SINKS (the liquidation-burst rules, alerts.liquidation_evaluation), each a
+callable taking the batch, which handles and logs its own failures."""
 
 import asyncio
 import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 from django.conf import settings
 from django.db import DatabaseError, connections
+from django.utils.module_loading import import_string
 from redis.exceptions import RedisError
 
 from exchange.streams import (
@@ -35,6 +40,11 @@ logger = logging.getLogger(__name__)
 
 QUEUE_MAX = 20_000
 STATUS_EVERY_SEC = 1.0
+
+
+@cache
+def liquidation_sinks() -> tuple[Callable[[list[Liquidation]], None], ...]:
+    return tuple(import_string(path) for path in settings.STREAMS_LIQUIDATION_SINKS)
 
 
 def client_settings() -> StreamClientSettings:
@@ -162,7 +172,9 @@ class StreamsProcess:
         rows, self.pending_liquidations = self.pending_liquidations, []
         try:
             liquidations_store(rows)
+            stored = True
         except DatabaseError as exc:
+            stored = False
             # Postgres away: keep the rows for the next flush (bounded), never lose the stream.
             logger.warning(
                 "liquidations not stored; retrying",
@@ -171,3 +183,6 @@ class StreamsProcess:
             self.pending_liquidations = (rows + self.pending_liquidations)[-QUEUE_MAX:]
             connections.close_all()  # a fresh connection next time (this one may be broken)
         self.last_liquidation_flush = time.monotonic()
+        if stored:
+            for sink in liquidation_sinks():
+                sink(rows)

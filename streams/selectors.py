@@ -15,6 +15,7 @@ from exchange.streams import LiquidationSide, MarketStream
 from streams.keys import (
     FRAMES_KEY,
     LAST_FRAME_KEY,
+    MARK_PRICE_KEY,
     MARK_PRICE_SOURCE_KEY,
     OUTAGES_KEY,
     QUOTE_VOLUME_KEY,
@@ -41,6 +42,14 @@ def mark_price_stream_fresh() -> bool:
 
 def mark_price_source() -> str | None:
     return get_redis().get(MARK_PRICE_SOURCE_KEY)
+
+
+def mark_prices_of(symbols: list[str]) -> dict[str, Decimal]:
+    """The latest mark price of each of ``symbols`` that has one (stream or REST fallback)."""
+    if not symbols:
+        return {}
+    raw = get_redis().hmget(MARK_PRICE_KEY, symbols)
+    return {symbol: Decimal(price) for symbol, price in zip(symbols, raw, strict=True) if price}
 
 
 def quote_volumes_from_stream() -> dict[str, Decimal] | None:
@@ -211,3 +220,27 @@ def liquidation_sums_by_lookback(
                 for i in range(0, len(values), 3)
             ]
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLiquidation:
+    symbol: str
+    side: LiquidationSide
+    usd: Decimal
+    time_ms: int
+
+
+def liquidations_since(
+    since: datetime, *, symbols: set[str] | None = None
+) -> list[StoredLiquidation]:
+    """The stored liquidations with time >= since (of ``symbols``), oldest first (one index range
+    scan on time)."""
+    rows = Liquidation.objects.filter(time__gte=since)
+    if symbols is not None:
+        rows = rows.filter(symbol__in=symbols)
+    return [
+        StoredLiquidation(symbol, LiquidationSide(side), usd, timeutil.ms_from_datetime(time))
+        for symbol, side, usd, time in rows.order_by("time", "id").values_list(
+            "symbol", "side", "usd", "time"
+        )
+    ]

@@ -6,6 +6,12 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from alerts.formatting import AlertLike, symbol_links
+from alerts.liquidation_rules import LiquidatedSide
+from alerts.liquidation_texts import (
+    LiquidationAlertLike,
+    liquidation_details,
+    liquidation_headline,
+)
 from alerts.rules import Direction
 from alerts.telegram.text import (
     digest_footer,
@@ -99,6 +105,25 @@ def ops_message(title: str, text: str, *, recovered: bool) -> dict:
         "title": clip(ops_headline(title, recovered=recovered), TITLE_MAX),
         "description": clip(text, DESCRIPTION_MAX),
         "color": COLOUR_UP if recovered else COLOUR_PROBLEM,
+    }
+    return _message(embed)
+
+
+def liquidation_message(alert: LiquidationAlertLike) -> dict:
+    """A liquidation burst as one embed: red for longs liquidated, green for shorts."""
+    links = symbol_links(alert.symbol)
+    description = "\n".join(
+        [
+            *liquidation_details(alert),
+            f"[Binance]({links['binance']}) · [TradingView]({links['tradingview']})",
+        ]
+    )
+    embed = {
+        "title": clip(liquidation_headline(alert), TITLE_MAX),
+        "url": links["binance"],
+        "description": clip(description, DESCRIPTION_MAX),
+        "color": COLOUR_DOWN if alert.side == LiquidatedSide.LONG else COLOUR_UP,
+        "timestamp": iso_z(alert.ts),
     }
     return _message(embed)
 

@@ -1,7 +1,7 @@
 """A channel's outbox in Redis: what waits for the channel, oldest first.
 
-A sorted set whose members are entries (``alert:<id>`` or ``ops:<id>``, the id of a stored
-``OpenInterestAlert`` or ``OpsMessage``) scored by the time they were queued, so the oldest
+A sorted set whose members are entries (``alert:<id>``, ``liq:<id>`` or ``ops:<id>``, the id
+of a stored ``OpenInterestAlert``, ``LiquidationAlert`` or ``OpsMessage``) scored by the time they were queued, so the oldest
 comes first and a repeated push is a no-op (``NX`` keeps the first score). An entry leaves only
 once the message that carried it was accepted (or what it names is gone or already delivered):
 nothing is dropped, and a crash between the platform's answer and the removal sends it once more
@@ -20,6 +20,7 @@ from alerts.channels.limiter import ChannelKey, channel_key
 
 class EntryKind(StrEnum):
     ALERT = "alert"
+    LIQUIDATION = "liq"
     OPS = "ops"
 
 

@@ -27,3 +27,10 @@ class ChannelFilter:
         if self.regimes and alert.regime not in self.regimes:
             return False
         return self.min_move_pct is None or abs(alert.pct_change) >= self.min_move_pct
+
+    def accepts_liquidation_burst(self, symbol: str, *, rule_id: int | None) -> bool:
+        """A liquidation burst passes the rule and symbol filters; the direction, regime and
+        minimum-move filters are about open-interest moves and do not apply to it."""
+        if self.rule_ids and rule_id not in self.rule_ids:
+            return False
+        return not self.symbols or symbol in self.symbols

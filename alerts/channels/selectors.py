@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 from django.db.models import QuerySet
 
 from alerts.channels.routing import ChannelFilter
-from alerts.models import AlertChannel, OpenInterestAlert
+from alerts.models import AlertChannel, LiquidationAlert, OpenInterestAlert
 
 
 def channel_list() -> QuerySet[AlertChannel]:
@@ -28,6 +28,19 @@ def channels_for_alert(alert: OpenInterestAlert) -> list[AlertChannel]:
         "rules"
     )
     return [c for c in channels if channel_filter(c).accepts(alert, rule_id=alert.rule_id)]
+
+
+def channels_for_liquidation_alert(alert: LiquidationAlert) -> list[AlertChannel]:
+    """The enabled channels that receive alerts and whose rule and symbol filters let this
+    liquidation burst through."""
+    channels = AlertChannel.objects.filter(enabled=True, receives_alerts=True).prefetch_related(
+        "rules"
+    )
+    return [
+        c
+        for c in channels
+        if channel_filter(c).accepts_liquidation_burst(alert.symbol, rule_id=alert.rule_id)
+    ]
 
 
 def channels_for_ops() -> QuerySet[AlertChannel]:

@@ -50,14 +50,21 @@ from alerts.channels.limiter import (
     plan_next,
 )
 from alerts.channels.outbox import Entry, EntryKind, Outbox, alert_entries
-from alerts.channels.selectors import channel_ids_to_drain, channels_for_alert, channels_for_ops
+from alerts.channels.selectors import (
+    channel_ids_to_drain,
+    channels_for_alert,
+    channels_for_liquidation_alert,
+    channels_for_ops,
+)
 from alerts.formatting import alert_payload
+from alerts.liquidation_texts import liquidation_alert_payload, liquidation_text
 from alerts.models import (
     AlertChannel,
     AlertDelivery,
     AlertDirection,
     AlertSource,
     ChannelKind,
+    LiquidationAlert,
     OpenInterestAlert,
     OpsMessage,
 )
@@ -215,6 +222,17 @@ def alert_delivery_queue(alert_id: int) -> None:
     client = get_redis()
     for channel in channels_for_alert(alert):
         Outbox(client, channel.pk).push(alert_entries([alert_id]))
+
+
+def liquidation_alert_delivery_queue(alert_id: int) -> None:
+    """Queue a new liquidation-burst alert on every enabled channel whose filters let it
+    through."""
+    alert = LiquidationAlert.objects.filter(pk=alert_id).first()
+    if alert is None:
+        return
+    client = get_redis()
+    for channel in channels_for_liquidation_alert(alert):
+        Outbox(client, channel.pk).push([Entry(EntryKind.LIQUIDATION, alert_id)])
 
 
 def channel_queue_alerts(channel: AlertChannel, alert_ids: Sequence[int]) -> None:
@@ -410,17 +428,26 @@ def _next_message(
     channel: AlertChannel, outbox: Outbox, slot: Slot, limits: ChannelLimits
 ) -> Outgoing | None:
     entries = outbox.oldest(limits.digest_max)
-    alerts, ops = _resolve(channel, outbox, entries)
-    entries = [e for e in entries if e.id in (alerts if e.kind is EntryKind.ALERT else ops)]
+    found = _resolve(channel, outbox, entries)
+    entries = [e for e in entries if e.id in found[e.kind]]
     if not entries:
         return None
     first = entries[0]
     if first.kind is EntryKind.OPS:
-        message = ops[first.id]
+        message = found[EntryKind.OPS][first.id]
         text = ops_text(message.title, message.text, recovered=message.recovered)
         return Outgoing(
             ops_payload(channel, message), [first], [], _plain(channel, text, [first], [])
         )
+    if first.kind is EntryKind.LIQUIDATION:  # one message each, never in a digest
+        burst = found[EntryKind.LIQUIDATION][first.id]
+        return Outgoing(
+            liquidation_payload(channel, burst),
+            [first],
+            [],
+            _plain(channel, liquidation_text(burst), [first], []),
+        )
+    alerts = found[EntryKind.ALERT]
     leading: list[OpenInterestAlert] = []
     for entry in entries:
         if entry.kind is not EntryKind.ALERT:
@@ -452,15 +479,23 @@ def _plain(
     return None  # Telegram's messages are plain text already; a webhook's are JSON
 
 
-def _resolve(
-    channel: AlertChannel, outbox: Outbox, entries: list[Entry]
-) -> tuple[dict[int, OpenInterestAlert], dict[int, OpsMessage]]:
-    """The alerts and system messages the entries name; entries of deleted alerts or messages,
-    and of alerts already delivered on this channel, leave the outbox."""
-    alert_ids = [e.id for e in entries if e.kind is EntryKind.ALERT]
-    ops_ids = [e.id for e in entries if e.kind is EntryKind.OPS]
-    alerts = OpenInterestAlert.objects.in_bulk(alert_ids) if alert_ids else {}
-    ops = OpsMessage.objects.in_bulk(ops_ids) if ops_ids else {}
+_ENTRY_MODELS = {
+    EntryKind.ALERT: OpenInterestAlert,
+    EntryKind.LIQUIDATION: LiquidationAlert,
+    EntryKind.OPS: OpsMessage,
+}
+
+
+def _resolve(channel: AlertChannel, outbox: Outbox, entries: list[Entry]) -> dict[EntryKind, dict]:
+    """What the entries name, per kind (id -> the stored alert or system message); entries of
+    deleted alerts or messages, and of alerts already delivered on this channel, leave the
+    outbox."""
+    found: dict[EntryKind, dict] = {}
+    for kind, model in _ENTRY_MODELS.items():
+        ids = [e.id for e in entries if e.kind is kind]
+        found[kind] = model.objects.in_bulk(ids) if ids else {}
+    alerts = found[EntryKind.ALERT]
+    alert_ids = list(alerts)
     done = set(
         AlertDelivery.objects.filter(
             alert_id__in=alert_ids, channel=channel, delivered=True
@@ -468,14 +503,14 @@ def _resolve(
     ) if alert_ids else set()  # fmt: skip
     for alert_id in done:
         alerts.pop(alert_id, None)
-    gone = [e for e in entries if e.id not in (alerts if e.kind is EntryKind.ALERT else ops)]
+    gone = [e for e in entries if e.id not in found[e.kind]]
     if gone:
         outbox.remove(gone)
         logger.info(
             "outbox entries already delivered or deleted",
             extra={"channel": channel.name, "entries": [e.member for e in gone]},
         )
-    return alerts, ops
+    return found
 
 
 def _record_attempt(channel: AlertChannel, alert_ids: list[int], *, error: str) -> None:
@@ -521,6 +556,17 @@ def digest_payload(
         return slack.digest_message(alerts, waiting=waiting)
     text, carried = digest(alerts, waiting=waiting)
     return _telegram(channel, text), carried
+
+
+def liquidation_payload(channel: AlertChannel, alert: LiquidationAlert) -> dict:
+    kind = channel.kind
+    if kind == ChannelKind.TELEGRAM:
+        return _telegram(channel, liquidation_text(alert))
+    if kind == ChannelKind.DISCORD:
+        return discord.liquidation_message(alert)
+    if kind == ChannelKind.SLACK:
+        return slack.liquidation_message(alert)
+    return liquidation_alert_payload(alert)
 
 
 def ops_payload(channel: AlertChannel, message: OpsMessage) -> dict:

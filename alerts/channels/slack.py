@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from alerts.formatting import AlertLike, symbol_links
+from alerts.liquidation_texts import LiquidationAlertLike, liquidation_details, liquidation_headline
 from alerts.telegram.text import (
     digest_footer,
     digest_header,
@@ -82,6 +83,14 @@ def ops_message(title: str, text: str, *, recovered: bool) -> dict:
         "text": clip(headline, FALLBACK_TEXT_MAX),
         "blocks": [_section(f"*{escape(headline)}*\n{escape(text)}")],
     }
+
+
+def liquidation_message(alert: LiquidationAlertLike) -> dict:
+    headline = liquidation_headline(alert)
+    body = "\n".join(
+        [f"*{escape(headline)}*", *map(escape, liquidation_details(alert)), _links(alert.symbol)]
+    )
+    return {"text": clip(headline, FALLBACK_TEXT_MAX), "blocks": [_section(body)]}
 
 
 def blocks_problem(message: dict) -> str | None:

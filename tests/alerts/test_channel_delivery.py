@@ -8,6 +8,7 @@ import itertools
 import os
 import signal
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -19,6 +20,7 @@ from alerts.channels.services import (
     channel_outbox_drain,
     channel_queue_alerts,
     channel_update,
+    liquidation_alert_delivery_queue,
     ops_message_send,
 )
 from alerts.models import (
@@ -26,6 +28,7 @@ from alerts.models import (
     AlertDelivery,
     AlertRule,
     ChannelKind,
+    LiquidationAlert,
     OpenInterestAlert,
     OpsMessage,
 )
@@ -371,3 +374,37 @@ def test_an_ops_entry_between_alerts_goes_alone_and_in_order(chat_platforms, red
     drain_until_empty(channel, timeout=10)
     titles = [body["embeds"][0]["title"] for body in discord.messages()]
     assert [t.split()[1] for t in titles] == [first.symbol, "Redis", second.symbol]
+
+
+@pytest.mark.django_db
+def test_a_liquidation_burst_reaches_discord_slack_and_telegram_as_one_message_each(
+    chat_platforms, redis_client, telegram
+):
+    bot = telegram()
+    discord_fake, slack_fake = chat_platforms.discord(), chat_platforms.slack()
+    discord = discord_channel(discord_fake)
+    slack = slack_channel(slack_fake)
+    eth_only = channel_create(
+        name="eth only", kind=ChannelKind.WEBHOOK, url=slack_fake.url, symbols=["ETHUSDT"]
+    )
+    burst = LiquidationAlert.objects.create(
+        rule_name="liq-5m", symbol="BTCUSDT", side="short", window_sec=300,
+        usd=Decimal("2400000"), count=41, other_side_usd=Decimal("35000"),
+        threshold_usd=Decimal("1000000"), quote_volume_24h=Decimal("9000000000"),
+        mark_price=Decimal("97000.5"), ts=datetime(2026, 12, 1, 12, 0, tzinfo=UTC),
+    )  # fmt: skip
+    liquidation_alert_delivery_queue(burst.id)
+    assert outbox_size(eth_only) == 0  # its symbol filter keeps it out
+    for channel in (discord, slack, bot.channel):
+        drain_until_empty(channel, timeout=10)
+
+    [embed] = discord_fake.accepted()[0].body["embeds"]
+    assert embed["title"] == "💥 BTCUSDT: shorts liquidated ≥ $2.4M within 5 min"
+    assert "41 liquidation orders; longs liquidated ≥ $35.0K" in embed["description"]
+    assert "0.0267% of the 24 h volume ($9.0B)" in embed["description"]
+    [message] = slack_fake.accepted()
+    assert message.body["text"] == "💥 BTCUSDT: shorts liquidated ≥ $2.4M within 5 min"
+    assert "Lower bounds" in message.body["blocks"][0]["text"]["text"]
+    [text] = bot.delivered_texts()
+    assert text.startswith("💥 BTCUSDT: shorts liquidated ≥ $2.4M within 5 min\n")
+    assert "Rule liq-5m · 2026-12-01T12:00:00Z" in text

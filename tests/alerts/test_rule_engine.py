@@ -9,8 +9,10 @@ import pytest
 
 from alerts import evaluation
 from alerts.evaluation import RULE_STATE_KEY, alerts_evaluate
+from alerts.liquidation_selectors import liquidation_rules_enabled
 from alerts.models import AlertRule, AlertThresholdOverride, OpenInterestAlert
 from alerts.rules import FireState
+from alerts.selectors import alert_rules_enabled
 from liquidity.services import REDIS_META_KEY_PREFIX
 from oi.keys import FUNDING_RATE_KEY
 from oi.ring import RingSample, ring_append
@@ -209,6 +211,9 @@ def test_a_symbol_override_raises_a_rules_threshold_for_that_symbol_only(
         ({"scope": "only", "symbols": ["btc usdt"]}, "symbols", "btc usdt"),
         ({"direction": "SIDEWAYS"}, "direction", "not a valid choice"),
         ({"name": "oi-5m-3pct"}, "name", "already exists"),
+        ({"threshold_pct": None}, "threshold_pct", "required"),
+        ({"threshold_usd": "1000"}, "threshold_usd", "only liquidation_burst rules"),
+        ({"liquidated_side": "long"}, "liquidated_side", "only liquidation_burst rules"),
     ],
 )
 def test_a_bad_rule_is_refused_with_the_field_and_reason(writer_client, body, field, reason):
@@ -223,6 +228,60 @@ def test_a_bad_rule_is_refused_with_the_field_and_reason(writer_client, body, fi
     assert error["field"] == field
     assert reason in error["reason"]
     assert AlertRule.objects.count() == before
+
+
+BURST_RULE = {"name": "liq-1m", "kind": "liquidation_burst", "window_sec": 60,
+              "threshold_usd": "250000"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "reason"),
+    [
+        ({"threshold_usd": None}, "threshold_usd", "needs threshold_usd, threshold_volume_share"),
+        ({"threshold_usd": "0"}, "threshold_usd", "above 0"),
+        ({"threshold_volume_share": "1.5"}, "threshold_volume_share", "at most 1"),
+        ({"threshold_pct": "0.05"}, "threshold_pct", "has none"),
+        ({"window_sec": 7200}, "window_sec", "10 to 3600 s"),
+        ({"direction": "UP"}, "direction", "no open-interest direction"),
+        ({"regimes": ["short_build"]}, "regimes", "has none"),
+        ({"liquidity_tiers": True}, "liquidity_tiers", "threshold_volume_share"),
+        ({"liquidated_side": "middle"}, "liquidated_side", "not a valid choice"),
+    ],
+)
+def test_a_bad_liquidation_burst_rule_is_refused_with_the_field_and_reason(
+    writer_client, body, field, reason
+):
+    response = writer_client.post(RULES_URL, {**BURST_RULE, **body}, format="json")
+    assert response.status_code == 400, response.content
+    assert (response.json()["error"]["field"], reason in response.json()["error"]["reason"]) == (
+        field,
+        True,
+    )
+    assert not AlertRule.objects.filter(kind="liquidation_burst").exists()
+
+
+def test_a_liquidation_burst_rule_is_made_over_the_api_and_cannot_be_backtested(writer_client):
+    made = writer_client.post(
+        RULES_URL,
+        {**BURST_RULE, "liquidated_side": "short", "threshold_volume_share": "0.001"},
+        format="json",
+    )
+    assert made.status_code == 201, made.content
+    rule = made.json()
+    assert (rule["kind"], rule["liquidated_side"], rule["threshold_pct"]) == (
+        "liquidation_burst", "short", None,
+    )  # fmt: skip
+    assert (rule["threshold_usd"], rule["threshold_volume_share"]) == (
+        "250000.000000000000",
+        "0.001000",
+    )
+    # the open-interest engine does not load it; the streams process does
+    assert rule["name"] not in {r.name for r in alert_rules_enabled()}
+    assert [r.name for r in liquidation_rules_enabled()] == ["liq-1m"]
+    for body in ({"rule_id": rule["id"]}, {"rule": BURST_RULE}):
+        refused = writer_client.post(RULES_URL + "/backtest", {**body, "days": 1}, format="json")
+        assert refused.status_code == 400, refused.content
+        assert "cannot be backtested" in refused.json()["error"]["reason"]
 
 
 def test_rules_are_listed_for_anyone_and_changed_only_with_a_token(api_client):

@@ -14,6 +14,8 @@ import pytest
 from channels.consumer import get_handler_name
 from websockets.sync.client import connect
 
+from alerts.liquidation_rules import BurstRule, BurstVerdict, LiquidatedSide
+from alerts.liquidation_services import liquidation_alert_store
 from alerts.models import OpenInterestAlert
 from common.realtime import OI_UPDATES_GROUP, GroupMessageType, broadcast
 from feed.consumers import FeedCloseCode, OpenInterestFeedConsumer
@@ -185,6 +187,48 @@ def test_a_volume_alert_frame_is_the_stored_alert_live_and_on_catch_up(asgi_serv
 
 # --- one place for every name --------------------------------------------------------------------
 
+# --- liquidation_alert ---------------------------------------------------------------------------
+
+LIQUIDATION_ALERT_FIELDS = [
+    "id", "kind", "symbol", "side", "rule", "windowSec", "usd", "count", "otherSideUsd",
+    "thresholdUsd", "quoteVolume24h", "volumeShare", "markPrice", "timestamp", "bound", "links",
+]  # fmt: skip
+
+
+@pytest.mark.integration
+def test_a_liquidation_alert_frame_is_the_stored_burst_for_clients_of_its_symbol(
+    asgi_server, liquid_symbols, redis_client
+):
+    rule = BurstRule(rule_id=0, name="liq-5m", window_sec=300, threshold_usd=Decimal(100_000))
+    verdict = BurstVerdict(
+        rule=rule, symbol=KNOWN_SYMBOL, side=LiquidatedSide.LONG, t_ms=1_764_590_400_000,
+        usd=Decimal("150000.5"), count=12, other_side_usd=Decimal(2_000),
+        threshold_usd=Decimal(100_000), quote_volume_24h=Decimal(50_000_000),
+    )  # fmt: skip
+    with (
+        connect(feed_url(asgi_server)) as every,
+        connect(feed_url(asgi_server, f"symbols={OTHER_SYMBOL}")) as other,
+    ):
+        assert frames_until_pong(every) == [{"type": "subscribed", "symbols": "*"}]
+        assert frames_until_pong(other) == [{"type": "subscribed", "symbols": [OTHER_SYMBOL]}]
+        alert = liquidation_alert_store(verdict, mark_price=Decimal("2.5"))
+        live = every.recv(timeout=10)
+        assert frames_until_pong(other) == []  # not its symbol
+
+    frame = json.loads(live)
+    assert list(frame) == ["type", "data"] and frame["type"] == "liquidation_alert"
+    assert list(frame["data"]) == LIQUIDATION_ALERT_FIELDS
+    data = frame["data"]
+    assert (data["id"], data["symbol"], data["side"], data["rule"]) == (
+        alert.id, KNOWN_SYMBOL, "long", "liq-5m",
+    )  # fmt: skip
+    assert (data["usd"], data["count"], data["volumeShare"]) == (150000.5, 12, 150000.5 / 50e6)
+    assert (data["timestamp"], data["bound"], data["markPrice"]) == (
+        "2025-12-01T12:00:00Z", "lower", 2.5,
+    )  # fmt: skip
+    assert live == wire(frame)
+
+
 FRAME_TESTS = {
     FrameType.SUBSCRIBED: [
         test_subscribed_error_and_pong_frames_are_compact_json_in_key_order,
@@ -213,6 +257,9 @@ FRAME_TESTS = {
     FrameType.VOLUME_ALERT: [
         test_a_volume_alert_frame_is_the_stored_alert_live_and_on_catch_up,
     ],
+    FrameType.LIQUIDATION_ALERT: [
+        test_a_liquidation_alert_frame_is_the_stored_burst_for_clients_of_its_symbol,
+    ],
 }
 
 
@@ -234,7 +281,7 @@ def test_the_names_on_the_wire_never_change():
     assert {m.name: m.value for m in FrameType} == {
         "SUBSCRIBED": "subscribed", "OPEN_INTEREST_UPDATE": "open_interest_update",
         "OPEN_INTEREST_ALERT": "open_interest_alert", "VOLUME_ALERT": "volume_alert",
-        "PONG": "pong", "ERROR": "error",
+        "PONG": "pong", "ERROR": "error", "LIQUIDATION_ALERT": "liquidation_alert",
     }  # fmt: skip
     assert {m.value for m in ClientAction} == {"subscribe", "catch_up", "ping"}
     assert {m.value for m in ErrorCode} == {
@@ -242,4 +289,6 @@ def test_the_names_on_the_wire_never_change():
         "too_many_symbols", "unknown_symbols", "invalid_after_id", "invalid_volume_after_id",
     }  # fmt: skip
     assert {m.value for m in FeedCloseCode} == {1009, 4401, 4408, 4429}
-    assert {m.value for m in GroupMessageType} == {"oi.update", "oi.alert", "volume.alert"}
+    assert {m.value for m in GroupMessageType} == {
+        "oi.update", "oi.alert", "volume.alert", "liquidation.alert",
+    }  # fmt: skip

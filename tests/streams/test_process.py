@@ -4,17 +4,14 @@ volume source, the readiness/metrics/API reports, and liquidation sums."""
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from common.redis import get_redis
 from common.timeutil import datetime_from_ms, now_ms
 from exchange.streams import MarketStream
 from liquidity.services import REDIS_UNIVERSE_KEY, quote_volumes_24h
-from oi import poller
 from oi.poller import poller_dispatch, poller_run_shard
 from oi.schedule import MARK_PRICE_JOB
 from streams.keys import MARK_PRICE_KEY, QUOTE_VOLUME_KEY
@@ -22,46 +19,11 @@ from streams.models import Liquidation
 from streams.runner import StreamsProcess
 from streams.selectors import liquidation_sums_by_symbol, mark_price_source, streams_health
 from streams.watchdog import StreamState
+from tests.streams.conftest import ON_SIMULATOR_STALE_FACTOR, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-STALE_FACTOR = 2.0  # stale after 2 s without a mark-price frame
-
-
-@pytest.fixture
-def on_simulator(sim, settings, redis_client):
-    settings.BINANCE_BASE_URL = sim.base_url
-    settings.STREAMS_BASE_URL = f"ws://{sim.host}:{sim.port}"
-    settings.STREAMS_STALE_FACTOR = STALE_FACTOR
-    settings.STREAMS_RECONNECT_BASE_SEC = 0.2
-    settings.STREAMS_RECONNECT_MAX_SEC = 1.0
-    settings.STREAMS_SILENCE_RECONNECT_SEC = 30.0
-    settings.STREAMS_TICKER_WARMUP_SEC = 1.0
-    get_redis.cache_clear()
-    poller._thread_clients.__dict__.clear()
-    yield sim
-    get_redis.cache_clear()
-
-
-@pytest.fixture
-def streams_process(on_simulator) -> Iterator[StreamsProcess]:
-    stop = threading.Event()
-    process = StreamsProcess()
-    thread = threading.Thread(target=process.run, args=(stop,), daemon=True)
-    thread.start()
-    yield process
-    stop.set()
-    thread.join(timeout=10)
-
-
-def wait_for(condition, timeout: float, step: float = 0.1) -> float:
-    """Seconds until `condition()` held; fails after `timeout`."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"not within {timeout} s")
-        time.sleep(step)
-    return time.monotonic() - started
+STALE_FACTOR = ON_SIMULATOR_STALE_FACTOR
 
 
 def mark_state() -> StreamState:

@@ -445,6 +445,8 @@ STREAMS_SILENCE_RECONNECT_SEC = env.float("STREAMS_SILENCE_RECONNECT_SEC", defau
 # The liquidity job uses the stream's 24 h volumes only after this long unbroken (changed-only).
 STREAMS_TICKER_WARMUP_SEC = env.float("STREAMS_TICKER_WARMUP_SEC", default=60.0)
 STREAMS_LIQUIDATION_FLUSH_SEC = env.float("STREAMS_LIQUIDATION_FLUSH_SEC", default=1.0)
+# What happens to each stored batch of liquidations (streams.runner): the liquidation-burst rules.
+STREAMS_LIQUIDATION_SINKS: list[str] = ["alerts.liquidation_evaluation.liquidation_bursts_evaluate"]
 STREAMS_LIQUIDATION_RETENTION_DAYS = env.int("STREAMS_LIQUIDATION_RETENTION_DAYS", default=90)
 if STREAMS_LIQUIDATION_RETENTION_DAYS > 0:
     CELERY_BEAT_SCHEDULE["streams-liquidations-prune"] = {

@@ -52,6 +52,12 @@
     return n === null ? "–" : "$" + compact(n, 2);
   }
 
+  function fmtDuration(seconds) {
+    if (seconds % 3600 === 0) return seconds / 3600 + " h";
+    if (seconds % 60 === 0) return seconds / 60 + " min";
+    return seconds + " s";
+  }
+
   function fmtPct(fraction, digits) {
     if (fraction === null) return "–";
     const d = digits === undefined ? 2 : digits;
@@ -927,6 +933,67 @@
     $("volume-alert-count").textContent = "(" + volumeAlertList.children.length + " shown, newest first)";
   }
 
+  // --- liquidation bursts (liquidation_burst rules, from the streams process) -----------------
+
+  const liquidationAlertsById = new Map();
+  const liquidationAlertList = $("liquidation-alerts");
+
+  function liquidationAlertItem(alert, live) {
+    const li = document.createElement("li");
+    li.dataset.alertId = String(alert.id);
+    li.dataset.symbol = alert.symbol;
+    li.dataset.side = alert.side;
+    // longs liquidated: forced selling (red); shorts liquidated: forced buying (green)
+    li.className = "alert " + (alert.side === "short" ? "alert-up" : "alert-down") + (live ? " fresh" : "");
+    const badge = document.createElement("span");
+    badge.className = "badge";
+    badge.textContent = (alert.side === "short" ? "SHORTS" : "LONGS") + " LIQUIDATED";
+    const symbol = document.createElement("a");
+    symbol.href = "#symbol=" + alert.symbol;
+    symbol.className = "alert-symbol";
+    symbol.textContent = alert.symbol;
+    const amount = document.createElement("span");
+    amount.className = "alert-pct";
+    amount.textContent = "≥ " + fmtUsd(alert.usd);
+    const age = document.createElement("span");
+    age.className = "alert-age small";
+    setAge(age, Date.parse(alert.timestamp));
+    const detail = document.createElement("span");
+    detail.className = "muted small";
+    const context = [alert.count + " orders in " + fmtDuration(alert.windowSec), "threshold " + fmtUsd(alert.thresholdUsd)];
+    if (alert.volumeShare != null) context.push((alert.volumeShare * 100).toPrecision(3) + "% of 24 h volume");
+    context.push("other side ≥ " + fmtUsd(alert.otherSideUsd), alert.rule + " · #" + alert.id);
+    detail.textContent = context.join(" · ");
+    li.append(badge, symbol, amount, age, detail);
+    return li;
+  }
+
+  function addLiquidationAlert(alert, live) {
+    if (liquidationAlertsById.has(alert.id)) return;
+    const li = liquidationAlertItem(alert, live);
+    liquidationAlertsById.set(alert.id, li);
+    let before = liquidationAlertList.firstElementChild;
+    while (before && Number(before.dataset.alertId) > alert.id) before = before.nextElementSibling;
+    liquidationAlertList.insertBefore(li, before);
+    while (liquidationAlertList.children.length > MAX_ALERTS) {
+      const oldest = liquidationAlertList.lastElementChild;
+      liquidationAlertsById.delete(Number(oldest.dataset.alertId));
+      oldest.remove();
+    }
+    $("liquidation-alerts-empty").hidden = true;
+    $("liquidation-alert-count").textContent = "(" + liquidationAlertList.children.length + " shown, newest first)";
+  }
+
+  async function loadLiquidationAlerts() {
+    // the feed carries new ones; this fills the list at start and after a reconnect
+    try {
+      const page = await api(CONFIG.urls.liquidationAlerts + "?limit=" + MAX_ALERTS);
+      page.results.slice().reverse().forEach((alert) => addLiquidationAlert(alert, false));
+    } catch (error) {
+      console.warn("liquidation alerts", error);
+    }
+  }
+
   // --- WebSocket feed ------------------------------------------------------------------------
 
   const feed = { ws: null, urls: [], backoff: 1, lastFrameAt: 0, state: "connecting", retryTimer: null };
@@ -962,6 +1029,7 @@
     const ws = TOKEN ? new WebSocket(url, ["volspike.feed", "volspike.token." + TOKEN]) : new WebSocket(url);
     feed.ws = ws;
     ws.onopen = () => {
+      loadLiquidationAlerts();
       feed.backoff = 1;
       feed.lastFrameAt = Date.now();
       feed.downSince = null;
@@ -976,6 +1044,7 @@
       if (frame.type === "open_interest_alert") addAlert(frame.data, true);
       else if (frame.type === "open_interest_update") applyUpdates(frame.data);
       else if (frame.type === "volume_alert") addVolumeAlert(frame.data, true);
+      else if (frame.type === "liquidation_alert") addLiquidationAlert(frame.data, true);
       else if (frame.type === "error") console.warn("feed error", frame);
     };
     ws.onclose = (event) => {
