@@ -20,7 +20,7 @@ pytest_plugins = [
 # holds up the whole run while the other workers sit idle. A test not listed runs in its place.
 SLOW_TESTS = {
     "tests/scale/test_scale_out.py::": 109,
-    "tests/alerts/test_backtest_live_equality.py::": 90,
+    "tests/alerts/test_backtest_live_equality.py::": 64,
     "tests/ops/test_ops_processes.py::": 81,
     "tests/oi/test_poller_e2e.py::": 60,
     "tests/deploy/test_production_e2e.py::": 49,

@@ -17,16 +17,17 @@ from tests.fixtures.processes import wait_until
 
 pytestmark = pytest.mark.integration
 
-WINDOW_SEC = 20
+WINDOW_SEC = 12
 
 
 def test_the_backtest_of_stored_samples_raises_exactly_the_live_alerts(
     sim, celery_processes, redis_client, writer_client
 ):
-    # given one rule (20 s, 5%, both ways, a 20 s cooldown, no step) and no other
+    # given one rule (12 s, 5%, both ways, a 12 s cooldown, no step) and no other
     AlertRule.objects.update(enabled=False)
     rule = AlertRule.objects.create(
-        name="equality-20s-5pct", window_sec=WINDOW_SEC, threshold_pct="0.05", cooldown_sec=20,
+        name="equality-12s-5pct", window_sec=WINDOW_SEC, threshold_pct="0.05",
+        cooldown_sec=WINDOW_SEC,
     )  # fmt: skip
     env = {"BINANCE_BASE_URL": sim.base_url}
     celery_processes.start_procfile_worker("worker", **env)
@@ -45,13 +46,13 @@ def test_the_backtest_of_stored_samples_raises_exactly_the_live_alerts(
     time.sleep((since_ms - now_ms()) / 1000 + 1)
 
     # when the moves come: a 12% jump on the first symbol and a second one while the rule is
-    # still disarmed, a 15% dump ramped over 8 s on the second; once the window has moved past
-    # them (re-armed), a 20% dump on the first
+    # still disarmed (the first is still in the window), a 15% dump ramped over 6 s on the
+    # second; once the window has moved past them (re-armed), a 20% dump on the first
     first, second = symbols
     sim.inject_event(first, "spike", 12)
-    time.sleep(8)
+    time.sleep(6)
     sim.inject_event(first, "spike", 12)
-    sim.inject_event(second, "dump", 15, duration=8_000)
+    sim.inject_event(second, "dump", 15, duration=6_000)
     time.sleep(WINDOW_SEC + 3)
     sim.inject_event(first, "dump", 20)
     time.sleep(WINDOW_SEC + 3)
