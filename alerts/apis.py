@@ -102,6 +102,31 @@ def ingest_cooldown_sec(symbol: str) -> int:
     return override if override is not None else settings.OI_ALERT_COOLDOWN_SEC
 
 
+def alert_list_parameters(kind: OpenApiParameter) -> list[OpenApiParameter]:
+    """The query parameters of an alert list (``AlertListApi.FilterSerializer``), with `kind`
+    the list's own filter (an OI alert's direction, a liquidation burst's side)."""
+    return [
+        OpenApiParameter("symbol", str, description="e.g. BTCUSDT or BTCUSDT,ETHUSDT"),
+        kind,
+        OpenApiParameter("rule", str, description="only alerts of this rule (its name)"),
+        OpenApiParameter("since", str, description="ISO-8601; alerts at or after this time"),
+        OpenApiParameter("after_id", int, description="only alerts with a larger id (catch-up)"),
+        OpenApiParameter("limit", int, description="1 to 500, default 100"),
+        OpenApiParameter("cursor", str),
+    ]
+
+
+def alert_page_schema(name: str):
+    return inline_serializer(
+        name,
+        {
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": serializers.ListField(child=serializers.DictField()),
+        },
+    )
+
+
 class AlertCursorPagination(TimestampCursorPagination):
     ordering = ("-ts", "-id")
     page_size = 100
@@ -132,40 +157,26 @@ class AlertListApi(APIView):
             return symbols
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("symbol", str, description="e.g. BTCUSDT or BTCUSDT,ETHUSDT"),
-            OpenApiParameter("direction", str, enum=list(DIRECTIONS)),
-            OpenApiParameter("rule", str, description="only alerts of this rule (its name)"),
-            OpenApiParameter("since", str, description="ISO-8601; alerts at or after this time"),
-            OpenApiParameter(
-                "after_id", int, description="only alerts with a larger id (catch-up)"
-            ),
-            OpenApiParameter("limit", int, description="1 to 500, default 100"),
-            OpenApiParameter("cursor", str),
-        ],
-        responses=inline_serializer(
-            "AlertPage",
-            {
-                "next": serializers.URLField(allow_null=True),
-                "previous": serializers.URLField(allow_null=True),
-                "results": serializers.ListField(child=serializers.DictField()),
-            },
-        ),
+        parameters=alert_list_parameters(OpenApiParameter("direction", str, enum=list(DIRECTIONS))),
+        responses=alert_page_schema("AlertPage"),
     )
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        data = filters.validated_data
-        alerts = alert_list(
+        paginator = AlertCursorPagination()
+        page = paginator.paginate_queryset(self.alerts(filters.validated_data), request, view=self)
+        return paginator.get_paginated_response([self.payload(alert) for alert in page])
+
+    payload = staticmethod(alert_payload)
+
+    def alerts(self, data: dict):
+        return alert_list(
             symbols=data.get("symbol"),
             direction=data.get("direction"),
             since=data.get("since"),
             after_id=data.get("after_id"),
             rule=data.get("rule"),
         )
-        paginator = AlertCursorPagination()
-        page = paginator.paginate_queryset(alerts, request, view=self)
-        return paginator.get_paginated_response([alert_payload(alert) for alert in page])
 
 
 class AlertExportApi(CsvExportApi):

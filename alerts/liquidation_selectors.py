@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 
 from alerts.liquidation_rules import BurstRule, burst_rule_from_fields
 from alerts.models import AlertRule, LiquidationAlert, RuleKind
+from alerts.selectors import alerts_filtered
 
 BURST_RULE_FIELD_NAMES = (
     "name", "window_sec", "liquidated_side", "threshold_usd", "threshold_volume_share",
@@ -33,17 +34,9 @@ def liquidation_alert_list(
 ) -> QuerySet[LiquidationAlert]:
     """Liquidation-burst alerts newest first, filtered; `after_id` for catching up."""
     alerts = LiquidationAlert.objects.all()
-    if symbols:
-        alerts = alerts.filter(symbol__in=symbols)
     if side:
         alerts = alerts.filter(side=side)
-    if since is not None:
-        alerts = alerts.filter(ts__gte=since)
-    if after_id is not None:
-        alerts = alerts.filter(id__gt=after_id)
-    if rule:
-        alerts = alerts.filter(rule_name=rule)
-    return alerts.order_by("-ts", "-id")
+    return alerts_filtered(alerts, symbols=symbols, since=since, after_id=after_id, rule=rule)
 
 
 def liquidation_alert_stored_since(

@@ -24,10 +24,23 @@ def alert_list(
 ) -> QuerySet[OpenInterestAlert]:
     """Alerts newest first, filtered; `after_id` is for clients catching up after a reconnect."""
     alerts = OpenInterestAlert.objects.all()
-    if symbols:
-        alerts = alerts.filter(symbol__in=symbols)
     if direction:
         alerts = alerts.filter(direction=direction)
+    return alerts_filtered(alerts, symbols=symbols, since=since, after_id=after_id, rule=rule)
+
+
+def alerts_filtered(
+    alerts: QuerySet,
+    *,
+    symbols: list[str] | None,
+    since: datetime | None,
+    after_id: int | None,
+    rule: str | None,
+) -> QuerySet:
+    """The filters every alert list shares (open-interest and liquidation-burst alerts), newest
+    first."""
+    if symbols:
+        alerts = alerts.filter(symbol__in=symbols)
     if since is not None:
         alerts = alerts.filter(ts__gte=since)
     if after_id is not None:

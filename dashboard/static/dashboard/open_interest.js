@@ -793,9 +793,31 @@
 
   // --- live alerts ---------------------------------------------------------------------------
 
-  const alertsById = new Map();
+  /* One list of alerts on the page (open interest, liquidation bursts, volume): newest (largest
+   * id) first, at most MAX_ALERTS; backlog and catch-up frames arrive oldest first. Returns
+   * add(alert, live), true when the alert was not shown yet. */
+  function alertLane(listId, emptyId, countId, makeItem) {
+    const byId = new Map();
+    const list = $(listId);
+    return function add(alert, live) {
+      if (byId.has(alert.id)) return false;
+      const li = makeItem(alert, live);
+      byId.set(alert.id, li);
+      let before = list.firstElementChild;
+      while (before && Number(before.dataset.alertId) > alert.id) before = before.nextElementSibling;
+      list.insertBefore(li, before);
+      while (list.children.length > MAX_ALERTS) {
+        const oldest = list.lastElementChild;
+        byId.delete(Number(oldest.dataset.alertId));
+        oldest.remove();
+      }
+      $(emptyId).hidden = true;
+      $(countId).textContent = "(" + list.children.length + " shown, newest first)";
+      return true;
+    };
+  }
+
   let lastAlertId = 0;
-  const alertList = $("alerts");
 
   function alertItem(alert, live) {
     const li = document.createElement("li");
@@ -849,22 +871,11 @@
     return li;
   }
 
+  const showAlert = alertLane("alerts", "alerts-empty", "alert-count", alertItem);
+
   function addAlert(alert, live) {
-    if (alertsById.has(alert.id)) return;
-    const li = alertItem(alert, live);
-    alertsById.set(alert.id, li);
+    if (!showAlert(alert, live)) return;
     lastAlertId = Math.max(lastAlertId, alert.id);
-    // Newest (largest id) first; backlog and catch-up frames arrive oldest first.
-    let before = alertList.firstElementChild;
-    while (before && Number(before.dataset.alertId) > alert.id) before = before.nextElementSibling;
-    alertList.insertBefore(li, before);
-    while (alertList.children.length > MAX_ALERTS) {
-      const oldest = alertList.lastElementChild;
-      alertsById.delete(Number(oldest.dataset.alertId));
-      oldest.remove();
-    }
-    $("alerts-empty").hidden = true;
-    $("alert-count").textContent = "(" + alertList.children.length + " shown, newest first)";
     if (alert.symbol === chart.symbol && chart.plot && !chart.alerts.some((a) => a.id === alert.id)) {
       chart.alerts.push(alert);
       chartRender();
@@ -873,9 +884,7 @@
 
   // --- live volume alerts (the hourly script's, through the same feed) --------------------------
 
-  const volumeAlertsById = new Map();
   let lastVolumeAlertId = 0;
-  const volumeAlertList = $("volume-alerts");
   const VOLUME_BADGES = { SPIKE: "VOLUME SPIKE", HALF_UPDATE: "HALF-UPDATE", FULL_UPDATE: "UPDATE" };
 
   function volumeAlertItem(alert, live) {
@@ -916,27 +925,14 @@
     return li;
   }
 
+  const showVolumeAlert = alertLane(
+    "volume-alerts", "volume-alerts-empty", "volume-alert-count", volumeAlertItem);
+
   function addVolumeAlert(alert, live) {
-    if (volumeAlertsById.has(alert.id)) return;
-    const li = volumeAlertItem(alert, live);
-    volumeAlertsById.set(alert.id, li);
-    lastVolumeAlertId = Math.max(lastVolumeAlertId, alert.id);
-    let before = volumeAlertList.firstElementChild;
-    while (before && Number(before.dataset.alertId) > alert.id) before = before.nextElementSibling;
-    volumeAlertList.insertBefore(li, before);
-    while (volumeAlertList.children.length > MAX_ALERTS) {
-      const oldest = volumeAlertList.lastElementChild;
-      volumeAlertsById.delete(Number(oldest.dataset.alertId));
-      oldest.remove();
-    }
-    $("volume-alerts-empty").hidden = true;
-    $("volume-alert-count").textContent = "(" + volumeAlertList.children.length + " shown, newest first)";
+    if (showVolumeAlert(alert, live)) lastVolumeAlertId = Math.max(lastVolumeAlertId, alert.id);
   }
 
   // --- liquidation bursts (liquidation_burst rules, from the streams process) -----------------
-
-  const liquidationAlertsById = new Map();
-  const liquidationAlertList = $("liquidation-alerts");
 
   function liquidationAlertItem(alert, live) {
     const li = document.createElement("li");
@@ -968,21 +964,8 @@
     return li;
   }
 
-  function addLiquidationAlert(alert, live) {
-    if (liquidationAlertsById.has(alert.id)) return;
-    const li = liquidationAlertItem(alert, live);
-    liquidationAlertsById.set(alert.id, li);
-    let before = liquidationAlertList.firstElementChild;
-    while (before && Number(before.dataset.alertId) > alert.id) before = before.nextElementSibling;
-    liquidationAlertList.insertBefore(li, before);
-    while (liquidationAlertList.children.length > MAX_ALERTS) {
-      const oldest = liquidationAlertList.lastElementChild;
-      liquidationAlertsById.delete(Number(oldest.dataset.alertId));
-      oldest.remove();
-    }
-    $("liquidation-alerts-empty").hidden = true;
-    $("liquidation-alert-count").textContent = "(" + liquidationAlertList.children.length + " shown, newest first)";
-  }
+  const addLiquidationAlert = alertLane(
+    "liquidation-alerts", "liquidation-alerts-empty", "liquidation-alert-count", liquidationAlertItem);
 
   async function loadLiquidationAlerts() {
     // the feed carries new ones; this fills the list at start and after a reconnect
