@@ -296,6 +296,21 @@ POOL_CONFIGS: dict[str, Callable[[], tuple[WorkerSpec, ...]]] = {
 }
 
 
+def config_code(config: str) -> tuple[str, Path | None]:
+    """A configuration's pool and code: `procfile` runs this checkout's code; `procfile@/path`
+    another checkout's (e.g. the code before a change, exported with `git archive`), so that
+    both run on one simulator, database and backfilled ring, back to back:
+    `--configs procfile@/tmp/old,procfile,procfile@/tmp/old,procfile`."""
+    pool, _, path = config.partition("@")
+    return pool, (Path(path) if path else None)
+
+
+def config_label(config: str) -> str:
+    """The configuration as a file-name part: `procfile@/tmp/old` is `procfile-old`."""
+    pool, cwd = config_code(config)
+    return f"{pool}-{cwd.name}" if cwd else pool
+
+
 def pool_config(name: str) -> tuple[WorkerSpec, ...]:
     if name not in POOL_CONFIGS:
         raise SystemExit(f"unknown pool configuration {name!r}; known: {', '.join(POOL_CONFIGS)}")

@@ -4,7 +4,8 @@ Runs the whole system as in the Procfile, as real subprocesses against a simulat
 (650 symbols, seed 4242, no random events; about 350 are liquid at the default thresholds): the
 ASGI server (uvicorn), the Celery workers of each pool configuration given (`--configs`, see
 bench/_system.py POOL_CONFIGS; default `procfile`, what the Procfile runs; `prefork` is the
-configuration before issue 14) and beat. Several configurations run one after the other on the
+configuration before issue 14; `procfile@/path` runs another checkout's code, see
+bench/_system.py config_code) and beat. Several configurations run one after the other on the
 same simulator, database and Redis (the second finds the rings backfilled), each spiking symbols
 that have not alerted yet, and their figures are printed side by side. Every default alert rule is on, with no contracts minimum,
 so any symbol can alert; the figures are those of the design's rule (one alert per rule).
@@ -139,16 +140,17 @@ def start_system(
     """ASGI server, the Celery workers of pool configuration `config` and beat, started
     together. Returns the server's base URL and the processes."""
     port = _system.free_port()
-    prefix = f"alertbench-{config}"
-    processes = [Process(f"{prefix}-asgi-server", _system.uvicorn_args(port), env, ARTIFACTS)]
+    pool, cwd = _system.config_code(config)
+    prefix = f"alertbench-{_system.config_label(config)}"
+    processes = [Process(f"{prefix}-asgi-server", _system.uvicorn_args(port), env, ARTIFACTS, cwd)]
     stack.callback(processes[0].stop)
     workers = [
-        Process(f"{prefix}-{spec.name}", spec.args(prefix), env, ARTIFACTS)
-        for spec in _system.pool_config(config)
+        Process(f"{prefix}-{spec.name}", spec.args(prefix), env, ARTIFACTS, cwd)
+        for spec in _system.pool_config(pool)
     ]
     for worker in workers:
         stack.callback(worker.stop)
-    beat = Process(f"{prefix}-beat", _system.celery_beat_args(schedule_dir), env, ARTIFACTS)
+    beat = Process(f"{prefix}-beat", _system.celery_beat_args(schedule_dir), env, ARTIFACTS, cwd)
     stack.callback(beat.stop)
     base_url = f"http://127.0.0.1:{port}"
     processes[0].wait_for_http(f"{base_url}/health")
@@ -485,7 +487,7 @@ def report(results: list[SymbolResult], interval_sec: float, listener: AlertList
 
 def results_write(results: list[SymbolResult], config: str) -> Path:
     """Per-symbol figures, for looking into a miss."""
-    path = ARTIFACTS / f"results-{config}.json"
+    path = ARTIFACTS / f"results-{_system.config_label(config)}.json"
     rows = [
         {
             "symbol": r.symbol,
@@ -514,7 +516,9 @@ def _diff(later: int | None, earlier: int | None) -> int | None:
 def run(args: argparse.Namespace, stack: ExitStack) -> bool:
     configs = [name.strip() for name in args.configs.split(",") if name.strip()]
     for name in configs:
-        _system.pool_config(name)  # unknown names fail before anything starts
+        _system.pool_config(
+            _system.config_code(name)[0]
+        )  # unknown names fail before anything starts
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     redis_client = _system.redis_flush(args.redis_url)  # this benchmark's own database
     stack.callback(redis_client.close)

@@ -482,7 +482,9 @@ def load_average() -> str:
 def run(args: argparse.Namespace, stack: ExitStack) -> bool:
     configs = [name.strip() for name in args.configs.split(",") if name.strip()]
     for name in configs:
-        _system.pool_config(config_code(name)[0])  # unknown names fail before anything starts
+        _system.pool_config(
+            _system.config_code(name)[0]
+        )  # unknown names fail before anything starts
     database_url = _system.database_url_for(args.database_name)
     _system.database_create_if_missing(args.database_name)
     redis_client = _system.redis_flush(args.redis_url)
@@ -552,15 +554,6 @@ def run(args: argparse.Namespace, stack: ExitStack) -> bool:
     )
 
 
-def config_code(config: str) -> tuple[str, Path | None]:
-    """`procfile` runs this checkout's code; `procfile@/path` another checkout's (e.g. the code
-    before a change, exported with `git archive`), so that both run on one simulator, database
-    and backfilled ring, back to back: `--configs procfile@/tmp/old,procfile,procfile@/tmp/old,procfile`.
-    """
-    pool, _, path = config.partition("@")
-    return pool, (Path(path) if path else None)
-
-
 def run_config(
     config: str,
     args: argparse.Namespace,
@@ -573,7 +566,7 @@ def run_config(
     interval_sec: float,
 ) -> Figures:
     """Start the system with `config`'s workers, warm up, measure, stop it."""
-    pool, cwd = config_code(config)
+    pool, cwd = _system.config_code(config)
     prefix = f"{LOG_PREFIX}-{pool}"
     schedule_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="poller-budget-"))
     print(f"--- [{config}] starting web, workers and beat", flush=True)

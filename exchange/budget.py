@@ -24,13 +24,14 @@ Budgets are named by an egress id: workers that share an IP share one id; a host
 IP gets its own.
 """
 
+import asyncio
 import atexit
 import math
 import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -374,21 +375,52 @@ class RequestBudget:
         booking or sleeping, when a slot (or the end of a shared back-off) is further away than
         what is left of ``max_wait`` seconds (0 = fail fast; None = the configured default).
         """
+        waited = 0.0
+        for wait_s in self._acquire_steps(weight, consumer, futures_data, max_wait):
+            self._sleep(wait_s)
+            waited += wait_s
+        return waited
+
+    async def acquire_async(
+        self,
+        weight: int,
+        *,
+        consumer: str = "default",
+        futures_data: bool = False,
+        max_wait: float | None = None,
+    ) -> float:
+        """``acquire`` for a coroutine on an event loop: the same bookings (short Redis calls,
+        made as they are, in the loop's thread), its waits slept with ``asyncio.sleep``."""
+        waited = 0.0
+        for wait_s in self._acquire_steps(weight, consumer, futures_data, max_wait):
+            await asyncio.sleep(wait_s)
+            waited += wait_s
+        return waited
+
+    def _acquire_steps(
+        self, weight: int, consumer: str, futures_data: bool, max_wait: float | None
+    ) -> Iterator[float]:
+        """One acquire's bookings, in order; yields each wait (seconds) the caller sleeps before
+        the next step (``acquire`` with ``time.sleep``, ``acquire_async`` with the loop's)."""
         if weight < 0:
             raise ValueError("weight must be >= 0")
         budget_s = self.config.default_max_wait_s if max_wait is None else max_wait
         deadline = time.monotonic() + budget_s
         if futures_data:
-            waited, _ = self._acquire_stage(weight, consumer, True, "both", deadline, budget_s)
+            waited, _ = yield from self._acquire_stage(
+                weight, consumer, True, "both", deadline, budget_s
+            )
         else:
-            waited, ip_booked = self._acquire_stage(
+            waited, ip_booked = yield from self._acquire_stage(
                 weight, consumer, False, "auto", deadline, budget_s
             )
             if not ip_booked:
-                waited += self._acquire_stage(weight, consumer, False, "ip", deadline, budget_s)[0]
+                waited_ip, _ = yield from self._acquire_stage(
+                    weight, consumer, False, "ip", deadline, budget_s
+                )
+                waited += waited_ip
         self.stats.acquired += 1
         self.stats.waited_seconds += waited
-        return waited
 
     def _acquire_stage(
         self,
@@ -398,9 +430,9 @@ class RequestBudget:
         stage: str,
         deadline: float,
         budget_s: float,
-    ) -> tuple[float, bool]:
-        """Book ``stage`` (sleeping through a back-off that began meanwhile, then booking again);
-        return the seconds waited and whether the IP level is booked too."""
+    ) -> Generator[float, None, tuple[float, bool]]:
+        """Book ``stage`` (sleeping through a back-off that began meanwhile, then booking again),
+        yielding each wait; return the seconds waited and whether the IP level is booked too."""
         waited = 0.0
         while True:
             remaining_us = max(int((deadline - time.monotonic()) * 1e6), 0)
@@ -419,7 +451,7 @@ class RequestBudget:
                     retry_at=_utc_from_us(now_us + wait_us),
                 )
             if wait_us:
-                self._sleep(wait_s)
+                yield wait_s
                 waited += wait_s
             if granted and stage == "auto" and not ip_booked:
                 # The IP's slot is booked next, and that call sees a back-off begun meanwhile.

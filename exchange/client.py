@@ -11,6 +11,7 @@ environment's proxy and CA bundle read once in ``http_pool_for``): requests' per
 preparation cost more CPU than the rest of a poll's HTTP work.
 """
 
+import asyncio
 import email.utils
 import json
 import logging
@@ -18,6 +19,7 @@ import math
 import os
 import random
 import re
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from common.timeutil import ms_from_datetime
+from exchange.async_http import AsyncHttpPool, BodyTooLarge, HttpFailure, HttpTimeout
 from exchange.budget import MAX_BACKOFF_SECONDS, RequestBudget
 from exchange.errors import (
     BINANCE_INVALID_SYMBOL,
@@ -480,12 +483,15 @@ class BinanceFuturesClient:
             self._pool = self.http.connection_from_url(self.base_url)
         self._path_prefix = urllib3.util.parse_url(self.base_url).path or ""
         self._sleep = sleep
+        self._async_http: AsyncHttpPool | None = None
         self.last_used_weight: int | None = None
         self.attempts = 0
 
     def close(self) -> None:
         self.budget.flush_outcomes()
         self.http.clear()
+        if self._async_http is not None:
+            self._async_http.close()
 
     def __enter__(self) -> "BinanceFuturesClient":
         return self
@@ -546,7 +552,12 @@ class BinanceFuturesClient:
     def open_interest(self, symbol: str) -> OpenInterest:
         """The symbol's open interest; an answer for another symbol, or dated ahead of the
         exchange's own clock (its Date header), raises ``ImplausibleAnswer``."""
+        return self._get(
+            "/fapi/v1/openInterest", {"symbol": symbol}, OpenInterest.from_json,
+            check=self._open_interest_check(symbol),
+        )  # fmt: skip
 
+    def _open_interest_check(self, symbol: str) -> Callable[[OpenInterest, datetime], None]:
         def check(answer: OpenInterest, exchange_now: datetime) -> None:
             _check_symbol(answer.symbol, symbol)
             if answer.time > exchange_now + self.max_time_ahead:
@@ -557,9 +568,7 @@ class BinanceFuturesClient:
                     path="/fapi/v1/openInterest",
                 )
 
-        return self._get(
-            "/fapi/v1/openInterest", {"symbol": symbol}, OpenInterest.from_json, check=check
-        )
+        return check
 
     @overload
     def premium_index(self, symbol: str) -> PremiumIndex: ...
@@ -691,15 +700,28 @@ class BinanceFuturesClient:
         self.budget.record_outcome(str(response.status))
         complete = False
         try:
-            self._observe_weight(response)
+            self._observe_weight(response.headers)
             body = self._read_body(response, path)
             complete = True
         finally:
             if not complete:  # a half-read connection is not reused
                 response.close()
             response.release_conn()
+        return self._answer(path, response.status, response.reason, response.headers, body,
+                            parse, check)  # fmt: skip
 
-        status = response.status
+    def _answer(
+        self,
+        path: str,
+        status: int,
+        reason: str | None,
+        headers: Mapping[str, str],
+        body: bytes,
+        parse: Callable[[Any], T],
+        check: Callable[[T, datetime], None] | None,
+    ) -> T:
+        """A complete answer, parsed (and checked), or the error it stands for (a 429 or 418
+        sets the shared back-off)."""
         if 200 <= status < 300:
             try:
                 answer = parse(self._decode(body, status, path))
@@ -710,13 +732,101 @@ class BinanceFuturesClient:
                     f"unexpected response shape: {exc!r}", status=status, path=path
                 ) from exc
             if check is not None:
-                check(answer, _exchange_now(response.headers))
+                check(answer, _exchange_now(headers))
             return answer
         try:
-            error = self._error(response, body, path)
+            error = self._error(status, reason, headers, body, path)
         except (OverflowError, ValueError) as exc:  # never anything but an ExchangeError
             error = InvalidResponse(f"unreadable error answer: {exc!r}", status=status, path=path)
         raise error
+
+    # --- the same from a coroutine (a poller process's event loop) ---------------------------
+
+    @property
+    def sends_async(self) -> bool:
+        """Whether ``open_interest_async`` can be used: not through a proxy (it goes straight
+        to the base URL; through a proxy only the blocking calls go)."""
+        return self._pool is not None
+
+    async def open_interest_async(self, symbol: str) -> OpenInterest:
+        """``open_interest`` from a coroutine: the budget waited for and the answer awaited on
+        the running loop (see ``sends_async``)."""
+        return await self._get_async(
+            "/fapi/v1/openInterest", {"symbol": symbol}, OpenInterest.from_json,
+            check=self._open_interest_check(symbol),
+        )  # fmt: skip
+
+    async def _get_async(
+        self,
+        path: str,
+        params: dict[str, Any],
+        parse: Callable[[Any], T],
+        *,
+        check: Callable[[T, datetime], None] | None = None,
+    ) -> T:
+        """``_get`` on the running loop: the same admission and retries."""
+        weight = request_weight(path, params)
+        futures_data = is_futures_data(path)
+        deadline = time.monotonic() + self.max_wait
+        failures = 0
+        while True:
+            await self.budget.acquire_async(
+                weight,
+                consumer=self.consumer,
+                futures_data=futures_data,
+                max_wait=max(deadline - time.monotonic(), 0.0),
+            )
+            try:
+                return await self._attempt_async(path, params, parse, check)
+            except ExchangeUnavailable as exc:
+                failures += 1
+                delay = self._retry_delay(failures)
+                if failures > self.max_retries or time.monotonic() + delay > deadline:
+                    raise
+                logger.warning(
+                    "retrying %s in %.2fs after attempt %d failed: %s", path, delay, failures, exc
+                )
+                await asyncio.sleep(delay)
+
+    async def _attempt_async(
+        self,
+        path: str,
+        params: dict[str, Any],
+        parse: Callable[[Any], T],
+        check: Callable[[T, datetime], None] | None = None,
+    ) -> T:
+        if self._async_http is None:  # made on the loop that uses it
+            self._async_http = AsyncHttpPool(
+                self.base_url, connect_timeout=self.connect_timeout, ssl_context=self._tls_context()
+            )
+        self.attempts += 1
+        query = "?" + urlencode(params) if params else ""
+        try:
+            answer = await self._async_http.get(
+                self._path_prefix + path + query, REQUEST_HEADERS, timeout=self.read_timeout,
+                max_body=self.max_body_bytes,
+            )  # fmt: skip
+        except HttpTimeout as exc:
+            self.budget.record_outcome("timeout")
+            raise ExchangeUnavailable(f"timed out: {exc}", path=path) from exc
+        except HttpFailure as exc:
+            self.budget.record_outcome("connection_error")
+            raise ExchangeUnavailable(f"connection failed: {exc}", path=path) from exc
+        except BodyTooLarge as exc:
+            self.budget.record_outcome(str(exc.status))
+            raise InvalidResponse(str(exc), status=exc.status, path=path) from exc
+        self.budget.record_outcome(str(answer.status))
+        self._observe_weight(answer.headers)
+        return self._answer(
+            path, answer.status, answer.reason, answer.headers, answer.body, parse, check
+        )
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """For an https base URL: the CA bundle the blocking pool verifies with."""
+        pool = self._pool
+        if not isinstance(pool, urllib3.HTTPSConnectionPool):
+            return None
+        return ssl.create_default_context(cafile=pool.ca_certs, capath=pool.ca_cert_dir)
 
     def _read_body(self, response: urllib3.BaseHTTPResponse, path: str) -> bytes:
         deadline = time.monotonic() + self.read_timeout
@@ -744,8 +854,8 @@ class BinanceFuturesClient:
             ) from exc
         return b"".join(chunks)
 
-    def _observe_weight(self, response: urllib3.BaseHTTPResponse) -> None:
-        raw = response.headers.get(USED_WEIGHT_HEADER)
+    def _observe_weight(self, headers: Mapping[str, str]) -> None:
+        raw = headers.get(USED_WEIGHT_HEADER)
         if raw is None:
             return
         try:
@@ -766,10 +876,11 @@ class BinanceFuturesClient:
             snippet = body[:80].decode("utf-8", "replace")
             raise InvalidResponse(f"not JSON: {snippet!r}", status=status, path=path) from exc
 
-    def _error(self, response: urllib3.BaseHTTPResponse, body: bytes, path: str) -> ExchangeError:
-        status = response.status
+    def _error(
+        self, status: int, reason: str | None, headers: Mapping[str, str], body: bytes, path: str
+    ) -> ExchangeError:
         code: int | None = None
-        message = response.reason or f"HTTP {status}"
+        message = reason or f"HTTP {status}"
         try:
             data = json.loads(body)
             if isinstance(data, dict) and isinstance(data.get("code"), int):
@@ -780,11 +891,11 @@ class BinanceFuturesClient:
         details = {"status": status, "code": code, "path": path}
 
         if status == 418:
-            retry_at = self._back_off_for_ban(response.headers, message, path)
+            retry_at = self._back_off_for_ban(headers, message, path)
             logger.error("IP banned until %s: %s", retry_at.isoformat(), message)
             return IpBanned(message, retry_at=retry_at, **details)
         if status == 429:
-            retry_after = _retry_after_seconds(response.headers)
+            retry_after = _retry_after_seconds(headers)
             if retry_after is not None:
                 retry_at = self.budget.back_off(seconds=retry_after, reason=f"429 {path}")
             else:

@@ -2,18 +2,20 @@
 
 Beat fires `poll_dispatch` every OI_WINDOW_SEC. Dispatch claims each upcoming window once in
 Redis (so a second beat started by mistake adds nothing), lists the polls due in it (each symbol
-at its own phase, see oi.schedule) and splits them into shards. A shard runs its polls at their
-due times on a small thread pool. One flusher per process gathers what came back to every
-shard it runs and hands it, within OI_BATCH_FLUSH_MS, as one checked batch to the sample
-pipeline (oi.pipeline: Postgres, the ring, the feed, the alerts).
+at its own phase, see oi.schedule) and splits them into shards. A shard hands its polls to the
+process's poll loop, which sends each at its due time over non-blocking connections. One
+flusher per process gathers what came back to every shard it runs and hands it, within
+OI_BATCH_FLUSH_MS, as one checked batch to the sample pipeline (oi.pipeline: Postgres, the
+ring, the feed, the alerts).
 """
 
+import asyncio
 import json
 import logging
 import os
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -331,32 +333,106 @@ _thread_clients = threading.local()
 
 
 def _poller_client() -> BinanceFuturesClient:
+    """This thread's blocking client (the poll loop has one of its own)."""
     client = getattr(_thread_clients, "client", None)
     if client is None:
-        client = build_client(
-            "poller",
-            max_wait=settings.OI_POLL_MAX_BUDGET_WAIT_SEC,
-            max_retries=settings.OI_POLL_MAX_RETRIES,
-            read_timeout=settings.OI_POLL_READ_TIMEOUT_SEC,
-        )
-        _thread_clients.client = client
+        client = _thread_clients.client = _client_build()
     return client
 
 
-_executor_lock = threading.Lock()
-_executors: dict[int, ThreadPoolExecutor] = {}
+def _client_build() -> BinanceFuturesClient:
+    return build_client(
+        "poller",
+        max_wait=settings.OI_POLL_MAX_BUDGET_WAIT_SEC,
+        max_retries=settings.OI_POLL_MAX_RETRIES,
+        read_timeout=settings.OI_POLL_READ_TIMEOUT_SEC,
+    )
 
 
-def _executor() -> ThreadPoolExecutor:
-    """This process's poll threads, shared by every shard it runs at once (a thread-pool
-    worker runs several shards in parallel): made once, under a lock."""
-    with _executor_lock:
-        if (executor := _executors.get(os.getpid())) is None:
-            executor = ThreadPoolExecutor(
-                max_workers=settings.OI_SHARD_THREADS, thread_name_prefix="oi-poll"
-            )
-            _executors[os.getpid()] = executor
-        return executor
+_process_lock = threading.Lock()
+
+
+class _PollLoop:
+    """One per process: an event loop in a thread of its own that sends the polls of every shard
+    the process runs (a thread-pool worker runs several at once), each at its due time.
+
+    A poll waits for the shared budget and for its answer as a coroutine (at most
+    OI_SHARD_THREADS in flight), over the client's non-blocking kept-alive connections
+    (``BinanceFuturesClient.open_interest_async``): no thread per poll to wake, and no hand-off
+    between threads but the answer's to the flusher. The budget's bookings are short Redis calls
+    made as they are, in this thread; its waits are the loop's. The premiumIndex call (its mark
+    prices are written through the streams app) and, through a proxy, every poll run on the
+    blocking client in a small thread pool instead."""
+
+    def __init__(self) -> None:
+        self._loop = _new_event_loop()
+        self._blocking = ThreadPoolExecutor(max_workers=2, thread_name_prefix="oi-poll")
+        self._client: BinanceFuturesClient | None = None
+        self._in_flight: asyncio.Semaphore | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="oi-poll-loop",
+                                        daemon=True)  # fmt: skip
+        self._thread.start()
+
+    def send(self, polls: list[tuple[int, "_Poll"]]) -> None:
+        """Send each poll at its due time (epoch ms); each goes to its flusher once answered."""
+        self._loop.call_soon_threadsafe(self._schedule, polls)
+
+    def close(self) -> None:
+        """Stop the loop (tests: a process's poller otherwise lives as long as it)."""
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._blocking.shutdown(wait=False)
+
+    def _schedule(self, polls: list[tuple[int, "_Poll"]]) -> None:
+        at_ms = now_ms()
+        for due_ms, poll in polls:
+            self._loop.call_later(max(due_ms - at_ms, 0) / 1000, self._start, poll)
+
+    def _start(self, poll: "_Poll") -> None:
+        if poll.given_up:  # its shard stopped (a store error) before it was due
+            return
+        task = self._loop.create_task(self._send_one(poll))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_one(self, poll: "_Poll") -> None:
+        if self._in_flight is None:
+            self._in_flight = asyncio.Semaphore(settings.OI_SHARD_THREADS)
+        try:
+            async with self._in_flight:
+                if not poll.given_up:  # (its shard's deadline may pass while it waits for a slot)
+                    poll.result = await self._poll(poll.symbol)
+        except Exception as exc:  # noqa: BLE001 - whatever failed is the poll's outcome
+            poll.error = exc
+        poll.run.flusher.completed_add(poll)
+
+    async def _poll(self, symbol: str) -> OpenInterest | None:
+        if self._client is None:
+            self._client = _client_build()
+        if symbol == MARK_PRICE_JOB or not self._client.sends_async:
+            return await self._loop.run_in_executor(self._blocking, _poll_one, symbol)
+        return await self._client.open_interest_async(symbol)
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's (what the ASGI server runs) where installed: less CPU per poll."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - a runtime requirement; the fallback is asyncio's
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+_poll_loops: dict[int, _PollLoop] = {}
+
+
+def _poll_loop() -> _PollLoop:
+    """This process's poll loop (made once, under a lock; again in a forked child)."""
+    with _process_lock:
+        if (poll_loop := _poll_loops.get(os.getpid())) is None:
+            poll_loop = _poll_loops[os.getpid()] = _PollLoop()
+        return poll_loop
 
 
 @dataclass
@@ -397,17 +473,18 @@ def poller_run_shard(plan: ShardPlan) -> ShardOutcome:
         return outcome
 
     polls = _polls_of_members(plan.polls)
-    executor = _executor()
     flusher = _flusher()
-    run = flusher.run_open(outcome, n_polls=len(polls))
+    run, scheduled = flusher.run_open(outcome, polls)
     try:
-        for due_ms, symbol in polls:
-            # Asleep until the poll is due: the flusher stores what comes back meanwhile.
-            if (delay_ms := due_ms - now_ms()) > 0:
-                time.sleep(delay_ms / 1000)
-            run.raise_store_error()
-            flusher.submit(run, symbol, executor)
-        deadline = time.monotonic() + settings.OI_POLL_READ_TIMEOUT_SEC * 2 + 1
+        # The poll loop sends each at its due time; the flusher stores what comes back.
+        _poll_loop().send(scheduled)
+        last_due_ms = max((due_ms for due_ms, _ in polls), default=now_ms())
+        deadline = (
+            time.monotonic()
+            + max(last_due_ms - now_ms(), 0) / 1000
+            + settings.OI_POLL_READ_TIMEOUT_SEC * 2
+            + 1
+        )
         given_up = flusher.run_wait(run, deadline=deadline)
         run.raise_store_error()
     finally:
@@ -431,10 +508,9 @@ class _ShardRun:
     """A running shard as the flusher sees it: its outcome and its polls not stored yet."""
 
     outcome: ShardOutcome
-    unsubmitted: int
-    """Polls not sent yet (each will be stored or given up)."""
+    flusher: "_PollFlusher"
     pending: set["_Poll"] = field(default_factory=set)
-    """Polls sent and neither stored nor given up."""
+    """Polls neither stored nor given up (sent or not yet)."""
     store_error: BaseException | None = None
     """Why a batch holding one of its polls could not be stored (raised in the shard)."""
 
@@ -447,7 +523,8 @@ class _ShardRun:
 class _Poll:
     symbol: str
     run: _ShardRun
-    future: Future | None = None
+    result: OpenInterest | None = None
+    error: Exception | None = None
     taken: bool = False
     """In a batch the flusher is storing."""
     given_up: bool = False
@@ -474,21 +551,19 @@ class _PollFlusher:
         self._thread = threading.Thread(target=self._serve, name="oi-flush", daemon=True)
         self._thread.start()
 
-    def run_open(self, outcome: ShardOutcome, *, n_polls: int) -> _ShardRun:
-        run = _ShardRun(outcome, unsubmitted=n_polls)
+    def run_open(
+        self, outcome: ShardOutcome, polls: list[tuple[int, str]]
+    ) -> tuple[_ShardRun, list[tuple[int, _Poll]]]:
+        """A shard's run and its polls (with their due times), every one pending."""
+        run = _ShardRun(outcome, self)
+        scheduled = [(due_ms, _Poll(symbol, run)) for due_ms, symbol in polls]
         with self._cv:
+            run.pending.update(poll for _, poll in scheduled)
             self._runs.add(run)
-        return run
+        return run, scheduled
 
-    def submit(self, run: _ShardRun, symbol: str, executor: ThreadPoolExecutor) -> None:
-        poll = _Poll(symbol, run)
-        with self._cv:
-            run.unsubmitted -= 1
-            run.pending.add(poll)
-        poll.future = executor.submit(_poll_one, symbol)
-        poll.future.add_done_callback(lambda _future: self._completed_add(poll))
-
-    def _completed_add(self, poll: _Poll) -> None:
+    def completed_add(self, poll: _Poll) -> None:
+        """A poll answered (or failed): into the next batch, unless its shard gave it up."""
         with self._cv:
             if poll.given_up:
                 return
@@ -497,10 +572,15 @@ class _PollFlusher:
                 self._cv.notify_all()
 
     def run_wait(self, run: _ShardRun, *, deadline: float) -> list[str]:
-        """Until every poll of ``run`` is stored, or ``deadline`` (time.monotonic()); then the
-        polls not being stored are given up. Returns their symbols."""
+        """Until every poll of ``run`` is stored, a batch holding one of them could not be, or
+        ``deadline`` (time.monotonic()); then the polls not being stored (sent or not) are given
+        up. Returns their symbols."""
         with self._cv:
-            while run.pending and (left := deadline - time.monotonic()) > 0:
+            while (
+                run.pending
+                and run.store_error is None
+                and (left := deadline - time.monotonic()) > 0
+            ):
                 self._cv.wait(left)
             return [poll.symbol for poll in self._give_up(run)]
 
@@ -509,7 +589,6 @@ class _PollFlusher:
         and once any batch holding its polls is stored, the flusher forgets it."""
         with self._cv:
             self._give_up(run)
-            run.unsubmitted = 0
             while run.pending:
                 self._cv.wait()
             self._runs.discard(run)
@@ -556,7 +635,7 @@ class _PollFlusher:
                     if error is not None:
                         poll.run.store_error = error
                     poll.run.pending.discard(poll)
-                if not any(run.pending or run.unsubmitted for run in self._runs):
+                if not any(run.pending for run in self._runs):
                     # Nothing more to store now: hand the database connection back before the
                     # shards return (a test's database can then be dropped; the next batch
                     # connects again).
@@ -568,8 +647,8 @@ _flushers: dict[int, _PollFlusher] = {}
 
 
 def _flusher() -> _PollFlusher:
-    """This process's flusher (made once, under the executors' lock)."""
-    with _executor_lock:
+    """This process's flusher (made once, under a lock; again in a forked child)."""
+    with _process_lock:
         if (flusher := _flushers.get(os.getpid())) is None:
             flusher = _flushers[os.getpid()] = _PollFlusher()
         return flusher
@@ -581,13 +660,12 @@ def _polls_store(batch: list[_Poll]) -> None:
     samples: list[OpenInterest] = []
     failures: dict[str, str] = {}
     for poll in batch:
-        error = poll.future.exception()
-        if error is not None:
+        if (error := poll.error) is not None:
             failures[poll.symbol] = f"{type(error).__name__}: {error}"
             poll.run.outcome.failures[poll.symbol] = failures[poll.symbol]
-        elif isinstance(result := poll.future.result(), OpenInterest):
-            samples.append(result)
-            poll.run.outcome.samples.append(result)
+        elif poll.result is not None:
+            samples.append(poll.result)
+            poll.run.outcome.samples.append(poll.result)
     poll_results_store(samples, failures, weight=sum(_poll_weight(poll.symbol) for poll in batch))
 
 

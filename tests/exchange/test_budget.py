@@ -1,5 +1,6 @@
 """The shared request budget against a real Redis (test db), including several OS processes."""
 
+import asyncio
 import multiprocessing
 import threading
 import time
@@ -81,6 +82,28 @@ def test_a_request_paced_by_its_consumers_share_is_booked_in_one_call(redis_clie
     assert 5 * 0.05 - 0.05 <= elapsed <= 5 * 0.05 + 0.15  # paced at 1200/min all the same
     # one booking of both levels, and one check for a back-off begun during the wait
     assert budget.stats.redis_calls - calls_before == 5 * 2
+
+
+def test_a_request_from_a_coroutine_is_paced_and_booked_as_from_a_thread(redis_client):
+    # the poller's loop: the same bookings, its waits slept by the loop
+    budget = make_budget(redis_client, ip_weight_limit=2400, consumer_budgets={"poller": 1200})
+    drain_burst(budget, consumer="poller")
+    calls_before = budget.stats.redis_calls
+
+    async def five():
+        for _ in range(5):
+            await budget.acquire_async(1, consumer="poller", max_wait=1)
+
+    started = time.monotonic()
+    asyncio.run(five())
+    elapsed = time.monotonic() - started
+
+    assert 5 * 0.05 - 0.05 <= elapsed <= 5 * 0.05 + 0.15
+    assert budget.stats.redis_calls - calls_before == 5 * 2
+    budget.back_off(seconds=0.3)
+    with pytest.raises(BudgetExhausted) as refused:
+        asyncio.run(budget.acquire_async(1, consumer="poller", max_wait=0.1))
+    assert refused.value.reason == "backoff"
 
 
 def test_heavy_request_costs_its_weight(redis_client):

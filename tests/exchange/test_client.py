@@ -1,5 +1,6 @@
 """The futures client against the real simulator over HTTP, on a budget in the real test Redis."""
 
+import asyncio
 import multiprocessing
 import time
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,16 @@ def make_client(
     options.setdefault("retry_base_delay", 0.01)
     options.setdefault("retry_max_delay", 0.05)
     return BinanceFuturesClient(base_url, budget, **options)  # type: ignore[arg-type]
+
+
+def open_interest_of(client: BinanceFuturesClient, call: str):
+    """One openInterest call, blocking or from a coroutine on an event loop (the poller's)."""
+    if call == "loop":
+        return asyncio.run(client.open_interest_async(SYMBOL))
+    return client.open_interest(SYMBOL)
+
+
+CALLS = ["blocking", "loop"]
 
 
 def ip_stats(sim) -> dict:
@@ -155,17 +166,18 @@ FAULTS = [
 ]
 
 
+@pytest.mark.parametrize("call", CALLS)
 @pytest.mark.parametrize(
     ("fault", "settings_", "error", "status"), FAULTS, ids=[f[0] for f in FAULTS]
 )
 def test_each_fault_gives_its_error_after_bounded_retries(
-    sim, redis_client, fault, settings_, error, status
+    sim, redis_client, fault, settings_, error, status, call
 ):
     sim.set_faults(**settings_)
     client = make_client(sim.base_url, redis_client, max_retries=2, read_timeout=0.4)
     started = time.monotonic()
     with pytest.raises(error) as raised:
-        client.open_interest(SYMBOL)
+        open_interest_of(client, call)
     elapsed = time.monotonic() - started
 
     assert raised.value.status == status
@@ -177,10 +189,11 @@ def test_each_fault_gives_its_error_after_bounded_retries(
         assert "<" not in raised.value.message  # the reason phrase, not the page
 
 
-def test_transient_faults_are_retried_until_an_answer_arrives(sim, redis_client):
+@pytest.mark.parametrize("call", CALLS)
+def test_transient_faults_are_retried_until_an_answer_arrives(sim, redis_client, call):
     sim.set_faults(error_rate=0.5, truncate_rate=0.25, nonjson_rate=0.25, remaining=3)
     client = make_client(sim.base_url, redis_client, max_retries=3)
-    oi = client.open_interest(SYMBOL)
+    oi = open_interest_of(client, call)
     assert oi.symbol == SYMBOL
     assert client.attempts == 4
     assert ip_stats(sim)["endpoints"]["/fapi/v1/openInterest"] == 4
@@ -215,14 +228,17 @@ def run_other_process(base_url: str, config: BudgetConfig) -> tuple:
     return result
 
 
+@pytest.mark.parametrize("call", CALLS)
 @pytest.mark.parametrize(("status", "seconds"), [(429, 2.0), (418, 3.0)])
-def test_429_and_418_stop_every_process_until_the_time_given(sim, redis_client, status, seconds):
+def test_429_and_418_stop_every_process_until_the_time_given(
+    sim, redis_client, status, seconds, call
+):
     config = budget_config()
     client = make_client(sim.base_url, redis_client, config=config, max_wait=0)
     until_ms = sim.force_rate_limit(status=status, seconds=seconds)
 
     with pytest.raises(RateLimited) as limited:
-        client.open_interest(SYMBOL)
+        open_interest_of(client, call)
     assert isinstance(limited.value, IpBanned) == (status == 418)
     assert limited.value.code == -1003 and limited.value.status == status
     retry_at = limited.value.retry_at
@@ -366,3 +382,20 @@ def test_exchange_info_document_is_the_raw_answer_and_teaches_the_budget(sim, re
     other = make_client(sim.base_url, settings.REDIS_URL)
     other.ping()
     assert other.budget.ip_limit == 1500
+
+
+def test_calls_from_coroutines_at_once_are_each_admitted_and_answered(sim, redis_client):
+    # the poller's loop: many polls in flight from one thread
+    symbols = ["BTCUSDT", "ETHUSDT", "NOSUCHUSDT", "SOLUSDT", "XRPUSDT", "BNBUSDT"]
+    client = make_client(sim.base_url, redis_client)
+
+    async def at_once():
+        calls = (client.open_interest_async(symbol) for symbol in symbols)
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    answers = asyncio.run(at_once())
+    assert isinstance(answers.pop(2), InvalidSymbol)  # its own error; the others are answered
+    assert [answer.symbol for answer in answers] == [s for s in symbols if s != "NOSUCHUSDT"]
+    assert all(answer.open_interest > 0 for answer in answers)
+    assert client.budget.stats.acquired == len(symbols)
+    assert ip_stats(sim)["endpoints"]["/fapi/v1/openInterest"] == len(symbols)

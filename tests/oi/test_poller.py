@@ -153,13 +153,29 @@ def test_shards_running_at_once_each_get_their_own_samples_all_stored(on_simulat
     assert set(OpenInterestSnapshot.objects.values_list("symbol", flat=True)) == set(symbols)
 
 
+def test_more_polls_due_at_once_than_may_be_in_flight_are_all_sent_and_stored(
+    on_simulator, settings, monkeypatch
+):
+    # a poller starting (or catching up) has a whole window's polls due at once
+    settings.OI_SHARD_THREADS = 2
+    monkeypatch.setattr(poller, "_poll_loops", {})
+    symbols = liquid_symbols(on_simulator, 7)
+    start = now_ms()
+    try:
+        outcome = poller_run_shard(ShardPlan(start, start + 2_000, [(start, s) for s in symbols]))
+    finally:
+        poller._poll_loops[os.getpid()].close()
+    assert sorted(s.symbol for s in outcome.samples) == sorted(symbols)
+    assert OpenInterestSnapshot.objects.count() == len(symbols)
+
+
 def test_a_poll_unanswered_by_the_shards_deadline_is_a_failure_and_never_stored_later(
     on_simulator, redis_client, settings, monkeypatch
 ):
-    # one poll thread of its own, whose client (3 s read timeout) outlives a lowered setting:
-    # its answer can then come after the shard's deadline (2 x 0.2 s + 1 s after its last poll)
+    # a poll loop of its own, whose client (3 s read timeout) outlives a lowered setting: its
+    # answer can then come after the shard's deadline (2 x 0.2 s + 1 s after its last poll)
     settings.OI_SHARD_THREADS = 1
-    monkeypatch.setattr(poller, "_executors", {})
+    monkeypatch.setattr(poller, "_poll_loops", {})
     quick, slow = liquid_symbols(on_simulator, 2)
     poller_run_shard(shard_starting_now([quick]))
     settings.OI_POLL_READ_TIMEOUT_SEC = 0.2
@@ -174,7 +190,7 @@ def test_a_poll_unanswered_by_the_shards_deadline_is_a_failure_and_never_stored_
     time.sleep(1.5)  # the late answer has come back by now: it is not stored
     assert not OpenInterestSnapshot.objects.filter(symbol=slow).exists()
     assert redis_client.hget(CONSECUTIVE_FAILURES_KEY, slow) == "1"
-    poller._executors[os.getpid()].shutdown(wait=False)
+    poller._poll_loops[os.getpid()].close()
 
 
 def test_a_shard_that_would_run_late_is_dropped_whole(on_simulator, redis_client):

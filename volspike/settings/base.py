@@ -243,7 +243,8 @@ OI_EGRESS_HEARTBEAT_TTL_SEC = env.float(
     "OI_EGRESS_HEARTBEAT_TTL_SEC", default=max(3.0 * OI_WINDOW_SEC, 3.0)
 )
 OI_SHARD_MAX_POLLS = env.int("OI_SHARD_MAX_POLLS", default=60)
-# Threads of a poller process sending polls at their due times, shared by the shards it runs.
+# Polls a poller process has in flight at once at most (waiting for the budget or an answer),
+# over all the shards it runs: its poll loop sends each at its due time (oi.poller._PollLoop).
 OI_SHARD_THREADS = env.int("OI_SHARD_THREADS", default=16)
 # A poll's answer waits at most this many ms to be stored and evaluated: a poller process
 # stores what all its shards got back in one batch per this span (from the first answer).
