@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from alerts.liquidation_rules import (
+    BOTH_SIDES,
     BURST_RULE_KIND,
     LIQUIDATION_WINDOW_MAX_SEC,
     LIQUIDATION_WINDOW_MIN_SEC,
@@ -53,7 +54,7 @@ class LiquidatedSideChoice(models.TextChoices):
 
     LONG = LiquidatedSide.LONG.value, "Longs liquidated (SELL orders)"
     SHORT = LiquidatedSide.SHORT.value, "Shorts liquidated (BUY orders)"
-    BOTH = "both", "Either side (each side summed on its own)"
+    BOTH = BOTH_SIDES, "Either side (each side summed on its own)"
 
 
 class RuleDirection(models.TextChoices):
