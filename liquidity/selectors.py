@@ -39,6 +39,13 @@ class UniverseJobStatus:
     """When the runs started failing, if none has succeeded since; None when fresh."""
 
 
+def universe_refreshed_once() -> bool:
+    """Whether the universe job has ever succeeded against this database. A universe published
+    in Redis without one came from another run (a shared Redis db, a dropped database): it is
+    used meanwhile, but it is not this system's own."""
+    return UniverseRefresh.objects.filter(ok=True).exists()
+
+
 def universe_job_status() -> UniverseJobStatus:
     last_success = UniverseRefresh.objects.filter(ok=True).order_by("-finished_at").first()
     last_failure = UniverseRefresh.objects.filter(ok=False).order_by("-finished_at").first()

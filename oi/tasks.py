@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import transaction
 
 from common.timeutil import datetime_from_ms, now_ms
+from liquidity.selectors import universe_refreshed_once
 from liquidity.tasks import universe_refresh_task
 from oi.batches import SnapshotRow
 from oi.egress import POLL_QUEUE, heartbeat_start, heartbeat_stop, own_egress_id, poll_queue
@@ -37,8 +38,10 @@ SHARD_LEAD_SEC = 0.25
 def poll_dispatch_task() -> None:
     """Every OI_WINDOW_SEC (beat): queue the shards of the next windows, and needed backfills."""
     plan = poller_dispatch()
-    if plan.n_symbols == 0 and universe_refresh_requested():
-        # Beat first runs the liquidity job a whole period after it starts; do not wait for it.
+    if (plan.n_symbols == 0 or not universe_refreshed_once()) and universe_refresh_requested():
+        # Beat first runs the liquidity job a whole period after it starts; do not wait for it
+        # while the universe is empty, nor while the one in Redis is not this system's own (left
+        # by another run in the same Redis db while this database has never had one).
         universe_refresh_task.apply_async(expires=60)
     window_ms = settings.OI_WINDOW_SEC * 1000
     for shard in plan.shards:

@@ -6,6 +6,7 @@ import time
 import pytest
 
 from liquidity.models import LiquidSymbol
+from liquidity.services import REDIS_UNIVERSE_KEY
 from oi.models import OpenInterestSnapshot
 from oi.ring import ring_read
 from tests.fixtures.processes import wait_until, whole_universe_dispatched
@@ -101,3 +102,25 @@ def test_every_liquid_symbol_is_polled_on_time_within_budget_and_follows_the_uni
     # shards already queued when it left may still poll it once
     late_polls = [t for t in sim.oi_request_times(leaver) if t > left_at + 2 * 2000 + 500]
     assert late_polls == []
+
+
+def test_a_universe_left_in_redis_by_another_run_is_replaced_at_once(
+    sim, celery_processes, redis_client
+):
+    """A Redis db shared with another run (or a database dropped and created again) holds a
+    published universe while this database has never had one: the system refreshes its own at
+    its first dispatch, not a whole LIQUIDITY_REFRESH_SEC (5 min) later."""
+    redis_client.sadd(REDIS_UNIVERSE_KEY, "GONEUSDT", "OLDUSDT")
+    env = {"BINANCE_BASE_URL": sim.base_url}  # the liquidity job on its default 5-minute period
+    celery_processes.start_procfile_worker("worker", **env)
+    celery_processes.start_procfile_worker("poller", **env)
+    celery_processes.start_beat(**env)
+
+    wait_until(lambda: LiquidSymbol.objects.exists(), 20, "the universe was never refreshed")
+    members = set(LiquidSymbol.objects.values_list("symbol", flat=True))
+    wait_until(
+        lambda: redis_client.smembers(REDIS_UNIVERSE_KEY) == members,
+        10,
+        "the universe in Redis is still the other run's",
+    )
+    assert not members & {"GONEUSDT", "OLDUSDT"}
