@@ -39,11 +39,18 @@ class UniverseJobStatus:
     """When the runs started failing, if none has succeeded since; None when fresh."""
 
 
+_refreshed_once_seen = False
+
+
 def universe_refreshed_once() -> bool:
     """Whether the universe job has ever succeeded against this database. A universe published
     in Redis without one came from another run (a shared Redis db, a dropped database): it is
-    used meanwhile, but it is not this system's own."""
-    return UniverseRefresh.objects.filter(ok=True).exists()
+    used meanwhile, but it is not this system's own. (A yes is kept by the process: asked at
+    every dispatch, the query would cost the poller more than the dispatch's own Redis work.)"""
+    global _refreshed_once_seen
+    if not _refreshed_once_seen:
+        _refreshed_once_seen = UniverseRefresh.objects.filter(ok=True).exists()
+    return _refreshed_once_seen
 
 
 def universe_job_status() -> UniverseJobStatus:

@@ -21,6 +21,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 MARK_PRICE_JOB = "*premiumIndex"
 """The once-per-interval premiumIndex call, scheduled at phase 0 like a symbol."""
@@ -44,7 +45,9 @@ def poll_interval_sec(
     return min(max_interval_sec, max(min_interval_sec, rounded_up))
 
 
+@lru_cache(maxsize=8192)
 def _stable_rank_key(symbol: str) -> bytes:
+    """(Kept per symbol: every dispatch plans the whole universe again, every window.)"""
     return hashlib.blake2b(symbol.encode(), digest_size=8).digest()
 
 
@@ -118,9 +121,14 @@ def _rendezvous_score(symbol: str, group: str, weight: float) -> float:
     """Weighted rendezvous (highest random weight) score: a group wins a share of the symbols
     proportional to its weight, and a symbol changes group only when its group leaves or a new
     one outbids it."""
+    return -weight / math.log(_rendezvous_uniform(symbol, group))
+
+
+@lru_cache(maxsize=8192)
+def _rendezvous_uniform(symbol: str, group: str) -> float:
+    """The pair's fixed draw in (0, 1)."""
     digest = hashlib.blake2b(f"{group}\x00{symbol}".encode(), digest_size=8).digest()
-    uniform = (int.from_bytes(digest, "big") + 0.5) / 2**64
-    return -weight / math.log(uniform)
+    return (int.from_bytes(digest, "big") + 0.5) / 2**64
 
 
 def groups_assign(
@@ -182,12 +190,16 @@ def groups_plan(
     min_interval_sec: float,
     max_interval_sec: float,
     per_interval_weight: int = 10,
+    budget_share: float = 1.0,
 ) -> GroupPlan:
     """The interval and each symbol's group for the live groups' usable budgets (weight/min).
 
-    The interval is the shortest that keeps every group within its budget (rounded up to 10 ms,
-    not below the minimum). Above the maximum the interval stretches (OverloadBehaviour.STRETCH)
-    rather than asking for more than the budgets hold: every symbol keeps being polled."""
+    The interval is the shortest that keeps every group within `budget_share` of its budget
+    (rounded up to 10 ms, not below the minimum). Above the maximum the interval stretches
+    (OverloadBehaviour.STRETCH) rather than asking for more than the budgets hold: every symbol
+    keeps being polled."""
+    if not 0 < budget_share <= 1:
+        raise ValueError("budget_share must be in (0, 1]")
     if min_interval_sec <= 0 or max_interval_sec < min_interval_sec:
         raise ValueError("need 0 < min_interval_sec <= max_interval_sec")
     symbol_list = sorted(set(symbols))
@@ -206,7 +218,7 @@ def groups_plan(
         assignment[MARK_PRICE_JOB] = mark_group
     if not symbol_list and not per_interval_weight:
         loads[mark_group] = 1
-    raw = max(60.0 * loads[group] / live[group] for group in live)
+    raw = max(60.0 * loads[group] / (live[group] * budget_share) for group in live)
     wanted = math.ceil(round(raw * 100, 6)) / 100
     interval = max(min_interval_sec, wanted)
     return GroupPlan(
