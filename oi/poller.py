@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import close_old_connections, connections
@@ -121,6 +122,12 @@ def universe_refresh_requested() -> bool:
 
 
 PREMIUM_INDEX_WEIGHT = 10
+PLAN_BUDGET_SHARE = 0.99
+"""The share of a group's budget the schedule plans to spend. The rest lets the budget's queue
+drain: polls due at once (a window's overdue polls after a gap in dispatching, the premiumIndex
+call) or bunched by their hashed phases wait behind each other, and at 100% such a queue, once
+built, never drains (every poll then left up to a second late, and booked its slot in two
+calls instead of one; bench/poller_budget.py)."""
 SHARD_LEAD_MS = 250
 """A shard is queued to start this long before its window (oi.tasks)."""
 SEGMENTS_KEPT = 20
@@ -141,12 +148,33 @@ def current_plan(
     """The interval and each symbol's group for the live groups; the premiumIndex call's weight
     counts only while mark prices come from REST (while the stream is fresh, that weight goes to
     open-interest polls)."""
+    budgets = planned_budgets() if budgets is None else budgets
+    return _groups_plan_cached(
+        tuple(symbols),
+        tuple(sorted(budgets.items())),
+        settings.OI_MIN_INTERVAL_SEC,
+        settings.OI_MAX_INTERVAL_SEC,
+        PREMIUM_INDEX_WEIGHT if rest_mark_prices else 0,
+    )
+
+
+@lru_cache(maxsize=2)
+def _groups_plan_cached(
+    symbols: tuple[str, ...],
+    budgets: tuple[tuple[str, float], ...],
+    min_interval_sec: float,
+    max_interval_sec: float,
+    per_interval_weight: int,
+) -> GroupPlan:
+    """The plan of the last inputs seen, kept: every dispatch (each window) asks again, and the
+    universe and the groups rarely change between two. (Callers only read the plan.)"""
     return groups_plan(
         symbols,
-        planned_budgets() if budgets is None else budgets,
-        min_interval_sec=settings.OI_MIN_INTERVAL_SEC,
-        max_interval_sec=settings.OI_MAX_INTERVAL_SEC,
-        per_interval_weight=PREMIUM_INDEX_WEIGHT if rest_mark_prices else 0,
+        dict(budgets),
+        min_interval_sec=min_interval_sec,
+        max_interval_sec=max_interval_sec,
+        per_interval_weight=per_interval_weight,
+        budget_share=PLAN_BUDGET_SHARE,
     )
 
 

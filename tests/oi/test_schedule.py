@@ -215,3 +215,19 @@ def test_with_mark_prices_from_the_stream_the_premium_index_weight_goes_to_oi_po
     assert n_symbols * 60 / stream <= 2000 + 1e-9  # within the budget, with no premiumIndex
     if 5 < rest < 20:
         assert n_symbols * 60 / stream > n_symbols * 60 / rest  # more OI polls per minute
+
+
+def test_a_plan_at_a_share_of_the_budgets_leaves_the_rest_unplanned():
+    """The poller plans 99% of each budget (oi.poller.PLAN_BUDGET_SHARE): the budget's queue of
+    polls then drains after a burst instead of standing for good."""
+    symbols = [f"S{i}USDT" for i in range(400)]
+    budgets = {"a": 2000, "b": 1000}
+    plan = groups_plan(symbols, budgets, min_interval_sec=1, max_interval_sec=20,
+                       budget_share=0.99)  # fmt: skip
+    full = groups_plan(symbols, budgets, min_interval_sec=1, max_interval_sec=20)
+    for group, budget in budgets.items():
+        assert 0.98 * budget <= plan.weight_per_min[group] <= 0.99 * budget + 1e-6
+    assert plan.assignment == full.assignment  # the same groups, a longer interval
+    assert plan.interval_sec == pytest.approx(full.interval_sec / 0.99, abs=0.011)
+    with pytest.raises(ValueError):
+        groups_plan(symbols, budgets, min_interval_sec=1, max_interval_sec=20, budget_share=0)
