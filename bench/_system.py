@@ -191,7 +191,11 @@ class Process:
         log_dir: Path,
         cwd: Path | None = None,
     ) -> None:
-        """`cwd`: the code to run (default this checkout; a bench may run another ref's)."""
+        """`cwd`: the code to run (default this checkout; a bench may run another ref's). A
+        checkout with a `.venv` of its own runs on it (its requirements, not this one's)."""
+        own_python = cwd / ".venv" / "bin" / "python" if cwd else None
+        if own_python and own_python.exists() and args and args[0] == sys.executable:
+            args = [str(own_python), *args[1:]]
         log_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.log_path = log_dir / f"{name}.log"
