@@ -398,6 +398,8 @@ class _PollLoop:
         self._client: BinanceFuturesClient | None = None
         self._in_flight: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._ticks: dict[int, list[_Poll]] = {}
+        """Polls not sent yet, by the tick (OI_SEND_TICK_MS) they are sent in."""
         self._thread = threading.Thread(target=self._loop.run_forever, name="oi-poll-loop",
                                         daemon=True)  # fmt: skip
         self._thread.start()
@@ -413,16 +415,30 @@ class _PollLoop:
         self._blocking.shutdown(wait=False)
 
     def _schedule(self, polls: list[tuple[int, "_Poll"]]) -> None:
+        """Each poll goes in the tick of its due time (of every shard this process runs), and
+        each tick's polls leave together at its start: their answers come back together, and
+        the flusher stores them as one batch as soon as the last is in (``_PollFlusher``)
+        instead of gathering answers that trickle in one by one. A poll so leaves up to a
+        tick after its due time (never before it), by the same amount every interval: its
+        phase moves, its interval does not."""
         at_ms = now_ms()
+        tick_ms = max(settings.OI_SEND_TICK_MS, 1)
         for due_ms, poll in polls:
-            self._loop.call_later(max(due_ms - at_ms, 0) / 1000, self._start, poll)
+            tick = -(-due_ms // tick_ms)  # the first tick at or after its due time
+            if (waiting := self._ticks.get(tick)) is None:
+                waiting = self._ticks[tick] = []
+                start_in_ms = max(tick * tick_ms - at_ms, 0)
+                self._loop.call_later(start_in_ms / 1000, self._tick_start, tick)
+            waiting.append(poll)
 
-    def _start(self, poll: "_Poll") -> None:
-        if poll.given_up:  # its shard stopped (a store error) before it was due
-            return
-        task = self._loop.create_task(self._send_one(poll))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _tick_start(self, tick: int) -> None:
+        for poll in self._ticks.pop(tick, ()):
+            if poll.given_up:  # its shard stopped (a store error) before it was due
+                continue
+            poll.run.flusher.sent_add()
+            task = self._loop.create_task(self._send_one(poll))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _send_one(self, poll: "_Poll") -> None:
         if self._in_flight is None:
@@ -433,7 +449,8 @@ class _PollLoop:
                     poll.result = await self._poll(poll.symbol)
         except Exception as exc:  # noqa: BLE001 - whatever failed is the poll's outcome
             poll.error = exc
-        poll.run.flusher.completed_add(poll)
+        finally:
+            poll.run.flusher.completed_add(poll)
 
     async def _poll(self, symbol: str) -> OpenInterest | None:
         if self._client is None:
@@ -565,15 +582,21 @@ CONNECTION_CHECK_EVERY_SEC = 1.0
 
 class _PollFlusher:
     """One per process: stores the completed polls of every shard the process runs (a thread-pool
-    worker runs several at once) as one batch, at most one per OI_BATCH_FLUSH_MS.
+    worker runs several at once) as one batch.
 
-    The first poll completed after a batch opens the next; the batch takes every poll completed
-    within OI_BATCH_FLUSH_MS of that one. A sample so waits at most OI_BATCH_FLUSH_MS for its
-    batch (as when each shard stored its own every OI_BATCH_FLUSH_MS), while the process stores
-    one batch per span instead of one per running shard, and none while nothing comes back."""
+    The first poll completed after a batch opens the next; the batch closes as soon as no poll
+    sent is still awaiting its answer (the poll loop sends a tick's polls together, so that is
+    when a tick's answers are all in), and OI_BATCH_FLUSH_MS after it opened at the latest. A
+    sample so waits for its tick's slowest answer, and never more than OI_BATCH_FLUSH_MS, while
+    the process stores about one batch per tick, and none while nothing comes back."""
 
     def __init__(self) -> None:
-        self._cv = threading.Condition()
+        lock = threading.Lock()
+        self._cv = threading.Condition(lock)
+        self._batch_ready = threading.Condition(lock)
+        """Wakes the flusher thread alone (the shards wait on ``_cv``)."""
+        self._sent = 0
+        """Polls sent and not completed yet."""
         self._completed: list[_Poll] = []
         self._runs: set[_ShardRun] = set()
         self._thread = threading.Thread(target=self._serve, name="oi-flush", daemon=True)
@@ -590,14 +613,20 @@ class _PollFlusher:
             self._runs.add(run)
         return run, scheduled
 
+    def sent_add(self) -> None:
+        """A poll leaves (its answer is awaited: a batch open meanwhile waits for it)."""
+        with self._cv:
+            self._sent += 1
+
     def completed_add(self, poll: _Poll) -> None:
         """A poll answered (or failed): into the next batch, unless its shard gave it up."""
         with self._cv:
+            self._sent -= 1
             if poll.given_up:
                 return
             self._completed.append(poll)
-            if len(self._completed) == 1:
-                self._cv.notify_all()
+            if len(self._completed) == 1 or self._sent <= 0:
+                self._batch_ready.notify()
 
     def run_wait(self, run: _ShardRun, *, deadline: float) -> list[str]:
         """Until every poll of ``run`` is stored, a batch holding one of them could not be, or
@@ -638,9 +667,10 @@ class _PollFlusher:
         while True:
             with self._cv:
                 while not self._completed:
-                    self._cv.wait()
-            time.sleep(settings.OI_BATCH_FLUSH_MS / 1000)
-            with self._cv:
+                    self._batch_ready.wait()
+                closes_at = time.monotonic() + settings.OI_BATCH_FLUSH_MS / 1000
+                while self._sent > 0 and (left := closes_at - time.monotonic()) > 0:
+                    self._batch_ready.wait(left)
                 batch, self._completed = self._completed, []
                 for poll in batch:
                     poll.taken = True

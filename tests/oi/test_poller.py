@@ -193,6 +193,29 @@ def test_a_poll_unanswered_by_the_shards_deadline_is_a_failure_and_never_stored_
     poller._poll_loops[os.getpid()].close()
 
 
+def test_polls_due_within_a_tick_leave_together_and_are_stored_as_one_batch(on_simulator, settings):
+    """The answers of one tick's polls are stored (and so reach the feed and the alerts) in one
+    batch once the last is in, not in as many batches as there are flush spans."""
+    settings.OI_SEND_TICK_MS = 200
+    symbols = liquid_symbols(on_simulator, 20)
+    tick_ms = settings.OI_SEND_TICK_MS
+    first_tick = now_ms() // tick_ms + 2
+    # 4 polls in each of 5 ticks, 40 ms apart: a batch per 100 ms flush span would be ~10
+    polls = [
+        ((first_tick + i // 4) * tick_ms - 150 + (i % 4) * 40, s) for i, s in enumerate(symbols)
+    ]
+    start = polls[0][0]
+    outcome = poller_run_shard(ShardPlan(start, start + 2_000, polls))
+
+    assert sorted(s.symbol for s in outcome.samples) == sorted(symbols)
+    for due_ms, symbol in polls:  # each left at its tick's end: never early, at most a tick late
+        (arrival_ms,) = on_simulator.oi_request_times(symbol)
+        assert due_ms - 5 <= arrival_ms <= due_ms + tick_ms + 500
+    # one INSERT per batch: its rows share their created_at (the statement's now())
+    batches = OpenInterestSnapshot.objects.values("created_at").distinct().count()
+    assert batches <= 5, f"{batches} batches for 5 ticks"
+
+
 def test_a_shard_that_would_run_late_is_dropped_whole(on_simulator, redis_client):
     symbols = liquid_symbols(on_simulator, 3)
     start = now_ms() - 1_500  # half of the 2 s window is gone

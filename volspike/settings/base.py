@@ -246,8 +246,12 @@ OI_SHARD_MAX_POLLS = env.int("OI_SHARD_MAX_POLLS", default=60)
 # Polls a poller process has in flight at once at most (waiting for the budget or an answer),
 # over all the shards it runs: its poll loop sends each at its due time (oi.poller._PollLoop).
 OI_SHARD_THREADS = env.int("OI_SHARD_THREADS", default=16)
-# A poll's answer waits at most this many ms to be stored and evaluated: a poller process
-# stores what all its shards got back in one batch per this span (from the first answer).
+# A poller process sends the polls due within one tick of this many ms together, at the tick's
+# end (a poll leaves up to a tick after its due time, by the same amount every interval).
+OI_SEND_TICK_MS = env.int("OI_SEND_TICK_MS", default=200)
+# A poll's answer waits at most this many ms to be stored and evaluated: a poller process stores
+# what all its shards got back in one batch once every poll sent has its answer, and at most
+# this long after the first answer.
 OI_BATCH_FLUSH_MS = env.int("OI_BATCH_FLUSH_MS", default=100)
 # A poll waits at most this long for the shared budget, and is retried at most this often.
 OI_POLL_MAX_BUDGET_WAIT_SEC = env.float("OI_POLL_MAX_BUDGET_WAIT_SEC", default=2.0)
