@@ -262,6 +262,18 @@ class BudgetStats:
         return self.redis_seconds / self.redis_calls * 1e6 if self.redis_calls else 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class Booking:
+    """A request's first booking, made ahead with others in one round trip (``book_ahead``);
+    its acquire starts from it instead of booking again."""
+
+    answer: tuple[bool, int, int, int, bool]
+    """The acquire script's answer: granted, wait (µs), reason, Redis time (µs), IP booked."""
+    deadline: float
+    """time.monotonic() past which the request is refused rather than kept waiting."""
+    budget_s: float
+
+
 def _utc_from_us(epoch_us: float) -> datetime:
     return datetime.fromtimestamp(epoch_us / 1e6, tz=UTC)
 
@@ -319,40 +331,97 @@ class RequestBudget:
             self._static_args_cache[consumer] = args
         return args
 
+    def _script_keys(self, consumer: str) -> list[str]:
+        return [
+            self.keys["backoff_until"],
+            self.keys["ip_limit"],
+            self.keys["ip_tat"],
+            self._consumer_tat_prefix + consumer,
+            self.keys["futures_data_tat"],
+            self.keys["outcomes"],
+        ]
+
+    def _script_args(
+        self, weight: int, consumer: str, futures_data: bool, max_wait_us: int, stage: str,
+        outcomes: dict[str, int],
+    ) -> list:  # fmt: skip
+        return [
+            weight,
+            b"1" if futures_data else b"0",
+            *self._static_args(consumer),
+            max_wait_us,
+            stage,
+            self._ip_join_arg,
+            *(item for pair in outcomes.items() for item in pair),
+        ]
+
+    def _answer_read(self, answer: list) -> tuple[bool, int, int, int, bool]:
+        granted, wait_us, reason, ip_limit, now_us, ip_booked = answer
+        self.ip_limit = int(ip_limit)
+        return bool(granted), int(wait_us), int(reason), int(now_us), bool(ip_booked)
+
     def _book(
         self, weight: int, consumer: str, futures_data: bool, max_wait_us: int, stage: str = "both"
     ) -> tuple[bool, int, int, int, bool]:
         outcomes = self._outcomes_take()
-        outcome_args = [item for pair in outcomes.items() for item in pair]
         started = time.perf_counter()
         try:
             answer = self._acquire_script(
-                keys=[
-                    self.keys["backoff_until"],
-                    self.keys["ip_limit"],
-                    self.keys["ip_tat"],
-                    self._consumer_tat_prefix + consumer,
-                    self.keys["futures_data_tat"],
-                    self.keys["outcomes"],
-                ],
-                args=[
-                    weight,
-                    b"1" if futures_data else b"0",
-                    *self._static_args(consumer),
-                    max_wait_us,
-                    stage,
-                    self._ip_join_arg,
-                    *outcome_args,
-                ],
+                keys=self._script_keys(consumer),
+                args=self._script_args(
+                    weight, consumer, futures_data, max_wait_us, stage, outcomes
+                ),
             )
         except redis.RedisError as exc:
             self._outcomes_restore(outcomes)
             raise ExchangeUnavailable(f"request budget store unreachable: {exc}") from exc
-        granted, wait_us, reason, ip_limit, now_us, ip_booked = answer
         self.stats.redis_calls += 1
         self.stats.redis_seconds += time.perf_counter() - started
-        self.ip_limit = int(ip_limit)
-        return bool(granted), int(wait_us), int(reason), int(now_us), bool(ip_booked)
+        return self._answer_read(answer)
+
+    def book_ahead(
+        self, count: int, weight: int, *, consumer: str = "default", max_wait: float | None = None
+    ) -> list[Booking]:
+        """The first booking of ``count`` requests of ``weight``, in one round trip: the same
+        script as ``acquire``'s first step, run ``count`` times in a row (a pipeline, so as
+        if the requests had come one after another). Give each to its ``acquire_async``
+        (``booked``), which goes on from it: its wait, the IP's slot when that was not booked
+        with the consumer's, a back-off begun meanwhile. (The poller books each tick's polls
+        so: one round trip instead of one per poll.)"""
+        if count <= 0:
+            return []
+        if weight < 0:
+            raise ValueError("weight must be >= 0")
+        budget_s = self.config.default_max_wait_s if max_wait is None else max_wait
+        deadline = time.monotonic() + budget_s
+        max_wait_us = max(int(budget_s * 1e6), 0)
+        keys = self._script_keys(consumer)
+        outcomes = self._outcomes_take()
+        started = time.perf_counter()
+        try:
+            try:
+                answers = self._book_pipeline(count, keys, weight, consumer, max_wait_us, outcomes)
+            except redis.exceptions.NoScriptError:  # Redis lost its script cache (a restart)
+                self._acquire_script.sha = self.redis.script_load(ACQUIRE_LUA)
+                answers = self._book_pipeline(count, keys, weight, consumer, max_wait_us, outcomes)
+        except redis.RedisError as exc:
+            self._outcomes_restore(outcomes)
+            raise ExchangeUnavailable(f"request budget store unreachable: {exc}") from exc
+        self.stats.redis_calls += 1
+        self.stats.redis_seconds += time.perf_counter() - started
+        return [Booking(self._answer_read(answer), deadline, budget_s) for answer in answers]
+
+    def _book_pipeline(
+        self, count: int, keys: list[str], weight: int, consumer: str, max_wait_us: int,
+        outcomes: dict[str, int],
+    ) -> list:  # fmt: skip
+        # EVALSHA queued as is: a Script object in a pipeline costs a SCRIPT EXISTS round trip
+        with self.redis.pipeline(transaction=False) as pipe:
+            for n in range(count):
+                args = self._script_args(weight, consumer, False, max_wait_us, "auto",
+                                         outcomes if n == 0 else {})  # fmt: skip
+                pipe.evalsha(self._acquire_script.sha, len(keys), *keys, *args)
+            return pipe.execute()
 
     def acquire(
         self,
@@ -388,17 +457,26 @@ class RequestBudget:
         consumer: str = "default",
         futures_data: bool = False,
         max_wait: float | None = None,
+        booked: Booking | None = None,
     ) -> float:
         """``acquire`` for a coroutine on an event loop: the same bookings (short Redis calls,
-        made as they are, in the loop's thread), its waits slept with ``asyncio.sleep``."""
+        made as they are, in the loop's thread), its waits slept with ``asyncio.sleep``.
+        ``booked``: its first booking, made by ``book_ahead`` (then ``max_wait`` is that
+        call's)."""
         waited = 0.0
-        for wait_s in self._acquire_steps(weight, consumer, futures_data, max_wait):
+        steps = self._acquire_steps(weight, consumer, futures_data, max_wait, booked)
+        for wait_s in steps:
             await asyncio.sleep(wait_s)
             waited += wait_s
         return waited
 
     def _acquire_steps(
-        self, weight: int, consumer: str, futures_data: bool, max_wait: float | None
+        self,
+        weight: int,
+        consumer: str,
+        futures_data: bool,
+        max_wait: float | None,
+        booked: Booking | None = None,
     ) -> Iterator[float]:
         """One acquire's bookings, in order; yields each wait (seconds) the caller sleeps before
         the next step (``acquire`` with ``time.sleep``, ``acquire_async`` with the loop's)."""
@@ -406,14 +484,19 @@ class RequestBudget:
             raise ValueError("weight must be >= 0")
         budget_s = self.config.default_max_wait_s if max_wait is None else max_wait
         deadline = time.monotonic() + budget_s
+        if booked is not None:
+            if futures_data:
+                raise ValueError("book_ahead books no /futures/data/* request")
+            deadline, budget_s = booked.deadline, booked.budget_s
         if futures_data:
             waited, _ = yield from self._acquire_stage(
                 weight, consumer, True, "both", deadline, budget_s
             )
         else:
             waited, ip_booked = yield from self._acquire_stage(
-                weight, consumer, False, "auto", deadline, budget_s
-            )
+                weight, consumer, False, "auto", deadline, budget_s,
+                first=booked.answer if booked is not None else None,
+            )  # fmt: skip
             if not ip_booked:
                 waited_ip, _ = yield from self._acquire_stage(
                     weight, consumer, False, "ip", deadline, budget_s
@@ -430,15 +513,20 @@ class RequestBudget:
         stage: str,
         deadline: float,
         budget_s: float,
+        first: tuple[bool, int, int, int, bool] | None = None,
     ) -> Generator[float, None, tuple[float, bool]]:
         """Book ``stage`` (sleeping through a back-off that began meanwhile, then booking again),
-        yielding each wait; return the seconds waited and whether the IP level is booked too."""
+        yielding each wait; return the seconds waited and whether the IP level is booked too.
+        ``first``: the first booking's answer, made ahead (``book_ahead``)."""
         waited = 0.0
         while True:
             remaining_us = max(int((deadline - time.monotonic()) * 1e6), 0)
-            granted, wait_us, reason, now_us, ip_booked = self._book(
-                weight, consumer, futures_data, remaining_us, stage
-            )
+            if first is not None:
+                (granted, wait_us, reason, now_us, ip_booked), first = first, None
+            else:
+                granted, wait_us, reason, now_us, ip_booked = self._book(
+                    weight, consumer, futures_data, remaining_us, stage
+                )
             wait_s = wait_us / 1e6
             name = REASON_NAMES.get(reason, "unknown")
             if not granted and (reason != REASON_BACKOFF or wait_us > remaining_us):

@@ -36,7 +36,7 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from common.timeutil import ms_from_datetime
 from exchange.async_http import AsyncHttpPool, BodyTooLarge, HttpFailure, HttpTimeout
-from exchange.budget import MAX_BACKOFF_SECONDS, RequestBudget
+from exchange.budget import MAX_BACKOFF_SECONDS, Booking, RequestBudget
 from exchange.errors import (
     BINANCE_INVALID_SYMBOL,
     BadRequest,
@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+OPEN_INTEREST_PATH = "/fapi/v1/openInterest"
 USER_AGENT = "volspike-oi/0.1"
 # What requests sent by default before, so the exchange sees the same request.
 REQUEST_HEADERS = {
@@ -553,7 +554,7 @@ class BinanceFuturesClient:
         """The symbol's open interest; an answer for another symbol, or dated ahead of the
         exchange's own clock (its Date header), raises ``ImplausibleAnswer``."""
         return self._get(
-            "/fapi/v1/openInterest", {"symbol": symbol}, OpenInterest.from_json,
+            OPEN_INTEREST_PATH, {"symbol": symbol}, OpenInterest.from_json,
             check=self._open_interest_check(symbol),
         )  # fmt: skip
 
@@ -565,7 +566,7 @@ class BinanceFuturesClient:
                     f"{symbol} sample time {answer.time.isoformat()} is "
                     f"{(answer.time - exchange_now).total_seconds():.0f}s ahead of the exchange's "
                     f"clock (at most {self.max_time_ahead.total_seconds():.0f}s)",
-                    path="/fapi/v1/openInterest",
+                    path=OPEN_INTEREST_PATH,
                 )
 
         return check
@@ -748,13 +749,22 @@ class BinanceFuturesClient:
         to the base URL; through a proxy only the blocking calls go)."""
         return self._pool is not None
 
-    async def open_interest_async(self, symbol: str) -> OpenInterest:
+    async def open_interest_async(
+        self, symbol: str, *, booked: Booking | None = None
+    ) -> OpenInterest:
         """``open_interest`` from a coroutine: the budget waited for and the answer awaited on
-        the running loop (see ``sends_async``)."""
+        the running loop (see ``sends_async``). ``booked``: its first booking, from
+        ``open_interest_book_ahead``."""
         return await self._get_async(
-            "/fapi/v1/openInterest", {"symbol": symbol}, OpenInterest.from_json,
-            check=self._open_interest_check(symbol),
+            OPEN_INTEREST_PATH, {"symbol": symbol}, OpenInterest.from_json,
+            check=self._open_interest_check(symbol), booked=booked,
         )  # fmt: skip
+
+    def open_interest_book_ahead(self, count: int) -> list[Booking]:
+        """The first budget booking of ``count`` ``open_interest_async`` calls, in one round trip
+        (``RequestBudget.book_ahead``), each to be handed to its call."""
+        weight = request_weight(OPEN_INTEREST_PATH, {"symbol": ""})
+        return self.budget.book_ahead(count, weight, consumer=self.consumer, max_wait=self.max_wait)
 
     async def _get_async(
         self,
@@ -763,11 +773,13 @@ class BinanceFuturesClient:
         parse: Callable[[Any], T],
         *,
         check: Callable[[T, datetime], None] | None = None,
+        booked: Booking | None = None,
     ) -> T:
-        """``_get`` on the running loop: the same admission and retries."""
+        """``_get`` on the running loop: the same admission and retries (``booked``: the first
+        attempt's booking, made ahead)."""
         weight = request_weight(path, params)
         futures_data = is_futures_data(path)
-        deadline = time.monotonic() + self.max_wait
+        deadline = booked.deadline if booked is not None else time.monotonic() + self.max_wait
         failures = 0
         while True:
             await self.budget.acquire_async(
@@ -775,7 +787,9 @@ class BinanceFuturesClient:
                 consumer=self.consumer,
                 futures_data=futures_data,
                 max_wait=max(deadline - time.monotonic(), 0.0),
+                booked=booked,
             )
+            booked = None  # a retry books again
             try:
                 return await self._attempt_async(path, params, parse, check)
             except ExchangeUnavailable as exc:

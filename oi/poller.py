@@ -28,6 +28,7 @@ from django.utils import timezone
 from common.errors import InvalidInput
 from common.redis import get_redis
 from common.timeutil import ms_from_datetime, now_ms
+from exchange.budget import Booking
 from exchange.client import BinanceFuturesClient, OpenInterest, PremiumIndex
 from exchange.errors import BudgetExhausted, ExchangeError
 from exchange.factory import build_client
@@ -432,32 +433,45 @@ class _PollLoop:
             waiting.append(poll)
 
     def _tick_start(self, tick: int) -> None:
-        for poll in self._ticks.pop(tick, ()):
-            if poll.given_up:  # its shard stopped (a store error) before it was due
-                continue
+        """Send a tick's polls; their budget bookings are made together, in one round trip."""
+        polls = [poll for poll in self._ticks.pop(tick, ()) if not poll.given_up]
+        if self._client is None:
+            self._client = _client_build()
+        sent_async = [poll for poll in polls if self._sends_async(poll.symbol)]
+        bookings: dict[_Poll, Booking] = {}
+        if len(sent_async) > 1:
+            try:
+                booked = self._client.open_interest_book_ahead(len(sent_async))
+                bookings = dict(zip(sent_async, booked, strict=True))
+            except ExchangeError:  # the budget's store unreachable: each poll tries on its own
+                pass
+        for poll in polls:
             poll.run.flusher.sent_add()
-            task = self._loop.create_task(self._send_one(poll))
+            task = self._loop.create_task(self._send_one(poll, bookings.get(poll)))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _send_one(self, poll: "_Poll") -> None:
+    def _sends_async(self, symbol: str) -> bool:
+        return symbol != MARK_PRICE_JOB and self._client is not None and self._client.sends_async
+
+    async def _send_one(self, poll: "_Poll", booked: Booking | None) -> None:
         if self._in_flight is None:
             self._in_flight = asyncio.Semaphore(settings.OI_SHARD_THREADS)
         try:
             async with self._in_flight:
                 if not poll.given_up:  # (its shard's deadline may pass while it waits for a slot)
-                    poll.result = await self._poll(poll.symbol)
+                    poll.result = await self._poll(poll.symbol, booked)
         except Exception as exc:  # noqa: BLE001 - whatever failed is the poll's outcome
             poll.error = exc
         finally:
             poll.run.flusher.completed_add(poll)
 
-    async def _poll(self, symbol: str) -> OpenInterest | None:
+    async def _poll(self, symbol: str, booked: Booking | None) -> OpenInterest | None:
         if self._client is None:
             self._client = _client_build()
-        if symbol == MARK_PRICE_JOB or not self._client.sends_async:
+        if not self._sends_async(symbol):
             return await self._loop.run_in_executor(self._blocking, _poll_one, symbol)
-        return await self._client.open_interest_async(symbol)
+        return await self._client.open_interest_async(symbol, booked=booked)
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:

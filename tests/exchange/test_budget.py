@@ -106,6 +106,51 @@ def test_a_request_from_a_coroutine_is_paced_and_booked_as_from_a_thread(redis_c
     assert refused.value.reason == "backoff"
 
 
+def test_requests_booked_ahead_in_one_call_are_paced_as_one_after_another(redis_client):
+    # the poller's tick: its polls' first bookings in one round trip, each then acquired
+    budget = make_budget(redis_client, ip_weight_limit=2400, consumer_budgets={"poller": 1200})
+    drain_burst(budget, consumer="poller")
+    calls_before = budget.stats.redis_calls
+
+    bookings = budget.book_ahead(5, 1, consumer="poller", max_wait=1)
+    assert budget.stats.redis_calls - calls_before == 1
+    waits = [booking.answer[1] / 1e6 for booking in bookings]
+    assert waits == sorted(waits) and waits[-1] - waits[0] == pytest.approx(4 * 0.05, abs=0.01)
+
+    async def five():
+        await asyncio.gather(
+            *(budget.acquire_async(1, consumer="poller", booked=booking) for booking in bookings)
+        )
+
+    started = time.monotonic()
+    asyncio.run(five())
+    elapsed = time.monotonic() - started
+    assert 5 * 0.05 - 0.06 <= elapsed <= 5 * 0.05 + 0.15  # paced at 1200/min all the same
+    # one booking for the five, and each a check for a back-off begun during its wait
+    assert budget.stats.redis_calls - calls_before == 1 + 5
+
+
+def test_requests_booked_ahead_during_a_back_off_are_refused_or_wait_it_out(redis_client):
+    budget = make_budget(redis_client, consumer_budgets={"poller": 1200})
+    budget.back_off(seconds=0.3)
+    refused = budget.book_ahead(2, 1, consumer="poller", max_wait=0.1)
+    for booking in refused:
+        with pytest.raises(BudgetExhausted) as error:
+            asyncio.run(budget.acquire_async(1, consumer="poller", booked=booking))
+        assert error.value.reason == "backoff"
+    (waiting,) = budget.book_ahead(1, 1, consumer="poller", max_wait=2)
+    started = time.monotonic()
+    asyncio.run(budget.acquire_async(1, consumer="poller", booked=waiting))
+    assert 0.25 <= time.monotonic() - started <= 1.0
+
+
+def test_booking_ahead_survives_redis_losing_its_scripts(redis_client):
+    budget = make_budget(redis_client)
+    redis_client.script_flush()  # as after a Redis restart
+    (booking,) = budget.book_ahead(1, 1, max_wait=1)
+    assert booking.answer[0]  # granted
+
+
 def test_heavy_request_costs_its_weight(redis_client):
     budget = make_budget(redis_client)
     budget.acquire(40, max_wait=0)  # heavier than the burst: admitted alone when idle
