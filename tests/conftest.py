@@ -22,7 +22,7 @@ SLOW_TESTS = {
     "tests/scale/test_scale_out.py::": 109,
     "tests/alerts/test_backtest_live_equality.py::": 64,
     "tests/ops/test_ops_processes.py::": 81,
-    "tests/oi/test_poller_e2e.py::": 60,
+    "tests/oi/test_poller_e2e.py::": 67,
     "tests/deploy/test_production_e2e.py::": 49,
     "tests/streams/test_streams_e2e.py::": 46,
     "tests/deploy/test_readiness.py::": 41,
