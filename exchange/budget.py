@@ -402,7 +402,7 @@ class RequestBudget:
             try:
                 answers = self._book_pipeline(count, keys, weight, consumer, max_wait_us, outcomes)
             except redis.exceptions.NoScriptError:  # Redis lost its script cache (a restart)
-                self._acquire_script.sha = self.redis.script_load(ACQUIRE_LUA)
+                self.redis.script_load(ACQUIRE_LUA)
                 answers = self._book_pipeline(count, keys, weight, consumer, max_wait_us, outcomes)
         except redis.RedisError as exc:
             self._outcomes_restore(outcomes)

@@ -417,7 +417,7 @@ class _PollLoop:
 
     def _schedule(self, polls: list[tuple[int, "_Poll"]]) -> None:
         """Each poll goes in the tick of its due time (of every shard this process runs), and
-        each tick's polls leave together at its start: their answers come back together, and
+        each tick's polls leave together when it ends: their answers come back together, and
         the flusher stores them as one batch as soon as the last is in (``_PollFlusher``)
         instead of gathering answers that trickle in one by one. A poll so leaves up to a
         tick after its due time (never before it), by the same amount every interval: its
@@ -452,6 +452,7 @@ class _PollLoop:
             task.add_done_callback(self._tasks.discard)
 
     def _sends_async(self, symbol: str) -> bool:
+        """(The client is built by the tick that sends the poll.)"""
         return symbol != MARK_PRICE_JOB and self._client is not None and self._client.sends_async
 
     async def _send_one(self, poll: "_Poll", booked: Booking | None) -> None:
@@ -467,8 +468,6 @@ class _PollLoop:
             poll.run.flusher.completed_add(poll)
 
     async def _poll(self, symbol: str, booked: Booking | None) -> OpenInterest | None:
-        if self._client is None:
-            self._client = _client_build()
         if not self._sends_async(symbol):
             return await self._loop.run_in_executor(self._blocking, _poll_one, symbol)
         return await self._client.open_interest_async(symbol, booked=booked)
