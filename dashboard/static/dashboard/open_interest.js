@@ -819,27 +819,47 @@
 
   let lastAlertId = 0;
 
-  function alertItem(alert, live) {
+  // What every alert row starts with: the item (its id, symbol and colour), its badge and the
+  // symbol's link; and its regime and age spans.
+  function alertRowStart(alert, up, live, badgeText) {
     const li = document.createElement("li");
     li.dataset.alertId = String(alert.id);
     li.dataset.symbol = alert.symbol;
-    li.className = "alert " + (alert.direction === "UP" ? "alert-up" : "alert-down") + (live ? " fresh" : "");
+    li.className = "alert " + (up ? "alert-up" : "alert-down") + (live ? " fresh" : "");
     const badge = document.createElement("span");
     badge.className = "badge";
-    badge.textContent = alert.direction === "UP" ? "▲ SPIKE" : "▼ DUMP";
+    badge.textContent = badgeText;
     const symbol = document.createElement("a");
     symbol.href = "#symbol=" + alert.symbol;
     symbol.className = "alert-symbol";
     symbol.textContent = alert.symbol;
+    return [li, badge, symbol];
+  }
+
+  function regimeSpan(name) {
+    const regime = document.createElement("span");
+    const [regimeText, regimeMeaning, regimeClass] = REGIMES[name] || REGIMES.unknown;
+    regime.className = "alert-regime small " + regimeClass;
+    regime.dataset.regime = name || "unknown";
+    regime.textContent = name && name !== "unknown" ? regimeText : "";
+    regime.title = regimeMeaning;
+    return regime;
+  }
+
+  function ageSpan(timestamp) {
+    const age = document.createElement("span");
+    age.className = "alert-age small";
+    setAge(age, Date.parse(timestamp));
+    return age;
+  }
+
+  function alertItem(alert, live) {
+    const up = alert.direction === "UP";
+    const [li, badge, symbol] = alertRowStart(alert, up, live, up ? "▲ SPIKE" : "▼ DUMP");
     const pct = document.createElement("span");
     pct.className = "alert-pct " + pctClass(alert.pctChange);
     pct.textContent = fmtPct(alert.pctChange);
-    const regime = document.createElement("span");
-    const [regimeText, regimeMeaning, regimeClass] = REGIMES[alert.regime] || REGIMES.unknown;
-    regime.className = "alert-regime small " + regimeClass;
-    regime.dataset.regime = alert.regime || "unknown";
-    regime.textContent = alert.regime && alert.regime !== "unknown" ? regimeText : "";
-    regime.title = regimeMeaning;
+    const regime = regimeSpan(alert.regime);
     const detail = document.createElement("span");
     detail.className = "muted small";
     const context = [fmtOi(alert.baseline) + " → " + fmtOi(alert.current)];
@@ -864,10 +884,7 @@
         links.append(a, " ");
       }
     }
-    const age = document.createElement("span");
-    age.className = "alert-age small";
-    setAge(age, Date.parse(alert.timestamp));
-    li.append(badge, symbol, pct, regime, age, detail, links);
+    li.append(badge, symbol, pct, regime, ageSpan(alert.timestamp), detail, links);
     return li;
   }
 
@@ -888,31 +905,14 @@
   const VOLUME_BADGES = { SPIKE: "VOLUME SPIKE", HALF_UPDATE: "HALF-UPDATE", FULL_UPDATE: "UPDATE" };
 
   function volumeAlertItem(alert, live) {
-    const li = document.createElement("li");
-    li.dataset.alertId = String(alert.id);
-    li.dataset.symbol = alert.symbol;
-    li.dataset.alertType = alert.alertType;
     const up = alert.candleDirection !== "bearish";
-    li.className = "alert " + (up ? "alert-up" : "alert-down") + (live ? " fresh" : "");
-    const badge = document.createElement("span");
-    badge.className = "badge";
-    badge.textContent = VOLUME_BADGES[alert.alertType] || alert.alertType;
-    const symbol = document.createElement("a");
-    symbol.href = "#symbol=" + alert.symbol;
-    symbol.className = "alert-symbol";
-    symbol.textContent = alert.symbol;
+    const [li, badge, symbol] = alertRowStart(
+      alert, up, live, VOLUME_BADGES[alert.alertType] || alert.alertType);
+    li.dataset.alertType = alert.alertType;
     const ratio = document.createElement("span");
     ratio.className = "alert-pct";
     ratio.textContent = "×" + Number(alert.volumeRatio).toFixed(2);
-    const age = document.createElement("span");
-    age.className = "alert-age small";
-    setAge(age, Date.parse(alert.detectionTime || alert.timestamp));
-    const regime = document.createElement("span");
-    const [regimeText, regimeMeaning, regimeClass] = REGIMES[alert.regime] || REGIMES.unknown;
-    regime.className = "alert-regime small " + regimeClass;
-    regime.dataset.regime = alert.regime || "unknown";
-    regime.textContent = alert.regime && alert.regime !== "unknown" ? regimeText : "";
-    regime.title = regimeMeaning;
+    const age = ageSpan(alert.detectionTime || alert.timestamp);
     const detail = document.createElement("span");
     detail.className = "muted small";
     const context = [fmtUsd(alert.currentVolume) + " vs " + fmtUsd(alert.previousVolume) + " (1 h)"];
@@ -935,25 +935,15 @@
   // --- liquidation bursts (liquidation_burst rules, from the streams process) -----------------
 
   function liquidationAlertItem(alert, live) {
-    const li = document.createElement("li");
-    li.dataset.alertId = String(alert.id);
-    li.dataset.symbol = alert.symbol;
-    li.dataset.side = alert.side;
     // longs liquidated: forced selling (red); shorts liquidated: forced buying (green)
-    li.className = "alert " + (alert.side === "short" ? "alert-up" : "alert-down") + (live ? " fresh" : "");
-    const badge = document.createElement("span");
-    badge.className = "badge";
-    badge.textContent = (alert.side === "short" ? "SHORTS" : "LONGS") + " LIQUIDATED";
-    const symbol = document.createElement("a");
-    symbol.href = "#symbol=" + alert.symbol;
-    symbol.className = "alert-symbol";
-    symbol.textContent = alert.symbol;
+    const shorts = alert.side === "short";
+    const [li, badge, symbol] = alertRowStart(
+      alert, shorts, live, (shorts ? "SHORTS" : "LONGS") + " LIQUIDATED");
+    li.dataset.side = alert.side;
     const amount = document.createElement("span");
     amount.className = "alert-pct";
     amount.textContent = "≥ " + fmtUsd(alert.usd);
-    const age = document.createElement("span");
-    age.className = "alert-age small";
-    setAge(age, Date.parse(alert.timestamp));
+    const age = ageSpan(alert.timestamp);
     const detail = document.createElement("span");
     detail.className = "muted small";
     const context = [alert.count + " orders in " + fmtDuration(alert.windowSec), "threshold " + fmtUsd(alert.thresholdUsd)];
