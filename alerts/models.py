@@ -304,10 +304,15 @@ class AlertRule(models.Model):
             return "step_pct", "must be above 0 (or empty)"
         if self.min_samples is not None and self.min_samples < 1:
             return "min_samples", "must be at least 1"
+        return self._scope_and_engine_problem(rule_from_fields)  # ``alerts.rules.Rule``
+
+    def _scope_and_engine_problem(self, engine_from_fields) -> tuple[str, str] | None:
+        """What every kind checks last: its scope's symbols, then what its engine itself accepts
+        (``engine_from_fields``: the pure module's constructor from the model's fields)."""
         if self.scope != RuleScope.ALL and not self.symbols:
             return "symbols", f"scope {self.scope!r} needs at least one symbol"
-        try:  # what the engine itself accepts (``alerts.rules.Rule``)
-            rule_from_fields(
+        try:
+            engine_from_fields(
                 self.pk or 0, {f.name: getattr(self, f.name) for f in self._meta.concrete_fields}
             )
         except (KeyError, ValueError) as exc:
@@ -353,15 +358,8 @@ class AlertRule(models.Model):
             return "threshold_volume_share", "must be above 0 and at most 1"
         if self.rearm_ratio is not None and not 0 <= self.rearm_ratio < 1:
             return "rearm_ratio", "must be at least 0 and below 1"
-        if self.scope != RuleScope.ALL and not self.symbols:
-            return "symbols", f"scope {self.scope!r} needs at least one symbol"
-        try:  # what the engine itself accepts (``alerts.liquidation_rules.BurstRule``)
-            burst_rule_from_fields(
-                self.pk or 0, {f.name: getattr(self, f.name) for f in self._meta.concrete_fields}
-            )
-        except (KeyError, ValueError) as exc:
-            return "__all__", str(exc)
-        return None
+        # ``alerts.liquidation_rules.BurstRule``
+        return self._scope_and_engine_problem(burst_rule_from_fields)
 
     def _cap_problem(self) -> tuple[str, str] | None:
         """Enabling this rule must not pass the caps on enabled rules or on their distinct
