@@ -29,6 +29,9 @@ POLL_QUEUE = "oi_poll"
 """Beat's dispatch queue; every poller worker consumes it, and its own group's queue too."""
 GROUPS_KEY = "oi:egress:groups"
 """Hash: egress id → JSON heartbeat (budget, usable budget, learned limit, host, seen at)."""
+WORKER_STARTS_KEY = "oi:egress:worker_starts"
+"""Hash: egress id → when a poller worker of that group last started (ms): the dispatcher plans
+again the windows not started when it changes, since a killed worker took their shards along."""
 PLAN_KEY = "oi:egress:plan"
 """JSON: the dispatcher's latest plan per group (symbols, planned weight/min)."""
 FORGET_AFTER_SEC = 3600
@@ -121,6 +124,19 @@ def egress_heartbeat(*, at_ms: int | None = None) -> EgressGroup:
     return group
 
 
+def worker_start_record(*, at_ms: int | None = None) -> None:
+    """This host's poller worker has (re)started: see WORKER_STARTS_KEY."""
+    get_redis().hset(WORKER_STARTS_KEY, own_egress_id(), at_ms or now_ms())
+
+
+def worker_starts() -> dict[str, int]:
+    """Egress id → when its poller worker last started (ms)."""
+    return {
+        (key.decode() if isinstance(key, bytes) else key): int(value)
+        for key, value in get_redis().hgetall(WORKER_STARTS_KEY).items()
+    }
+
+
 def egress_forget(egress_id: str) -> None:
     """Drop a group at once (its worker stopping cleanly), rather than after its heartbeat's TTL."""
     get_redis().hdel(GROUPS_KEY, egress_id)
@@ -151,6 +167,7 @@ def groups_live(*, at_ms: int | None = None) -> list[EgressGroup]:
             live.append(EgressGroup(egress_id, budget, str(record.get("host", "")), seen))
     if forgotten:
         redis.hdel(GROUPS_KEY, *forgotten)
+        redis.hdel(WORKER_STARTS_KEY, *forgotten)
     return sorted(live, key=lambda group: group.egress_id)
 
 
@@ -176,6 +193,7 @@ def heartbeat_start() -> bool:
     own_egress_id()  # a bad id stops the worker here, not in every heartbeat
     _started.set()
     egress_heartbeat()  # at once: the next dispatch plans this group in
+    worker_start_record()  # and plans again the windows whose shards a killed worker took
     threading.Thread(target=_heartbeat_loop, name="oi-egress-heartbeat", daemon=True).start()
     logger.info("egress heartbeat started", extra={"egress": settings.BINANCE_EGRESS_ID})
     return True

@@ -39,7 +39,7 @@ from liquidity.selectors import (
     universe_symbols_published,
 )
 from oi.batches import SnapshotRow, amount_checked, exchange_sample_row
-from oi.egress import group_plan_record, groups_live, own_budget, own_egress_id
+from oi.egress import group_plan_record, groups_live, own_budget, own_egress_id, worker_starts
 from oi.keys import (
     BACKFILL_DONE_KEY,
     BACKFILL_QUEUED_KEY,
@@ -79,9 +79,14 @@ logger = logging.getLogger(__name__)
 BACKFILL_QUEUED_TTL_SEC = 120
 
 
-# Windows planned ahead by each dispatch (each claimed once), so that a dispatch running a
-# window or two late, behind busy worker processes, still plans every window in time.
-DISPATCH_LOOKAHEAD_WINDOWS = 3
+# Windows planned ahead by each dispatch (each claimed once), so that a dispatch running late,
+# behind busy worker processes, still plans every window in time, and so that a beat restart
+# misses none: after the last dispatch, 5 windows (10-12 s at 2 s) cover systemd's RestartSec=5
+# (respawn.sh waits 2 s) and a beat start of up to 5 s on a loaded machine. At 3 windows a
+# SIGKILLed beat that took 6.8 s to start again on a loaded CI machine missed a window, and a
+# symbol waited two intervals. A SIGKILLed oi_poll worker takes these windows' reserved shards
+# with it; they are planned again when its successor starts (worker_starts in the signature).
+DISPATCH_LOOKAHEAD_WINDOWS = 5
 
 
 @dataclass(frozen=True)
@@ -233,13 +238,19 @@ def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
     interval_ms = round(interval_sec * 1000)
     _status_record(n_symbols=len(symbols), plan=plan, budgets=budgets, at_ms=at_ms)
     previous_source = redis.getset(MARK_SOURCE_LAST_KEY, mark_source)
-    signature = json.dumps(sorted(budgets.items()))
+    # The groups, their budgets and when each group's worker last started: a SIGKILLed worker
+    # took the shards it had reserved (the windows planned ahead) with it; planned again, its
+    # symbols are polled from the next window after the new worker's start, not 5 windows later.
+    starts = worker_starts()
+    signature = json.dumps(
+        [[group, budget, starts.get(group, 0)] for group, budget in sorted(budgets.items())]
+    )
     previous_signature = redis.getset(PLAN_SIGNATURE_KEY, signature)
     groups_changed = previous_signature is not None and previous_signature != signature
     if groups_changed:
         redis.hincrby(COUNTERS_KEY, "replans", 1)
         logger.warning(
-            "egress groups changed: windows not started are planned again",
+            "egress groups or their workers changed: windows not started are planned again",
             extra={"groups": signature, "before": previous_signature},
         )
     if not symbols:

@@ -119,6 +119,36 @@ def test_a_group_that_dies_is_planned_out_from_the_next_window(
     assert b_symbols - {MARK_PRICE_JOB} <= a_symbols | {MARK_PRICE_JOB}
 
 
+def test_a_restarted_poller_worker_gets_the_windows_its_killed_predecessor_had_reserved(
+    on_simulator, redis_client, settings
+):
+    """A SIGKILLed worker takes its reserved shards (every window planned ahead) with it; when a
+    worker of that group starts again, the windows not started are planned again, once."""
+    symbols = liquid_symbols(on_simulator, 20)
+    redis_client.sadd(REDIS_UNIVERSE_KEY, *symbols)
+    window_ms = settings.OI_WINDOW_SEC * 1000
+    start = (now_ms() // window_ms + 5) * window_ms
+    heartbeat_of("default", 1000, start)
+    egress.worker_start_record(at_ms=start - 60_000)
+    first = poller_dispatch(at_ms=start + 10)
+    ahead = {s.window_end_ms for s in first.shards if s.window_start_ms - 250 > start + 700}
+    assert len(ahead) == poller.DISPATCH_LOOKAHEAD_WINDOWS
+    # the worker dies with those shards reserved; its successor starts
+    egress.worker_start_record(at_ms=start + 600)
+    heartbeat_of("default", 1000, start + 600)
+    second = poller_dispatch(at_ms=start + 700)
+    assert {s.window_end_ms for s in second.shards} >= ahead
+    assert redis_client.hget(COUNTERS_KEY, "replans") == "1"
+    # the lost shards, were they ever delivered, would be dropped unrun: nothing polls twice
+    assert not any(shard_still_planned(s) for s in first.shards if s.window_end_ms in ahead)
+    # a later dispatch with the same worker plans only its new window
+    third = poller_dispatch(at_ms=start + window_ms + 10)
+    assert {s.window_end_ms for s in third.shards} == {
+        start + (poller.DISPATCH_LOOKAHEAD_WINDOWS + 2) * window_ms
+    }
+    assert redis_client.hget(COUNTERS_KEY, "replans") == "1"
+
+
 def test_a_superseded_shard_sends_nothing(on_simulator, redis_client, settings):
     symbols = liquid_symbols(on_simulator, 10)
     redis_client.sadd(REDIS_UNIVERSE_KEY, *symbols)
