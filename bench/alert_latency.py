@@ -602,14 +602,15 @@ def side_by_side(rows: list[tuple[str, bool, dict[str, float]]]) -> None:
     base_config, _, base = rows[0]
     print()
     print(f"=== side by side (ratio to {base_config}) ===")
-    print(f"{'':<22}" + "".join(f"{config:>22}" for config, _, _ in rows))
+    width = max(22, *(len(config) + 2 for config, _, _ in rows))  # long procfile@/path labels
+    print(f"{'':<22}" + "".join(f"{config:>{width}}" for config, _, _ in rows))
     for name in base:
         cells = []
         for config, _, figures in rows:
             text = f"{figures[name]:.0f}"
             if config != base_config and base[name]:
                 text += f" ({figures[name] / base[name]:.2f}x)"
-            cells.append(f"{text:>22}")
+            cells.append(f"{text:>{width}}")
         print(f"{name:<22}" + "".join(cells))
 
 
