@@ -272,6 +272,12 @@ class Booking:
     deadline: float
     """time.monotonic() past which the request is refused rather than kept waiting."""
     budget_s: float
+    booked_at: float = field(default_factory=time.monotonic)
+    """time.monotonic() when the answer came: its wait runs from then, not from the acquire."""
+
+    def wait_left(self) -> float:
+        """Seconds until the booked slot, now."""
+        return max(self.answer[1] / 1e6 - (time.monotonic() - self.booked_at), 0.0)
 
 
 def _utc_from_us(epoch_us: float) -> datetime:
@@ -409,7 +415,10 @@ class RequestBudget:
             raise ExchangeUnavailable(f"request budget store unreachable: {exc}") from exc
         self.stats.redis_calls += 1
         self.stats.redis_seconds += time.perf_counter() - started
-        return [Booking(self._answer_read(answer), deadline, budget_s) for answer in answers]
+        booked_at = time.monotonic()
+        return [
+            Booking(self._answer_read(answer), deadline, budget_s, booked_at) for answer in answers
+        ]
 
     def _book_pipeline(
         self, count: int, keys: list[str], weight: int, consumer: str, max_wait_us: int,
@@ -495,7 +504,7 @@ class RequestBudget:
         else:
             waited, ip_booked = yield from self._acquire_stage(
                 weight, consumer, False, "auto", deadline, budget_s,
-                first=booked.answer if booked is not None else None,
+                first=booked,
             )  # fmt: skip
             if not ip_booked:
                 waited_ip, _ = yield from self._acquire_stage(
@@ -513,20 +522,24 @@ class RequestBudget:
         stage: str,
         deadline: float,
         budget_s: float,
-        first: tuple[bool, int, int, int, bool] | None = None,
+        first: Booking | None = None,
     ) -> Generator[float, None, tuple[float, bool]]:
         """Book ``stage`` (sleeping through a back-off that began meanwhile, then booking again),
         yielding each wait; return the seconds waited and whether the IP level is booked too.
-        ``first``: the first booking's answer, made ahead (``book_ahead``)."""
+        ``first``: the first booking, made ahead (``book_ahead``); its wait runs from when it was
+        made (the caller may have slept towards it already)."""
         waited = 0.0
         while True:
             remaining_us = max(int((deadline - time.monotonic()) * 1e6), 0)
             if first is not None:
-                (granted, wait_us, reason, now_us, ip_booked), first = first, None
+                granted, booked_wait_us, reason, now_us, ip_booked = first.answer
+                wait_us = int(first.wait_left() * 1e6)
+                first = None
             else:
                 granted, wait_us, reason, now_us, ip_booked = self._book(
                     weight, consumer, futures_data, remaining_us, stage
                 )
+                booked_wait_us = wait_us
             wait_s = wait_us / 1e6
             name = REASON_NAMES.get(reason, "unknown")
             if not granted and (reason != REASON_BACKOFF or wait_us > remaining_us):
@@ -544,7 +557,7 @@ class RequestBudget:
             if granted and stage == "auto" and not ip_booked:
                 # The IP's slot is booked next, and that call sees a back-off begun meanwhile.
                 return waited, ip_booked
-            if granted and (not wait_us or not self._backoff_active()):
+            if granted and (not booked_wait_us or not self._backoff_active()):
                 return waited, ip_booked
             if granted and ip_booked and stage == "auto":
                 stage = "ip"  # a back-off began while waiting for the IP's slot: book it again

@@ -470,6 +470,12 @@ class _PollLoop:
         if self._in_flight is None:
             self._in_flight = asyncio.Semaphore(settings.OI_SHARD_THREADS)
         try:
+            if booked is not None and (wait_s := booked.wait_left()) > 0:
+                # Towards the booked slot outside the in-flight limit: held while waiting for
+                # the budget, the limit let 16 polls leave per wait (8 a second behind a 2 s
+                # queue) while the ticks went on booking at the planned rate; the queue grew
+                # until whole minutes of polls were given up (a restart with a queue to catch up).
+                await asyncio.sleep(wait_s)
             async with self._in_flight:
                 if not poll.given_up:  # (its shard's deadline may pass while it waits for a slot)
                     poll.result = await self._poll(poll.symbol, booked)

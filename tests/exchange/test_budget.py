@@ -130,6 +130,28 @@ def test_requests_booked_ahead_in_one_call_are_paced_as_one_after_another(redis_
     assert budget.stats.redis_calls - calls_before == 1 + 5
 
 
+def test_a_booked_wait_runs_from_the_booking_not_from_the_acquire(redis_client):
+    # the poller sleeps towards a tick's booked slots first: the acquire then waits what is left
+    budget = make_budget(redis_client, ip_weight_limit=2400, consumer_budgets={"poller": 1200})
+    drain_burst(budget, consumer="poller")
+    bookings = budget.book_ahead(5, 1, consumer="poller", max_wait=1)
+    assert bookings[-1].wait_left() == pytest.approx(0.25, abs=0.05)
+    time.sleep(0.3)
+    assert [booking.wait_left() for booking in bookings] == [0.0] * 5
+    calls_before = budget.stats.redis_calls
+
+    async def five():
+        await asyncio.gather(
+            *(budget.acquire_async(1, consumer="poller", booked=booking) for booking in bookings)
+        )
+
+    started = time.monotonic()
+    asyncio.run(five())
+    assert time.monotonic() - started < 0.1  # not another 0.25 s
+    # a back-off begun while they waited is still looked for, once each
+    assert budget.stats.redis_calls - calls_before == 5
+
+
 def test_requests_booked_ahead_during_a_back_off_are_refused_or_wait_it_out(redis_client):
     budget = make_budget(redis_client, consumer_budgets={"poller": 1200})
     budget.back_off(seconds=0.3)

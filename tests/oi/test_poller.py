@@ -9,6 +9,7 @@ import pytest
 
 from common.formatting import plain_decimal
 from common.redis import get_redis
+from exchange.factory import build_budget
 from liquidity.services import REDIS_UNIVERSE_KEY
 from oi import poller
 from oi.keys import CONSECUTIVE_FAILURES_KEY, COUNTERS_KEY, MARK_PRICE_KEY
@@ -214,6 +215,32 @@ def test_polls_due_within_a_tick_leave_together_and_are_stored_as_one_batch(on_s
     # one INSERT per batch: its rows share their created_at (the statement's now())
     batches = OpenInterestSnapshot.objects.values("created_at").distinct().count()
     assert batches <= 5, f"{batches} batches for 5 ticks"
+
+
+def test_behind_a_budget_queue_a_ticks_polls_leave_at_their_booked_slots(
+    on_simulator, settings, monkeypatch
+):
+    """After a restart with polls to catch up, the budget has a queue: each poll of a tick is
+    booked a slot up to seconds ahead. The in-flight limit must not be held while waiting for
+    it: held, 2 slots let 2 polls leave per wait, and each next poll waited its whole booked
+    wait again once it had a slot (in run.sh, minutes of polls given up at the deadline)."""
+    settings.OI_SHARD_THREADS = 2
+    monkeypatch.setattr(poller, "_poll_loops", {})
+    budget = build_budget()
+    per_sec = budget.config.consumer_budgets["poller"] / 60
+    # a queue of about 1 s at the poller's share (its burst spent first)
+    budget.book_ahead(budget.config.burst + round(per_sec), 1, consumer="poller", max_wait=5)
+    symbols = liquid_symbols(on_simulator, 16)
+    start = now_ms()
+    try:
+        outcome = poller_run_shard(ShardPlan(start, start + 2_000, [(start, s) for s in symbols]))
+    finally:
+        poller._poll_loops[os.getpid()].close()
+    assert sorted(s.symbol for s in outcome.samples) == sorted(symbols)
+    arrivals = [t for s in symbols for t in on_simulator.oi_request_times(s)]
+    # the queue (~1 s), then one slot per poll (16 x 30 ms), and a tick: all left by ~1.8 s
+    # (held slots: pairs of polls ~1.1 s apart, the last about 8 s after the start)
+    assert max(arrivals) - start <= 1_000 + len(symbols) * 1000 / per_sec + 1_200, arrivals
 
 
 def test_a_shard_that_would_run_late_is_dropped_whole(on_simulator, redis_client):
