@@ -546,7 +546,8 @@ class RequestBudget:
                 self.stats.refusals[name] = self.stats.refusals.get(name, 0) + 1
                 raise BudgetExhausted(
                     f"{name} limit of egress {self.config.egress_id!r} admits this "
-                    f"{consumer!r} request in {wait_s:.3f}s, over the {budget_s:.3f}s allowed",
+                    f"{consumer!r} request in {wait_s:.3f}s, over the {remaining_us / 1e6:.3f}s "
+                    f"left of the {budget_s:.3f}s allowed",
                     reason=name,
                     wait_seconds=wait_s,
                     retry_at=_utc_from_us(now_us + wait_us),

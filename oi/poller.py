@@ -221,8 +221,8 @@ def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
     """Plan the next windows (each claimed once across all dispatchers) and the backfills.
 
     Each symbol goes to one live egress group (oi.schedule.groups_plan), each group's polls to
-    its own shards. When the set of groups (or a usable budget) changes, the windows already
-    planned but not started are planned again for the new groups, so a dead group's symbols are
+    its own shards. When the set of groups (or a usable budget, a group's worker, the mark-price
+    source) changes, the windows already planned but not started are planned again, so a dead group's symbols are
     taken over, and a new group is used, from the next window on; the shards planned before
     are dropped unrun (their epoch is no longer their window's)."""
     at_ms = at_ms or now_ms()
@@ -238,20 +238,28 @@ def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
     interval_ms = round(interval_sec * 1000)
     _status_record(n_symbols=len(symbols), plan=plan, budgets=budgets, at_ms=at_ms)
     previous_source = redis.getset(MARK_SOURCE_LAST_KEY, mark_source)
-    # The groups, their budgets and when each group's worker last started: a SIGKILLed worker
-    # took the shards it had reserved (the windows planned ahead) with it; planned again, its
-    # symbols are polled from the next window after the new worker's start, not 5 windows later.
+    # What the windows planned ahead depend on: the groups, their budgets, when each group's
+    # worker last started (a SIGKILLed worker took the shards it had reserved with it; planned
+    # again, its symbols are polled from the next window after the new worker's start, not 5
+    # windows later) and the mark-price source (premiumIndex calls stop, or start, with the
+    # next window rather than after the windows planned ahead).
     starts = worker_starts()
     signature = json.dumps(
-        [[group, budget, starts.get(group, 0)] for group, budget in sorted(budgets.items())]
+        {
+            "groups": [
+                [group, budget, starts.get(group, 0)] for group, budget in sorted(budgets.items())
+            ],
+            "markPrices": str(mark_source),
+        }
     )
     previous_signature = redis.getset(PLAN_SIGNATURE_KEY, signature)
-    groups_changed = previous_signature is not None and previous_signature != signature
-    if groups_changed:
+    plan_inputs_changed = previous_signature is not None and previous_signature != signature
+    if plan_inputs_changed:
         redis.hincrby(COUNTERS_KEY, "replans", 1)
         logger.warning(
-            "egress groups or their workers changed: windows not started are planned again",
-            extra={"groups": signature, "before": previous_signature},
+            "egress groups, a group's worker or the mark-price source changed: windows not "
+            "started are planned again",
+            extra={"plan": signature, "before": previous_signature},
         )
     if not symbols:
         return DispatchPlan([], [], 0, interval_sec)
@@ -278,7 +286,7 @@ def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
         claim_key = WINDOW_CLAIM_KEY.format(window)
         not_started = start_ms - SHARD_LEAD_MS > at_ms
         if not redis.set(claim_key, epoch, nx=True, ex=300):
-            if not (groups_changed and not_started):
+            if not (plan_inputs_changed and not_started):
                 continue
             redis.set(claim_key, epoch, ex=300)
         segment = _segment_for(redis, segments, start_ms=start_ms, interval_ms=interval_ms)

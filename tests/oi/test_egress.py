@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from common.redis import get_redis
 from exchange.factory import build_budget
+from exchange.streams import MarketStream, StreamCounters
 from liquidity.models import LiquidSymbol
 from liquidity.services import REDIS_UNIVERSE_KEY
 from oi import egress, poller
@@ -16,6 +17,7 @@ from oi.keys import COUNTERS_KEY
 from oi.poller import now_ms, poller_dispatch, shard_still_planned
 from oi.schedule import MARK_PRICE_JOB
 from oi.tasks import poll_shard_task
+from streams.services import FrameBatch, stream_batch_store
 from tests.oi.test_poller import liquid_symbols
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -147,6 +149,28 @@ def test_a_restarted_poller_worker_gets_the_windows_its_killed_predecessor_had_r
         start + (poller.DISPATCH_LOOKAHEAD_WINDOWS + 2) * window_ms
     }
     assert redis_client.hget(COUNTERS_KEY, "replans") == "1"
+
+
+def test_the_windows_planned_ahead_follow_a_switch_to_the_mark_price_stream(
+    on_simulator, redis_client, settings
+):
+    """While mark prices come from REST, each interval's windows hold a premiumIndex call (weight
+    10); once the stream is fresh, the next dispatch plans the windows not started without it."""
+    symbols = liquid_symbols(on_simulator, 20)
+    redis_client.sadd(REDIS_UNIVERSE_KEY, *symbols)
+    window_ms = settings.OI_WINDOW_SEC * 1000
+    start = (now_ms() // window_ms + 5) * window_ms
+    on_rest = poller_dispatch(at_ms=start + 10)  # no stream frame yet: REST
+    ahead = [s for s in on_rest.shards if s.window_start_ms - 250 > start + 700]
+    assert any(symbol == MARK_PRICE_JOB for s in ahead for _, symbol in s.polls)
+    # the mark-price stream's first frames arrive
+    stream = str(MarketStream.MARK_PRICE)
+    batch = FrameBatch(last_frame_ms={stream: now_ms()}, frames={stream: 1})
+    stream_batch_store(batch, StreamCounters(), run_since_ms=now_ms())
+    on_stream = poller_dispatch(at_ms=start + 700)
+    assert {s.window_end_ms for s in on_stream.shards} >= {s.window_end_ms for s in ahead}
+    assert not any(symbol == MARK_PRICE_JOB for s in on_stream.shards for _, symbol in s.polls)
+    assert not any(shard_still_planned(s) for s in ahead)  # their premiumIndex never leaves
 
 
 def test_a_superseded_shard_sends_nothing(on_simulator, redis_client, settings):
