@@ -10,6 +10,7 @@ ring, the feed, the alerts).
 """
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -222,7 +223,7 @@ def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
 
     Each symbol goes to one live egress group (oi.schedule.groups_plan), each group's polls to
     its own shards. When the set of groups (or a usable budget, a group's worker, the mark-price
-    source) changes, the windows already planned but not started are planned again, so a dead group's symbols are
+    source, the universe) changes, the windows already planned but not started are planned again, so a dead group's symbols are
     taken over, and a new group is used, from the next window on; the shards planned before
     are dropped unrun (their epoch is no longer their window's)."""
     at_ms = at_ms or now_ms()
@@ -241,8 +242,9 @@ def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
     # What the windows planned ahead depend on: the groups, their budgets, when each group's
     # worker last started (a SIGKILLed worker took the shards it had reserved with it; planned
     # again, its symbols are polled from the next window after the new worker's start, not 5
-    # windows later) and the mark-price source (premiumIndex calls stop, or start, with the
-    # next window rather than after the windows planned ahead).
+    # windows later), the mark-price source (premiumIndex calls stop, or start, with the next
+    # window rather than after the windows planned ahead) and the universe (a newcomer is polled
+    # from the next window on).
     starts = worker_starts()
     signature = json.dumps(
         {
@@ -250,15 +252,18 @@ def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
                 [group, budget, starts.get(group, 0)] for group, budget in sorted(budgets.items())
             ],
             "markPrices": str(mark_source),
+            "universe": hashlib.blake2b(
+                ",".join(sorted(symbols)).encode(), digest_size=8
+            ).hexdigest(),
         }
     )
     previous_signature = redis.getset(PLAN_SIGNATURE_KEY, signature)
     plan_inputs_changed = previous_signature is not None and previous_signature != signature
     if plan_inputs_changed:
         redis.hincrby(COUNTERS_KEY, "replans", 1)
-        logger.warning(
-            "egress groups, a group's worker or the mark-price source changed: windows not "
-            "started are planned again",
+        logger.info(
+            "the universe, the egress groups, a group's worker or the mark-price source changed: "
+            "windows not started are planned again",
             extra={"plan": signature, "before": previous_signature},
         )
     if not symbols:
