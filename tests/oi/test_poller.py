@@ -30,6 +30,20 @@ def on_simulator(sim, settings, redis_client):
     get_redis.cache_clear()
 
 
+def shard_due_now_on_a_loop_of_its_own(
+    symbols: list[str], monkeypatch
+) -> tuple[poller.ShardOutcome, int]:
+    """A shard of ``symbols`` all due now, run on a poll loop of its own (closed after), so
+    that the test's settings (OI_SHARD_THREADS) hold; and the time it started."""
+    monkeypatch.setattr(poller, "_poll_loops", {})
+    start = now_ms()
+    try:
+        outcome = poller_run_shard(ShardPlan(start, start + 2_000, [(start, s) for s in symbols]))
+    finally:
+        poller._poll_loops[os.getpid()].close()
+    return outcome, start
+
+
 def liquid_symbols(sim, n: int) -> list[str]:
     info = sim.get("/fapi/v1/exchangeInfo").json()
     return [
@@ -159,13 +173,8 @@ def test_more_polls_due_at_once_than_may_be_in_flight_are_all_sent_and_stored(
 ):
     # a poller starting (or catching up) has a whole window's polls due at once
     settings.OI_SHARD_THREADS = 2
-    monkeypatch.setattr(poller, "_poll_loops", {})
     symbols = liquid_symbols(on_simulator, 7)
-    start = now_ms()
-    try:
-        outcome = poller_run_shard(ShardPlan(start, start + 2_000, [(start, s) for s in symbols]))
-    finally:
-        poller._poll_loops[os.getpid()].close()
+    outcome, _ = shard_due_now_on_a_loop_of_its_own(symbols, monkeypatch)
     assert sorted(s.symbol for s in outcome.samples) == sorted(symbols)
     assert OpenInterestSnapshot.objects.count() == len(symbols)
 
@@ -225,17 +234,12 @@ def test_behind_a_budget_queue_a_ticks_polls_leave_at_their_booked_slots(
     it: held, 2 slots let 2 polls leave per wait, and each next poll waited its whole booked
     wait again once it had a slot (in run.sh, minutes of polls given up at the deadline)."""
     settings.OI_SHARD_THREADS = 2
-    monkeypatch.setattr(poller, "_poll_loops", {})
     budget = build_budget()
     per_sec = budget.config.consumer_budgets["poller"] / 60
     # a queue of about 1 s at the poller's share (its burst spent first)
     budget.book_ahead(budget.config.burst + round(per_sec), 1, consumer="poller", max_wait=5)
     symbols = liquid_symbols(on_simulator, 16)
-    start = now_ms()
-    try:
-        outcome = poller_run_shard(ShardPlan(start, start + 2_000, [(start, s) for s in symbols]))
-    finally:
-        poller._poll_loops[os.getpid()].close()
+    outcome, start = shard_due_now_on_a_loop_of_its_own(symbols, monkeypatch)
     assert sorted(s.symbol for s in outcome.samples) == sorted(symbols)
     arrivals = [t for s in symbols for t in on_simulator.oi_request_times(s)]
     # the queue (~1 s), then one slot per poll (16 x 30 ms), and a tick: all left by ~1.8 s
