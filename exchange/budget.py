@@ -272,7 +272,7 @@ class Booking:
     deadline: float
     """time.monotonic() past which the request is refused rather than kept waiting."""
     budget_s: float
-    booked_at: float = field(default_factory=time.monotonic)
+    booked_at: float
     """time.monotonic() when the answer came: its wait runs from then, not from the acquire."""
 
     def wait_left(self) -> float:

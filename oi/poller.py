@@ -223,9 +223,10 @@ def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
 
     Each symbol goes to one live egress group (oi.schedule.groups_plan), each group's polls to
     its own shards. When the set of groups (or a usable budget, a group's worker, the mark-price
-    source, the universe) changes, the windows already planned but not started are planned again, so a dead group's symbols are
-    taken over, and a new group is used, from the next window on; the shards planned before
-    are dropped unrun (their epoch is no longer their window's)."""
+    source, the universe) changes, the windows already planned but not started are planned
+    again, so a dead group's symbols are taken over, and a new group is used, from the next
+    window on; the shards planned before are dropped unrun (their epoch is no longer their
+    window's)."""
     at_ms = at_ms or now_ms()
     redis = get_redis()
     symbols = universe_symbols()
