@@ -2,11 +2,12 @@
 hosts, each with its own IP, in one run; then re-planning (a host leaving, the universe growing)
 and an overload run. Needs root: the hosts are Linux network namespaces (tests/fixtures/netns.py).
 
-Runs as in production: a simulator of its own listening on the namespaces' bridge (it counts
-request weight per source IP, as Binance does), the Procfile's `worker` and beat on this host, and
-one Procfile `poller` worker per namespace (`ip netns exec`), each with its own BINANCE_EGRESS_ID
-and budget (OI_MAX_REQ_PER_MIN, and the same "poller" consumer budget), reaching Redis and Postgres
-over the network (socat relays on the bridge address). Mark prices come from REST premiumIndex
+Runs as in production: a simulator of its own listening on the namespaces' bridge, in the hub
+namespace (it counts request weight per source IP, as Binance does), the Procfile's `worker` and
+beat on this host (reaching the simulator through a relay), and one Procfile `poller` worker per
+namespace (`ip netns exec`), each with its own BINANCE_EGRESS_ID and budget (OI_MAX_REQ_PER_MIN,
+and the same "poller" consumer budget), reaching Redis and Postgres over the network (socat relays
+on the bridge address). Mark prices come from REST premiumIndex
 (STREAMS_ENABLED=false). Its own Postgres database (volspike_bench_scale) and Redis database 7
 (--database-name / --redis-url or $BENCH_DATABASE_NAME / $BENCH_REDIS_URL choose others).
 
@@ -82,12 +83,17 @@ class Run:
         port = free_port()
         sim_proc = Process(
             "simulator",
-            [sys.executable, "-m", "simulator", "--host", self.hosts.gateway, "--port", str(port),
-             "--seed", "4242", "--symbols", "300", "--event-rate-per-day", "0"],
+            self.hosts.hub_exec_args(
+                [sys.executable, "-m", "simulator", "--host", self.hosts.gateway,
+                 "--port", str(port), "--seed", "4242", "--symbols", "300",
+                 "--event-rate-per-day", "0"]
+            ),
             {}, LOG_DIR,
         )  # fmt: skip
         stack.callback(sim_proc.stop)
-        self.sim = SimulatorHandle(self.hosts.gateway, port)
+        # in the hub, where the hosts reach it from their own IPs; this machine through a relay
+        self.sim_url_for_hosts = f"http://{self.hosts.gateway}:{port}"
+        self.sim = SimulatorHandle("127.0.0.1", self.hosts.expose(port))
         sim_proc.wait_for_http(f"{self.sim.base_url}/fapi/v1/ping")
         self.sim.get("/sim/symbols", timeout=120).raise_for_status()
         self.liquid = make_exactly_liquid(self.sim, args.symbols)
@@ -142,6 +148,7 @@ class Run:
     def start_poller(self, index: int, budget: int) -> None:
         env = dict(self.env, DATABASE_URL=self.host_database_url, REDIS_URL=self.host_redis_url,
                    CELERY_BROKER_URL=self.host_redis_url, BINANCE_EGRESS_ID=f"h{index}",
+                   BINANCE_BASE_URL=self.sim_url_for_hosts,
                    OI_MAX_REQ_PER_MIN=str(budget), BINANCE_CONSUMER_BUDGETS=f"poller={budget}")  # fmt: skip
         args = celery_args_renamed(
             procfile_celery_args("poller"), f"bench-h{index}-{self.started}@%h"
@@ -271,12 +278,20 @@ def run(args: argparse.Namespace, stack: ExitStack) -> bool:
     time.sleep(2 * interval)
     times = r.oi_times(r.universe)
     counts = [len([t for t in times.get(s, []) if t >= start]) for s in r.universe]
+    # the gaps between a symbol's samples from one interval before the count's window on: a count
+    # of 1 may be a sample at each edge of the window, a gap says whether one was late
+    gaps = [
+        (b - a) / 1000 / interval
+        for s in r.universe
+        for a, b in itertools.pairwise(t for t in times.get(s, []) if t >= start - interval * 1000)
+    ]
     overloaded = status.get("overloaded") == "1"
     ok &= overloaded and min(counts) >= 1
     print(f"\noverload: budget {overload_budget}/min for {len(r.universe)} symbols: "
           f"overloaded={overloaded}, wanted {status.get('wanted_interval_sec')} s, interval "
           f"{interval} s (stretched past 20 s); samples per symbol over 2 intervals: "
-          f"min {min(counts)}, median {statistics.median(counts)}, max {max(counts)}; "
+          f"min {min(counts)}, median {statistics.median(counts)}, max {max(counts)}; gap / "
+          f"interval p50 {percentile(gaps, 0.5):.2f}, max {max(gaps):.2f}; "
           f"429s {r.sim.stats()['ips'].get(r.hosts.address(0), {}).get('count_429')}")  # fmt: skip
     print("\nrerun: .venv/bin/python bench/scale_out.py" + "".join(f" {a}" for a in sys.argv[1:]))
     return ok

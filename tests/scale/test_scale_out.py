@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import time
+from typing import NamedTuple
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
@@ -15,6 +16,7 @@ from tests.fixtures.netns import NetnsHosts, NetnsUnavailable
 from tests.fixtures.processes import (
     ManagedProcess,
     celery_args_renamed,
+    free_port,
     procfile_celery_args,
     wait_for_log,
     wait_until,
@@ -22,7 +24,7 @@ from tests.fixtures.processes import (
 from tests.fixtures.processes import (
     test_process_env as process_env,
 )
-from tests.fixtures.simulator import start_simulator
+from tests.fixtures.simulator import SimulatorHandle, start_simulator
 
 pytestmark = pytest.mark.integration
 
@@ -51,18 +53,29 @@ def hosts():
         assert made.leftovers() == [], "namespaces or links left behind"
 
 
+class HubSimulator(NamedTuple):
+    handle: SimulatorHandle
+    """Reached from this machine (the test, beat, the worker) through a relay."""
+    url_for_hosts: str
+    """The bridge address, where the poller hosts reach it directly, each from its own IP."""
+
+
 @pytest.fixture
 def host_sim(hosts):
-    """A simulator on the bridge address: it counts weight per source IP, as Binance does."""
+    """A simulator on the bridge address in the hub: it counts weight per source IP, as Binance
+    does."""
+    port = free_port()
     handle = start_simulator(
-        "--seed", "4242", "--symbols", "40", "--event-rate-per-day", "0", host=hosts.gateway
-    )
-    yield handle
+        "--seed", "4242", "--symbols", "40", "--event-rate-per-day", "0",
+        host=hosts.gateway, port=port, command_prefix=hosts.hub_exec_args([]),
+        reached_at=("127.0.0.1", hosts.expose(port)),
+    )  # fmt: skip
+    yield HubSimulator(handle, f"http://{hosts.gateway}:{port}")
     handle.stop()
 
 
 class PollerHosts:
-    def __init__(self, hosts: NetnsHosts, sim, env: dict[str, str]) -> None:
+    def __init__(self, hosts: NetnsHosts, sim: HubSimulator, env: dict[str, str]) -> None:
         self.hosts, self.sim, self.env = hosts, sim, env
         database = settings.DATABASES["default"]
         pg_port = hosts.relay(int(database["PORT"] or 5432), database["HOST"] or "127.0.0.1")
@@ -82,7 +95,11 @@ class PollerHosts:
             procfile_celery_args("poller"), f"scale-h{index}-{self.started}@%h"
         )
         env = process_env(**self.env, BINANCE_EGRESS_ID=f"h{index}")
-        env.update(DATABASE_URL=self.database_url, TEST_REDIS_URL=self.redis_url)
+        env.update(
+            DATABASE_URL=self.database_url,
+            TEST_REDIS_URL=self.redis_url,
+            BINANCE_BASE_URL=self.sim.url_for_hosts,
+        )
         worker = ManagedProcess(
             f"scale-poller-h{index}-{self.started}",
             self.hosts.exec_args(index, [sys.executable, "-m", "celery", *args]),
@@ -131,7 +148,7 @@ def _samples(sim, members, start_ms: float, end_ms: float) -> dict[str, list[int
 def test_k_hosts_give_k_times_the_samples_within_each_ips_budget_and_a_dead_host_is_planned_out(
     hosts, host_sim, celery_processes, api_client
 ):
-    sim = host_sim
+    sim = host_sim.handle
     env = {
         "BINANCE_BASE_URL": sim.base_url,
         "OI_WINDOW_SEC": str(WINDOW_SEC),
@@ -142,7 +159,7 @@ def test_k_hosts_give_k_times_the_samples_within_each_ips_budget_and_a_dead_host
         "BINANCE_CONSUMER_BUDGETS": f"poller={BUDGET_PER_MIN}",
         "STREAMS_ENABLED": "false",
     }
-    pollers = PollerHosts(hosts, sim, env)
+    pollers = PollerHosts(hosts, host_sim, env)
     try:
         celery_processes.start_procfile_worker("worker", **env)
         celery_processes.start_beat(**env)
