@@ -19,6 +19,9 @@ pytestmark = [
 ]
 
 FAULT_SECONDS = 30
+BAN_DETECTION_MS = 1500
+"""From the first request a 429 burst or a ban answers to the last: the first answer, handled and
+written to the shared budget, stops every process (a few hundred ms on a loaded 2-core machine)."""
 
 
 def ip_totals(sim) -> dict[str, int]:
@@ -88,25 +91,34 @@ def test_a_429_burst_provokes_no_ban_a_ban_is_waited_out_and_full_rate_comes_bac
     members, interval_s = polling_system
     report: list[str] = [f"{len(members)} symbols, interval {interval_s} s"]
 
-    # 2. a burst of 429s: everyone backs off at the first one, so the exchange never bans us
+    # 2. a burst of 429s: everyone backs off at the first one (its Retry-After covers the burst),
+    # so the exchange never bans us
     before = ip_totals(sim)
-    sim.force_rate_limit(status=429, seconds=5)
+    burst_end_ms = sim.force_rate_limit(status=429, seconds=5)
     time.sleep(7)
     after_429 = ip_totals(sim)
     answered_429 = after_429["count_429"] - before["count_429"]
-    report.append(f"429 burst of 5 s: {answered_429} requests answered 429, 418s provoked: "
-                  f"{after_429['count_418'] - before['count_418']}")  # fmt: skip
+    into_burst = _oi_requests_between(sim, members, burst_end_ms - 5000, burst_end_ms)
+    spread_ms = into_burst[-1] - into_burst[0] if into_burst else 0
+    report.append(f"429 burst of 5 s: {answered_429} requests answered 429, within {spread_ms} ms, "
+                  f"418s provoked: {after_429['count_418'] - before['count_418']}")  # fmt: skip
     assert after_429["count_418"] == before["count_418"], "our traffic got us banned"
-    assert answered_429 <= 10
+    assert spread_ms <= BAN_DETECTION_MS, into_burst
+    assert answered_429 <= 30
 
-    # 3. a ban: nothing more is sent until it ends
-    sim.force_rate_limit(status=418, seconds=8)
-    ban_end_ms = time.time() * 1000 + 8000
+    # 3. a ban: once the first 418 is back, nothing more is sent until it ends
+    ban_end_ms = sim.force_rate_limit(status=418, seconds=8)
     time.sleep(10)
     after_ban = ip_totals(sim)
     sent_into_ban = after_ban["count_418"] - after_429["count_418"]
-    report.append(f"418 ban of 8 s: {sent_into_ban} requests sent into it")
-    assert sent_into_ban <= 10
+    into_ban = _oi_requests_between(sim, members, ban_end_ms - 8000, ban_end_ms)
+    spread_ms = into_ban[-1] - into_ban[0] if into_ban else 0
+    report.append(f"418 ban of 8 s: {sent_into_ban} requests sent into it, within {spread_ms} ms")
+    # What left before the first 418 came back is answered 418: a tick's polls leave together,
+    # and a late tick on a loaded machine holds more of them (11 answered 418 in CI once; 4 in
+    # the same ms under `yes` load here); after that answer, nothing until the ban ends
+    assert spread_ms <= BAN_DETECTION_MS, into_ban
+    assert sent_into_ban <= 30
 
     # 4. back to full rate: every symbol polled within 1.5 intervals of the ban's end
     time.sleep(2 * interval_s)
@@ -115,6 +127,12 @@ def test_a_429_burst_provokes_no_ban_a_ban_is_waited_out_and_full_rate_comes_bac
                   f"symbols polled within 1.5 intervals")  # fmt: skip
     report_write("bans", report)
     assert all(recovered.values()), [s for s, c in recovered.items() if not c]
+
+
+def _oi_requests_between(sim, symbols: list[str], start_ms: float, end_ms: float) -> list[int]:
+    """When openInterest requests reached the exchange (answered or refused), in order."""
+    times = sim.stats(symbols=symbols)["open_interest_times"]
+    return sorted(t for ts in times.values() for t in ts if start_ms <= t < end_ms)
 
 
 def _utc(ms: float) -> datetime:
