@@ -184,6 +184,8 @@ def group_plan_read() -> dict:
 
 _started = threading.Event()
 _stopping = threading.Event()
+_forget_lock = threading.Lock()
+_forgotten = False
 
 
 def heartbeat_start() -> bool:
@@ -199,21 +201,47 @@ def heartbeat_start() -> bool:
     return True
 
 
-def heartbeat_stop() -> None:
-    """A clean stop: the group leaves the plan at the next dispatch, not after the TTL."""
-    if _started.is_set() and not _stopping.is_set():
+def heartbeat_stop_soon() -> None:
+    """A stop begins (SIGTERM; safe in a signal handler: it only sets an event): the heartbeat
+    thread removes the group at once. A warm shutdown first finishes the shard it is running, up
+    to a window; with the group still live, the dispatcher went on planning it windows that the
+    stopping worker never runs, and its symbols missed a poll."""
+    if _started.is_set():
         _stopping.set()
-        try:
-            egress_forget(own_egress_id())
-        except RedisError as exc:
-            logger.warning("egress heartbeat not removed", extra={"cause": str(exc)})
+
+
+def heartbeat_stop() -> None:
+    """A clean stop (the worker's last step): the group leaves the plan at the next dispatch, not
+    after the TTL; removed here if the heartbeat thread has not yet."""
+    if _started.is_set():
+        _stopping.set()
+        _forget_once()
+
+
+def _forget_once() -> None:
+    global _forgotten
+    with _forget_lock:
+        if _forgotten:
+            return
+        _forgotten = True
+    try:
+        egress_forget(own_egress_id())
+        logger.info("egress heartbeat removed", extra={"egress": settings.BINANCE_EGRESS_ID})
+    except RedisError as exc:
+        logger.warning("egress heartbeat not removed", extra={"cause": str(exc)})
 
 
 def _heartbeat_loop() -> None:
     period = settings.OI_EGRESS_HEARTBEAT_TTL_SEC / 4
-    while not _stopping.wait(period):
+    while True:
+        if _stopping.wait(period):
+            _forget_once()
+            return
         try:
-            egress_heartbeat()
+            with _forget_lock:  # never a heartbeat written after the removal
+                if _forgotten:
+                    return
+                egress_heartbeat()
         except Exception as exc:  # noqa: BLE001 - the heartbeat must outlive any one failure
             logger.warning(
                 "egress heartbeat failed",

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 
 from celery import shared_task
-from celery.signals import celeryd_after_setup, worker_ready, worker_shutdown
+from celery.signals import celeryd_after_setup, worker_ready, worker_shutdown, worker_shutting_down
 from django.conf import settings
 from django.db import transaction
 
@@ -11,7 +11,14 @@ from common.timeutil import datetime_from_ms, now_ms
 from liquidity.selectors import universe_refreshed_once
 from liquidity.tasks import universe_refresh_task
 from oi.batches import SnapshotRow
-from oi.egress import POLL_QUEUE, heartbeat_start, heartbeat_stop, own_egress_id, poll_queue
+from oi.egress import (
+    POLL_QUEUE,
+    heartbeat_start,
+    heartbeat_stop,
+    heartbeat_stop_soon,
+    own_egress_id,
+    poll_queue,
+)
 from oi.pipeline import (
     BatchOrigin,
     sample_batch_from_payload,
@@ -96,6 +103,12 @@ def _egress_heartbeat_in_pollers(sender=None, **kwargs: object) -> None:
     """Each poller worker keeps its group's heartbeat while it runs (oi.egress)."""
     if _consumes(sender, poll_queue(own_egress_id())):
         heartbeat_start()
+
+
+@worker_shutting_down.connect
+def _egress_leaves_at_once(sender=None, **kwargs: object) -> None:
+    """At SIGTERM, not after the warm shutdown's last shard (oi.egress.heartbeat_stop_soon)."""
+    heartbeat_stop_soon()
 
 
 @worker_shutdown.connect
