@@ -3,7 +3,6 @@ this machine's Redis through a relay, and building them changes nothing in this 
 network namespace (a change there fails the connections every browser on the machine is opening
 with ERR_NETWORK_CHANGED: it failed the production test's page load in CI once)."""
 
-import os
 import subprocess
 import sys
 from urllib.parse import urlsplit
@@ -11,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 
-from tests.fixtures.netns import NetnsHosts, NetnsUnavailable
+from tests.fixtures.netns import NetnsHosts, hosts_for_test
 from tests.fixtures.processes import free_port
 from tests.fixtures.simulator import start_simulator
 
@@ -30,13 +29,7 @@ def _in_host(hosts: NetnsHosts, index: int, code: str) -> str:
 
 
 def test_hosts_reach_the_hub_from_their_own_ips_and_leave_this_machines_network_alone():
-    if os.geteuid() != 0:
-        pytest.skip("network namespaces need root (CAP_NET_ADMIN); CI runs this as root")
-    try:
-        hosts = NetnsHosts(2)
-    except NetnsUnavailable as exc:
-        pytest.fail(f"cannot build the poller hosts in network namespaces: {exc}")
-    try:
+    with hosts_for_test(2) as hosts:
         # nothing of theirs (links, addresses) in this machine's namespace
         assert hosts.on_this_machine() == []
         port = free_port()
@@ -70,6 +63,3 @@ def test_hosts_reach_the_hub_from_their_own_ips_and_leave_this_machines_network_
         # Redis answers a host through the relay (a password-protected one refuses the PING)
         assert answer in ("+PONG", "-NOAUTH Authentication required.")
         assert hosts.on_this_machine() == []
-    finally:
-        hosts.close()
-    assert hosts.leftovers() == []

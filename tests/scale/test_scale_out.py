@@ -2,7 +2,6 @@
 give k times the samples, every IP within its budget, and a host that dies is planned out."""
 
 import itertools
-import os
 import signal
 import sys
 import time
@@ -12,7 +11,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import pytest
 from django.conf import settings
 
-from tests.fixtures.netns import NetnsHosts, NetnsUnavailable
+from tests.fixtures.netns import NetnsHosts, hosts_for_test
 from tests.fixtures.processes import (
     ManagedProcess,
     celery_args_renamed,
@@ -37,20 +36,9 @@ POLLER_API = "/api/market/open-interest/poller"
 
 @pytest.fixture
 def hosts():
-    """Three hosts. Network namespaces need root: a normal user's run (the README's test command
-    works for one) cannot build them and says so; as root (CI) building them must work, and a
-    failure says why."""
-    if os.geteuid() != 0:
-        pytest.skip("network namespaces need root (CAP_NET_ADMIN); CI runs this as root")
-    try:
-        made = NetnsHosts(3)
-    except NetnsUnavailable as exc:
-        pytest.fail(f"cannot build the poller hosts in network namespaces: {exc}")
-    try:
+    """Three hosts (root only: tests.fixtures.netns.hosts_for_test)."""
+    with hosts_for_test(3) as made:
         yield made
-    finally:
-        made.close()
-        assert made.leftovers() == [], "namespaces or links left behind"
 
 
 class HubSimulator(NamedTuple):
