@@ -13,6 +13,7 @@ import logging
 import re
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -186,6 +187,13 @@ _started = threading.Event()
 _stopping = threading.Event()
 _forget_lock = threading.Lock()
 _forgotten = False
+_left_callbacks: list[Callable[[], None]] = []
+
+
+def on_group_left(callback: Callable[[], None]) -> None:
+    """`callback` runs once this worker's group has left the plan at a clean stop (oi.tasks asks
+    for a dispatch then: the windows it was planned are planned to the others at once)."""
+    _left_callbacks.append(callback)
 
 
 def heartbeat_start() -> bool:
@@ -229,6 +237,18 @@ def _forget_once() -> None:
         logger.info("egress heartbeat removed", extra={"egress": settings.BINANCE_EGRESS_ID})
     except RedisError as exc:
         logger.warning("egress heartbeat not removed", extra={"cause": str(exc)})
+        return
+    for callback in _left_callbacks:
+        try:
+            callback()
+        except Exception as exc:  # noqa: BLE001 - beat's next dispatch re-plans anyway
+            logger.warning(
+                "no dispatch after the egress group left",
+                extra={
+                    "egress": settings.BINANCE_EGRESS_ID,
+                    "cause": f"{type(exc).__name__}: {exc}",
+                },
+            )
 
 
 def _heartbeat_loop() -> None:

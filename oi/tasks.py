@@ -16,6 +16,7 @@ from oi.egress import (
     heartbeat_start,
     heartbeat_stop,
     heartbeat_stop_soon,
+    on_group_left,
     own_egress_id,
     poll_queue,
 )
@@ -103,6 +104,15 @@ def _egress_heartbeat_in_pollers(sender=None, **kwargs: object) -> None:
     """Each poller worker keeps its group's heartbeat while it runs (oi.egress)."""
     if _consumes(sender, poll_queue(own_egress_id())):
         heartbeat_start()
+
+
+def _dispatch_now() -> None:
+    """This poller's group left the plan at a clean stop: its next windows go to the other
+    groups now, not at beat's next dispatch (up to a window later: windows nobody runs)."""
+    poll_dispatch_task.apply_async(queue=POLL_QUEUE, expires=settings.OI_WINDOW_SEC * 0.9)
+
+
+on_group_left(_dispatch_now)
 
 
 @worker_shutting_down.connect
