@@ -10,6 +10,9 @@ MARK_SOURCE_LAST_KEY = "oi:poller:mark_source"
 
 WINDOW_CLAIM_KEY = "oi:poller:window:{}"
 """The epoch of the plan that holds a window (oi.poller.poller_dispatch)."""
+SHARD_STARTED_KEY = "oi:poller:started:{window}:{group}"
+"""Set when a group's shard of a window starts: a group gone before its shard of a window already
+under way (a stopped or dead worker) has that window's polls taken over by the others."""
 EPOCH_KEY = "oi:poller:epoch"
 PLAN_SIGNATURE_KEY = "oi:poller:plan_signature"
 """The egress groups and usable budgets the last dispatch planned for (JSON)."""

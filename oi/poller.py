@@ -40,7 +40,14 @@ from liquidity.selectors import (
     universe_symbols_published,
 )
 from oi.batches import SnapshotRow, amount_checked, exchange_sample_row
-from oi.egress import group_plan_record, groups_live, own_budget, own_egress_id, worker_starts
+from oi.egress import (
+    group_plan_read,
+    group_plan_record,
+    groups_live,
+    own_budget,
+    own_egress_id,
+    worker_starts,
+)
 from oi.keys import (
     BACKFILL_DONE_KEY,
     BACKFILL_QUEUED_KEY,
@@ -53,6 +60,7 @@ from oi.keys import (
     MARK_SOURCE_LAST_KEY,
     PLAN_SIGNATURE_KEY,
     SEGMENTS_KEY,
+    SHARD_STARTED_KEY,
     STATUS_KEY,
     UNIVERSE_REQUESTED_KEY,
     WEIGHT_BUCKET_KEY,
@@ -238,6 +246,9 @@ def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
     plan = current_plan(symbols, rest_mark_prices=rest_marks, budgets=budgets)
     interval_sec = plan.interval_sec
     interval_ms = round(interval_sec * 1000)
+    previous_members = {
+        group: record.get("symbols", []) for group, record in group_plan_read().items()
+    }
     _status_record(n_symbols=len(symbols), plan=plan, budgets=budgets, at_ms=at_ms)
     previous_source = redis.getset(MARK_SOURCE_LAST_KEY, mark_source)
     # What the windows planned ahead depend on: the groups, their budgets, when each group's
@@ -274,6 +285,10 @@ def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
     for symbol, group in plan.assignment.items():
         if rest_marks or symbol != MARK_PRICE_JOB:
             by_group.setdefault(group, []).append(symbol)
+    # the groups of the last plan that are in this one no more, with their symbols then
+    departed_groups_members = {
+        group: members for group, members in previous_members.items() if group not in budgets
+    }
     epoch = redis.incr(EPOCH_KEY)
     shards: list[ShardPlan] = []
     mark_group = plan.assignment.get(MARK_PRICE_JOB)
@@ -293,6 +308,10 @@ def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
         not_started = start_ms - SHARD_LEAD_MS > at_ms
         if not redis.set(claim_key, epoch, nx=True, ex=300):
             if not (plan_inputs_changed and not_started):
+                if plan_inputs_changed and (departed := departed_groups_members):
+                    shards += _taken_over(
+                        redis, departed, segments, plan.assignment, window, window_ms, at_ms
+                    )
                 continue
             redis.set(claim_key, epoch, ex=300)
         segment = _segment_for(redis, segments, start_ms=start_ms, interval_ms=interval_ms)
@@ -307,6 +326,56 @@ def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
                 shards.append(ShardPlan(shard_start, end_ms, polls, group, epoch))
     _missed_windows_check(current_window)
     return DispatchPlan(shards, _symbols_needing_backfill(symbols), len(symbols), interval_sec)
+
+
+def _taken_over(
+    redis,
+    departed: dict[str, list[str]],
+    segments: list[ScheduleSegment],
+    assignment: dict[str, str],
+    window: int,
+    window_ms: int,
+    at_ms: int,
+) -> list[ShardPlan]:
+    """A window already under way, planned in part to groups now gone: the polls of each whose
+    shard of it never started (its worker stopped, or died, with the shard reserved) go to the
+    groups that have those symbols now, sent at once where due. Epoch 0: a later re-plan does not
+    drop them (their window is not planned again)."""
+    segment = _segment_at(segments, window * window_ms)
+    if segment is None:
+        return []
+    groups = sorted(departed)
+    started = redis.mget([SHARD_STARTED_KEY.format(window=window, group=g) for g in groups])
+    start_ms, end_ms = window * window_ms, (window + 1) * window_ms
+    by_group: dict[str, list[DuePoll]] = {}
+    for group, stamp in zip(groups, started, strict=True):
+        if stamp is not None:
+            continue
+        members = [symbol for symbol in departed[group] if symbol in assignment]
+        for poll in segment_polls_due(members, segment, start_ms, end_ms):
+            taken = DuePoll(max(poll.due_ms, at_ms), poll.symbol)
+            by_group.setdefault(assignment[poll.symbol], []).append(taken)
+    shards = [
+        ShardPlan(max(start_ms, at_ms), end_ms, [(p.due_ms, p.symbol) for p in shard], group)
+        for group, polls in sorted(by_group.items())
+        for shard in split_into_shards(sorted(polls), settings.OI_SHARD_MAX_POLLS)
+    ]
+    if shards:
+        taken_count = sum(len(shard.polls) for shard in shards)
+        redis.hincrby(COUNTERS_KEY, "polls_taken_over", taken_count)
+        logger.info(
+            "a window under way had polls of a group gone: the others take them",
+            extra={"window": window, "groups": groups, "polls": taken_count},
+        )
+    return shards
+
+
+def shard_started_record(shard: ShardPlan) -> None:
+    """This group's shard of its window has started (see _taken_over)."""
+    if shard.epoch and shard.egress_id:
+        window = shard.window_end_ms // int(settings.OI_WINDOW_SEC * 1000) - 1
+        key = SHARD_STARTED_KEY.format(window=window, group=shard.egress_id)
+        get_redis().set(key, 1, ex=300)
 
 
 def shard_still_planned(shard: ShardPlan) -> bool:
@@ -561,6 +630,7 @@ def poller_run_shard(plan: ShardPlan) -> ShardOutcome:
         )
         return outcome
 
+    shard_started_record(plan)
     polls = _polls_of_members(plan.polls)
     flusher = _flusher()
     run, scheduled = flusher.run_open(outcome, polls)

@@ -121,6 +121,50 @@ def test_a_group_that_dies_is_planned_out_from_the_next_window(
     assert b_symbols - {MARK_PRICE_JOB} <= a_symbols | {MARK_PRICE_JOB}
 
 
+def test_a_window_under_way_whose_shard_a_gone_group_never_started_is_taken_over_by_the_others(
+    on_simulator, redis_client, settings
+):
+    """A group gone (stopped, or dead) with its shard of a window under way reserved but never
+    started: the dispatch that plans it out gives those polls to the others, at once where due.
+    A shard it had started is left to finish: nothing is polled twice."""
+    symbols = liquid_symbols(on_simulator, 40)
+    redis_client.sadd(REDIS_UNIVERSE_KEY, *symbols)
+    window_ms = settings.OI_WINDOW_SEC * 1000
+    start = (now_ms() // window_ms + 5) * window_ms
+    heartbeat_of("a", 1000, start)
+    heartbeat_of("b", 1000, start)
+    first = poller_dispatch(at_ms=start + 10)
+    b_current = [
+        s for s in first.shards if s.egress_id == "b" and s.window_end_ms == start + window_ms
+    ]
+    b_next = [
+        s for s in first.shards if s.egress_id == "b" and s.window_start_ms == start + window_ms
+    ]
+    assert b_current and b_next
+    # b ran its shard of the current window; it stops before the next one's shard started
+    for shard in b_current:
+        poller.shard_started_record(shard)
+    egress.egress_forget("b")
+    heartbeat_of("a", 1000, start + window_ms - 100)
+    second = poller_dispatch(at_ms=start + window_ms - 100)  # the next window's shard was due
+    taken = [s for s in second.shards if s.epoch == 0]
+    # then a takes b's polls of the next window, none of the current one's
+    assert {s.egress_id for s in taken} == {"a"}
+    assert {s.window_end_ms for s in taken} == {start + 2 * window_ms}
+    expected = sorted(
+        (max(due, start + window_ms - 100), symbol)
+        for shard in b_next
+        for due, symbol in shard.polls
+        if symbol != MARK_PRICE_JOB  # premiumIndex comes from the plan's next interval
+    )
+    assert sorted(poll for s in taken for poll in s.polls) == expected
+    assert redis_client.hget(COUNTERS_KEY, "polls_taken_over") == str(len(expected))
+    # and a's own polls of that window are other symbols: none polled twice
+    a_next = {sym for s in first.shards if s.egress_id == "a" and s.window_start_ms == start + window_ms
+              for _, sym in s.polls}  # fmt: skip
+    assert not a_next & {symbol for _, symbol in expected}
+
+
 def test_a_restarted_poller_worker_gets_the_windows_its_killed_predecessor_had_reserved(
     on_simulator, redis_client, settings
 ):
