@@ -32,6 +32,14 @@ def on_simulator(sim, settings, redis_client):
     get_redis.cache_clear()
 
 
+def universe_and_a_window_ahead(sim, redis_client, settings, n_symbols: int) -> tuple[int, int]:
+    """`n_symbols` liquid symbols published as the universe; the window (ms), and the start of a
+    window 5 ahead, where the test's dispatches happen."""
+    redis_client.sadd(REDIS_UNIVERSE_KEY, *liquid_symbols(sim, n_symbols))
+    window_ms = settings.OI_WINDOW_SEC * 1000
+    return window_ms, (now_ms() // window_ms + 5) * window_ms
+
+
 def heartbeat_of(egress_id: str, usable: int, at_ms: int) -> None:
     """Another host's heartbeat, as its worker writes it."""
     record = {"configuredPerMin": usable, "usablePerMin": usable, "ipLimit": 2400,
@@ -94,11 +102,8 @@ def test_each_group_gets_its_share_of_the_symbols_on_its_own_queue(on_simulator,
 def test_a_group_that_dies_is_planned_out_from_the_next_window(
     on_simulator, redis_client, settings
 ):
-    symbols = liquid_symbols(on_simulator, 40)
-    redis_client.sadd(REDIS_UNIVERSE_KEY, *symbols)
     settings.OI_EGRESS_HEARTBEAT_TTL_SEC = 3
-    window_ms = settings.OI_WINDOW_SEC * 1000
-    start = (now_ms() // window_ms + 5) * window_ms
+    _, start = universe_and_a_window_ahead(on_simulator, redis_client, settings, 40)
     heartbeat_of("a", 1000, start)
     heartbeat_of("b", 1000, start)
     first = poller_dispatch(at_ms=start + 10)
@@ -127,10 +132,7 @@ def test_a_window_under_way_whose_shard_a_gone_group_never_started_is_taken_over
     """A group gone (stopped, or dead) with its shard of a window under way reserved but never
     started: the dispatch that plans it out gives those polls to the others, at once where due.
     A shard it had started is left to finish: nothing is polled twice."""
-    symbols = liquid_symbols(on_simulator, 40)
-    redis_client.sadd(REDIS_UNIVERSE_KEY, *symbols)
-    window_ms = settings.OI_WINDOW_SEC * 1000
-    start = (now_ms() // window_ms + 5) * window_ms
+    window_ms, start = universe_and_a_window_ahead(on_simulator, redis_client, settings, 40)
     heartbeat_of("a", 1000, start)
     heartbeat_of("b", 1000, start)
     first = poller_dispatch(at_ms=start + 10)
@@ -170,10 +172,7 @@ def test_a_restarted_poller_worker_gets_the_windows_its_killed_predecessor_had_r
 ):
     """A SIGKILLed worker takes its reserved shards (every window planned ahead) with it; when a
     worker of that group starts again, the windows not started are planned again, once."""
-    symbols = liquid_symbols(on_simulator, 20)
-    redis_client.sadd(REDIS_UNIVERSE_KEY, *symbols)
-    window_ms = settings.OI_WINDOW_SEC * 1000
-    start = (now_ms() // window_ms + 5) * window_ms
+    window_ms, start = universe_and_a_window_ahead(on_simulator, redis_client, settings, 20)
     heartbeat_of("default", 1000, start)
     egress.worker_start_record(at_ms=start - 60_000)
     first = poller_dispatch(at_ms=start + 10)
@@ -200,10 +199,7 @@ def test_the_windows_planned_ahead_follow_a_switch_to_the_mark_price_stream(
 ):
     """While mark prices come from REST, each interval's windows hold a premiumIndex call (weight
     10); once the stream is fresh, the next dispatch plans the windows not started without it."""
-    symbols = liquid_symbols(on_simulator, 20)
-    redis_client.sadd(REDIS_UNIVERSE_KEY, *symbols)
-    window_ms = settings.OI_WINDOW_SEC * 1000
-    start = (now_ms() // window_ms + 5) * window_ms
+    _, start = universe_and_a_window_ahead(on_simulator, redis_client, settings, 20)
     on_rest = poller_dispatch(at_ms=start + 10)  # no stream frame yet: REST
     ahead = [s for s in on_rest.shards if s.window_start_ms - 250 > start + 700]
     assert any(symbol == MARK_PRICE_JOB for s in ahead for _, symbol in s.polls)
@@ -218,10 +214,7 @@ def test_the_windows_planned_ahead_follow_a_switch_to_the_mark_price_stream(
 
 
 def test_a_superseded_shard_sends_nothing(on_simulator, redis_client, settings):
-    symbols = liquid_symbols(on_simulator, 10)
-    redis_client.sadd(REDIS_UNIVERSE_KEY, *symbols)
-    window_ms = settings.OI_WINDOW_SEC * 1000
-    start = (now_ms() // window_ms + 5) * window_ms
+    window_ms, start = universe_and_a_window_ahead(on_simulator, redis_client, settings, 10)
     heartbeat_of("a", 1000, start)
     heartbeat_of("b", 1000, start)
     planned = poller_dispatch(at_ms=start + 10).shards
