@@ -246,11 +246,6 @@ def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
     plan = current_plan(symbols, rest_mark_prices=rest_marks, budgets=budgets)
     interval_sec = plan.interval_sec
     interval_ms = round(interval_sec * 1000)
-    previous_members = {
-        group: record.get("symbols", []) for group, record in group_plan_read().items()
-    }
-    _status_record(n_symbols=len(symbols), plan=plan, budgets=budgets, at_ms=at_ms)
-    previous_source = redis.getset(MARK_SOURCE_LAST_KEY, mark_source)
     # What the windows planned ahead depend on: the groups, their budgets, when each group's
     # worker last started (a SIGKILLed worker took the shards it had reserved with it; planned
     # again, its symbols are polled from the next window after the new worker's start, not 5
@@ -271,6 +266,9 @@ def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
     )
     previous_signature = redis.getset(PLAN_SIGNATURE_KEY, signature)
     plan_inputs_changed = previous_signature is not None and previous_signature != signature
+    # the groups of the last plan that are in this one no more, with their symbols then (read
+    # before this plan is recorded over it)
+    departed_groups_members: dict[str, list[str]] = {}
     if plan_inputs_changed:
         redis.hincrby(COUNTERS_KEY, "replans", 1)
         logger.info(
@@ -278,6 +276,13 @@ def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
             "windows not started are planned again",
             extra={"plan": signature, "before": previous_signature},
         )
+        departed_groups_members = {
+            group: record.get("symbols", [])
+            for group, record in group_plan_read().items()
+            if group not in budgets
+        }
+    _status_record(n_symbols=len(symbols), plan=plan, budgets=budgets, at_ms=at_ms)
+    previous_source = redis.getset(MARK_SOURCE_LAST_KEY, mark_source)
     if not symbols:
         return DispatchPlan([], [], 0, interval_sec)
 
@@ -285,10 +290,6 @@ def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
     for symbol, group in plan.assignment.items():
         if rest_marks or symbol != MARK_PRICE_JOB:
             by_group.setdefault(group, []).append(symbol)
-    # the groups of the last plan that are in this one no more, with their symbols then
-    departed_groups_members = {
-        group: members for group, members in previous_members.items() if group not in budgets
-    }
     epoch = redis.incr(EPOCH_KEY)
     shards: list[ShardPlan] = []
     mark_group = plan.assignment.get(MARK_PRICE_JOB)
@@ -308,10 +309,11 @@ def poller_dispatch(*, at_ms: int | None = None) -> DispatchPlan:
         not_started = start_ms - SHARD_LEAD_MS > at_ms
         if not redis.set(claim_key, epoch, nx=True, ex=300):
             if not (plan_inputs_changed and not_started):
-                if plan_inputs_changed and (departed := departed_groups_members):
+                if departed_groups_members:  # (a window under way is not planned again)
                     shards += _taken_over(
-                        redis, departed, segments, plan.assignment, window, window_ms, at_ms
-                    )
+                        redis, departed_groups_members, segments, plan.assignment, window,
+                        window_ms, at_ms,
+                    )  # fmt: skip
                 continue
             redis.set(claim_key, epoch, ex=300)
         segment = _segment_for(redis, segments, start_ms=start_ms, interval_ms=interval_ms)

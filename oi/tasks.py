@@ -108,8 +108,9 @@ def _egress_heartbeat_in_pollers(sender=None, **kwargs: object) -> None:
 
 def _dispatch_now() -> None:
     """This poller's group left the plan at a clean stop: its next windows go to the other
-    groups now, not at beat's next dispatch (up to a window later: windows nobody runs)."""
-    poll_dispatch_task.apply_async(queue=POLL_QUEUE, expires=settings.OI_WINDOW_SEC * 0.9)
+    groups now, not at beat's next dispatch (up to a window later: windows nobody runs). Sent as
+    beat sends it (its queue, its expiry)."""
+    poll_dispatch_task.apply_async(**settings.CELERY_BEAT_SCHEDULE["oi-poll-dispatch"]["options"])
 
 
 on_group_left(_dispatch_now)
