@@ -11,8 +11,6 @@ import pytest
 from django.conf import settings
 
 from tests.fixtures.netns import NetnsHosts, hosts_for_test
-from tests.fixtures.processes import free_port
-from tests.fixtures.simulator import start_simulator
 
 pytestmark = pytest.mark.integration
 
@@ -32,19 +30,14 @@ def test_hosts_reach_the_hub_from_their_own_ips_and_leave_this_machines_network_
     with hosts_for_test(2) as hosts:
         # nothing of theirs (links, addresses) in this machine's namespace
         assert hosts.on_this_machine() == []
-        port = free_port()
-        sim = start_simulator(
-            "--symbols", "5", "--event-rate-per-day", "0",
-            host=hosts.gateway, port=port, command_prefix=hosts.hub_exec_args([]),
-            reached_at=("127.0.0.1", hosts.expose(port)),
-        )  # fmt: skip
+        sim, url_for_hosts = hosts.simulator("--symbols", "5", "--event-rate-per-day", "0")
         try:
             for index in (0, 1):
                 _in_host(
                     hosts,
                     index,
                     "import urllib.request; urllib.request.urlopen("
-                    f"'http://{hosts.gateway}:{port}/fapi/v1/ping', timeout=10).read()",
+                    f"'{url_for_hosts}/fapi/v1/ping', timeout=10).read()",
                 )
             # the simulator, asked from this machine, saw each host's own address
             ips = sim.stats()["ips"]

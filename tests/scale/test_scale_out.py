@@ -5,17 +5,15 @@ import itertools
 import signal
 import sys
 import time
-from typing import NamedTuple
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings
 
-from tests.fixtures.netns import NetnsHosts, hosts_for_test
+from tests.fixtures.netns import HubSimulator, NetnsHosts, hosts_for_test
 from tests.fixtures.processes import (
     ManagedProcess,
     celery_args_renamed,
-    free_port,
     procfile_celery_args,
     wait_for_log,
     wait_until,
@@ -23,7 +21,6 @@ from tests.fixtures.processes import (
 from tests.fixtures.processes import (
     test_process_env as process_env,
 )
-from tests.fixtures.simulator import SimulatorHandle, start_simulator
 
 pytestmark = pytest.mark.integration
 
@@ -41,25 +38,12 @@ def hosts():
         yield made
 
 
-class HubSimulator(NamedTuple):
-    handle: SimulatorHandle
-    """Reached from this machine (the test, beat, the worker) through a relay."""
-    url_for_hosts: str
-    """The bridge address, where the poller hosts reach it directly, each from its own IP."""
-
-
 @pytest.fixture
 def host_sim(hosts):
-    """A simulator on the bridge address in the hub: it counts weight per source IP, as Binance
-    does."""
-    port = free_port()
-    handle = start_simulator(
-        "--seed", "4242", "--symbols", "40", "--event-rate-per-day", "0",
-        host=hosts.gateway, port=port, command_prefix=hosts.hub_exec_args([]),
-        reached_at=("127.0.0.1", hosts.expose(port)),
-    )  # fmt: skip
-    yield HubSimulator(handle, f"http://{hosts.gateway}:{port}")
-    handle.stop()
+    """A simulator on the bridge address in the hub (NetnsHosts.simulator)."""
+    hub_sim = hosts.simulator("--seed", "4242", "--symbols", "40", "--event-rate-per-day", "0")
+    yield hub_sim
+    hub_sim.handle.stop()
 
 
 class PollerHosts:
